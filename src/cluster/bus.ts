@@ -1,0 +1,255 @@
+// The cluster bus transport: TCP on the client port + cluster-port-offset.
+// A frame is a 4-byte big-endian length and a msgpackr-encoded message whose
+// header carries the protocol version, the message type, the sender's node
+// ID, client port and flags. A bad, unknown-version or oversized frame
+// closes that link (logged); the process goes on.
+//
+// With cluster-secret set, every link starts with a mutual challenge: each
+// side proves it knows the secret with an HMAC over both sides' nonces, so
+// the secret never travels. Until proven, nothing else is accepted.
+import net from 'node:net';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { Packr } from 'msgpackr';
+
+export const BUS_PROTOCOL_VERSION = 1;
+
+/** Message types: the reference's, plus the secret handshake. */
+export const MsgType = {
+  PING: 0,
+  PONG: 1,
+  MEET: 2,
+  FAIL: 3,
+  REPLJOB: 4,
+  GOTJOB: 5,
+  ENQUEUE: 6,
+  QUEUED: 7,
+  SETACK: 8,
+  WILLQUEUE: 9,
+  GOTACK: 10,
+  DELJOB: 11,
+  NEEDJOBS: 12,
+  YOURJOBS: 13,
+  WORKING: 14,
+  PAUSE: 15,
+  AUTH_HELLO: 100,
+  AUTH_CHALLENGE: 101,
+  AUTH_PROOF: 102,
+} as const;
+
+export const MSG_NAMES: Record<number, string> = Object.fromEntries(Object.entries(MsgType).map(([k, v]) => [v, k]));
+
+/** Message flags (the reference's mflags[0]). */
+export const MSG_FLAG_NOREPLY = 1 << 0;
+export const MSG_FLAG_INCR_NACKS = 1 << 1;
+export const MSG_FLAG_INCR_DELIV = 1 << 2;
+
+/** Header fields every message carries. */
+export interface BusHeader {
+  /** Protocol version. */
+  v: number;
+  /** Sender node ID. */
+  s: string;
+  /** Sender client port. */
+  p: number;
+  /** Sender node flags. */
+  f: number;
+}
+
+/** Every message: header fields plus a type-specific body. */
+export interface BusMessage extends BusHeader {
+  /** Type (MsgType). */
+  t: number;
+  /** Message flags (MSG_FLAG_*). */
+  m?: number;
+  [key: string]: unknown;
+}
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+export function encodeFrame(msg: BusMessage): Buffer {
+  const body = packr.pack(msg);
+  const frame = Buffer.allocUnsafe(4 + body.length);
+  frame.writeUInt32BE(body.length, 0);
+  body.copy(frame, 4);
+  return frame;
+}
+
+export interface LinkEvents {
+  message(link: Link, msg: BusMessage): void;
+  closed(link: Link): void;
+  /** A protocol violation, logged by the owner. */
+  bad(link: Link, reason: string): void;
+}
+
+/** One TCP connection between two nodes, in either direction. */
+export class Link {
+  readonly ctime = Date.now();
+  /** For outbound links: the node it was opened to (set by the cluster). */
+  node: unknown = null;
+  /** False until the secret handshake (if any) completes. */
+  authenticated: boolean;
+  closed = false;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private nonce: Buffer | null = null;
+  private peerNonce: Buffer | null = null;
+  private outQueue: Buffer[] = [];
+
+  constructor(
+    readonly socket: net.Socket,
+    readonly inbound: boolean,
+    private readonly events: LinkEvents,
+    private readonly opts: { secret: string; maxFrame: () => number; myHeader: () => BusHeader },
+  ) {
+    this.authenticated = opts.secret === '';
+    socket.setNoDelay(true);
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('error', () => this.close());
+    socket.on('close', () => this.close());
+    if (!this.authenticated && !inbound) {
+      socket.once('connect', () => {
+        this.nonce = randomBytes(16);
+        this.writeRaw(encodeFrame({ ...opts.myHeader(), t: MsgType.AUTH_HELLO, n: this.nonce }));
+      });
+    }
+  }
+
+  get remoteAddress(): string {
+    return (this.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  }
+
+  /** Our own address on this connection, as the peer sees it. */
+  get localAddress(): string {
+    return (this.socket.localAddress ?? '').replace(/^::ffff:/, '');
+  }
+
+  send(frame: Buffer): void {
+    if (this.closed) return;
+    if (!this.authenticated) {
+      // Hold messages until the peer proved it knows the secret.
+      this.outQueue.push(frame);
+      return;
+    }
+    this.writeRaw(frame);
+  }
+
+  private writeRaw(frame: Buffer): void {
+    if (!this.closed) this.socket.write(frame);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.outQueue = [];
+    this.socket.destroy();
+    this.events.closed(this);
+  }
+
+  private onData(d: Buffer): void {
+    this.chunks.push(d);
+    this.buffered += d.length;
+    while (!this.closed && this.buffered >= 4) {
+      const head = this.peek(4);
+      const len = head.readUInt32BE(0);
+      if (len > this.opts.maxFrame()) {
+        this.events.bad(this, `oversized frame (${len} bytes)`);
+        this.close();
+        return;
+      }
+      if (this.buffered < 4 + len) return;
+      const frame = this.take(4 + len).subarray(4);
+      let msg: BusMessage;
+      try {
+        msg = packr.unpack(frame) as BusMessage;
+      } catch {
+        this.events.bad(this, 'undecodable frame');
+        this.close();
+        return;
+      }
+      if (msg === null || typeof msg !== 'object' || typeof msg.t !== 'number' || typeof msg.s !== 'string') {
+        this.events.bad(this, 'malformed message');
+        this.close();
+        return;
+      }
+      if (msg.v !== BUS_PROTOCOL_VERSION) {
+        this.events.bad(this, `unknown protocol version ${String(msg.v)}`);
+        this.close();
+        return;
+      }
+      if (!this.authenticated) {
+        this.handshake(msg);
+        continue;
+      }
+      this.events.message(this, msg);
+    }
+  }
+
+  /** The secret handshake; see the file comment. */
+  private handshake(msg: BusMessage): void {
+    const secret = this.opts.secret;
+    const mac = (role: string, a: Buffer, b: Buffer) =>
+      createHmac('sha256', secret).update(role).update(a).update(b).digest();
+    const fail = (why: string) => {
+      this.events.bad(this, `cluster-secret handshake failed: ${why}`);
+      this.close();
+    };
+    if (this.inbound && msg.t === MsgType.AUTH_HELLO && this.nonce === null) {
+      const peerNonce = asBuffer(msg.n);
+      if (!peerNonce || peerNonce.length !== 16) return fail('bad nonce');
+      this.peerNonce = peerNonce;
+      this.nonce = randomBytes(16);
+      this.writeRaw(
+        encodeFrame({ ...this.opts.myHeader(), t: MsgType.AUTH_CHALLENGE, n: this.nonce, h: mac('acceptor', peerNonce, this.nonce) }),
+      );
+    } else if (!this.inbound && msg.t === MsgType.AUTH_CHALLENGE && this.nonce !== null) {
+      const peerNonce = asBuffer(msg.n);
+      const proof = asBuffer(msg.h);
+      if (!peerNonce || !proof || !equal(proof, mac('acceptor', this.nonce, peerNonce))) return fail('peer does not know the secret');
+      this.writeRaw(encodeFrame({ ...this.opts.myHeader(), t: MsgType.AUTH_PROOF, h: mac('connector', peerNonce, this.nonce) }));
+      this.becomeAuthenticated();
+    } else if (this.inbound && msg.t === MsgType.AUTH_PROOF && this.nonce !== null && this.peerNonce !== null) {
+      const proof = asBuffer(msg.h);
+      if (!proof || !equal(proof, mac('connector', this.nonce, this.peerNonce))) return fail('peer does not know the secret');
+      this.becomeAuthenticated();
+    } else {
+      fail(`unexpected ${MSG_NAMES[msg.t] ?? msg.t} before authentication`);
+    }
+  }
+
+  private becomeAuthenticated(): void {
+    this.authenticated = true;
+    const queued = this.outQueue;
+    this.outQueue = [];
+    for (const f of queued) this.writeRaw(f);
+  }
+
+  private peek(n: number): Buffer {
+    if (this.chunks[0]!.length >= n) return this.chunks[0]!;
+    const all = Buffer.concat(this.chunks);
+    this.chunks = [all];
+    return all;
+  }
+
+  private take(n: number): Buffer {
+    let first = this.chunks[0]!;
+    if (first.length < n) {
+      first = Buffer.concat(this.chunks);
+      this.chunks = [first];
+    }
+    const out = first.subarray(0, n);
+    if (first.length === n) this.chunks.shift();
+    else this.chunks[0] = first.subarray(n);
+    this.buffered -= n;
+    return out;
+  }
+}
+
+function asBuffer(x: unknown): Buffer | null {
+  if (Buffer.isBuffer(x)) return x;
+  if (x instanceof Uint8Array) return Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+  return null;
+}
+
+function equal(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}

@@ -1,0 +1,182 @@
+// Synchronous job replication (the reference's README, "Job replication
+// strategy" and "Job replication state machine"): REPLJOB to W-1 reachable
+// nodes, shuffled; the ADDJOB client is answered when GOTJOB confirmations
+// reach W; meanwhile one more node is tried every 50 ms and REPLJOB is sent
+// again to the nodes already asked. On timeout the client gets -NOREPL and
+// the copies made are deleted (best effort).
+import type { Cluster, ClusterNode } from './cluster.js';
+import type { Connection, Blocker } from '../server/connection.js';
+import { Job, JobState, JOB_FLAG_BCAST_QUEUED, nodeListAdd } from '../core/job.js';
+import { encodeJob, decodeJob } from '../core/job-codec.js';
+import { MsgType, MSG_FLAG_NOREPLY, type BusMessage } from './bus.js';
+import { errors } from '../protocol/errors.js';
+import { TIME_ERROR } from '../core/store.js';
+
+/** Try one more node this often while replication is short. */
+const ADD_NODE_PERIOD_MS = 50;
+
+interface Waiting {
+  conn: Connection;
+  addedNodeTime: number;
+}
+
+export class Replication {
+  /** Jobs in wait-repl state and the ADDJOB client waiting for each. */
+  private readonly waiting = new Map<Job, Waiting>();
+
+  constructor(private readonly cluster: Cluster) {}
+
+  register(): void {
+    this.cluster.on(MsgType.REPLJOB, (sender, msg) => this.onReplJob(sender, msg));
+    this.cluster.on(MsgType.GOTJOB, (sender, msg) => this.onGotJob(sender, msg));
+  }
+
+  /** Blocks the ADDJOB client until the job reaches its replication level. */
+  waitForReplication(conn: Connection, job: Job, timeoutMs: number, keepsCopy: boolean): void {
+    job.confirmed = new Set(keepsCopy ? [this.cluster.myself.id] : []);
+    this.waiting.set(job, { conn, addedNodeTime: Date.now() });
+    const blocker: Blocker = {
+      kind: 'addjob',
+      timedOut: (c) => {
+        c.out.error(errors.noreplTimeout);
+        this.release(job);
+        c.unblock();
+      },
+      disconnected: () => this.release(job),
+    };
+    conn.block(blocker, timeoutMs > 0 ? Date.now() + timeoutMs : 0);
+  }
+
+  /**
+   * The client stopped waiting (timeout or disconnect): a job still short of
+   * its replication level is deleted here and, best effort, everywhere.
+   */
+  private release(job: Job): void {
+    if (!this.waiting.delete(job)) return;
+    if (job.state === JobState.WaitRepl) {
+      // Active first, so unregistering does not come back here.
+      job.state = JobState.Active;
+      this.cluster.broadcastDelJob(job);
+      this.cluster.store.unregisterJob(job);
+    }
+  }
+
+  /** Store hook: a wait-repl job is being removed (it expired). */
+  aborted(job: Job): void {
+    const w = this.waiting.get(job);
+    job.state = JobState.Active;
+    this.cluster.broadcastDelJob(job);
+    if (!w) return;
+    this.waiting.delete(job);
+    w.conn.out.error(errors.noreplRemoved);
+    w.conn.unblock();
+  }
+
+  /**
+   * Adds up to `count` reachable nodes to the job's delivered list and sends
+   * REPLJOB to every node in it, asking for GOTJOB unless `noreply` or the
+   * node already confirmed (those only get it again when new nodes were
+   * added, to learn the new list). Returns how many nodes were added.
+   */
+  replicateJob(job: Job, count: number, noreply: boolean): number {
+    if (count <= 0) return 0;
+    const cluster = this.cluster;
+    let added = 0;
+    for (const n of cluster.shuffledReachable()) {
+      if (n.link === null) continue;
+      const before = job.delivered;
+      job.delivered = nodeListAdd(job.delivered, n.id);
+      if (job.delivered !== before) {
+        added++;
+        if (--count === 0) break;
+      }
+    }
+    const wire = encodeJob(job, cluster.store.clock, false);
+    let askFrame: Buffer | null = null;
+    let quietFrame: Buffer | null = null;
+    for (const id of job.delivered) {
+      const n = cluster.nodes.get(id);
+      if (!n || n === cluster.myself || n.link === null) continue;
+      const acked = job.confirmed !== null && job.confirmed.has(id);
+      if (acked && added === 0) continue;
+      if (noreply || acked) cluster.send(n, (quietFrame ??= cluster.frame(MsgType.REPLJOB, { j: wire }, MSG_FLAG_NOREPLY)));
+      else cluster.send(n, (askFrame ??= cluster.frame(MsgType.REPLJOB, { j: wire })));
+    }
+    return added;
+  }
+
+  /** Called from the cluster cron: jobs short of replicas try one more node. */
+  cron(): void {
+    const now = Date.now();
+    for (const [job, w] of this.waiting) {
+      if (now - w.addedNodeTime >= ADD_NODE_PERIOD_MS) {
+        if (this.replicateJob(job, 1, false) > 0) w.addedNodeTime = now;
+      }
+    }
+  }
+
+  /** The replication level is reached: answer the client, queue the job. */
+  private achieved(job: Job): boolean {
+    const cluster = this.cluster;
+    const store = cluster.store;
+    cluster.log.verbose(`Replication ACHIEVED ${job.id}`);
+    job.state = JobState.Active;
+    const w = this.waiting.get(job);
+    this.waiting.delete(job);
+    if (w) {
+      w.conn.out.status(job.id);
+      w.conn.unblock();
+    }
+    // Externally replicated: one of the copies queues it; we keep nothing.
+    if (!job.delivered.includes(cluster.myself.id)) {
+      const confirmed = job.confirmed ? [...job.confirmed] : [];
+      const target = confirmed[Math.floor(Math.random() * confirmed.length)];
+      if (target !== undefined) cluster.sendEnqueue(target, job, job.delay);
+      store.unregisterJob(job);
+      return false;
+    }
+    job.confirmed = null;
+    if (job.delay === 0) store.enqueueJob(job, false);
+    else store.updateAwakeTime(job);
+    store.hooks.persistJob?.(job);
+    return true;
+  }
+
+  /** SETACK may arrive before the last GOTJOB: the job counts as replicated. */
+  achievedEarly(job: Job): boolean {
+    return this.achieved(job);
+  }
+
+  private onGotJob(sender: ClusterNode, msg: BusMessage): void {
+    if (typeof msg.id !== 'string') return;
+    const job = this.cluster.store.lookupJob(msg.id);
+    if (!job || job.state !== JobState.WaitRepl || job.confirmed === null) return;
+    job.confirmed.add(sender.id);
+    if (job.confirmed.size === job.repl) this.achieved(job);
+  }
+
+  private onReplJob(sender: ClusterNode, msg: BusMessage): void {
+    const cluster = this.cluster;
+    const store = cluster.store;
+    // No new copies under memory pressure or when leaving the cluster.
+    if (store.memoryWarningLevel() > 0 || cluster.leaving) return;
+    const job = decodeJob(msg.j, store.clock, false, (id) => cluster.internId(id), () => store.timeError(TIME_ERROR));
+    if (!job) {
+      cluster.log.warning(`Received corrupted job description from node ${sender.id}`);
+      return;
+    }
+    const q = store.lookupQueue(job.queue!);
+    if (q && q.pausedIn) return;
+    job.flags |= JOB_FLAG_BCAST_QUEUED;
+    const existing = store.lookupJob(job.id);
+    if (existing) {
+      // A repeated REPLJOB: learn about more nodes that may have a copy.
+      for (const id of job.delivered) existing.delivered = nodeListAdd(existing.delivered, id);
+    } else {
+      store.registerJob(job);
+      store.hooks.persistJob?.(job);
+    }
+    // Answer even if we had it: our earlier GOTJOB may have been lost.
+    if (!((msg.m ?? 0) & MSG_FLAG_NOREPLY)) cluster.sendJobId(sender, MsgType.GOTJOB, job.id);
+  }
+}

@@ -1,0 +1,80 @@
+// CLUSTER subcommands and HELLO.
+import type { Call, CommandSpec } from '../server/command-table.js';
+import { errors, parseInteger } from '../protocol/errors.js';
+import { eq } from './util.js';
+
+function cluster(call: Call): void {
+  const { argv, reply } = call;
+  const c = call.node.cluster;
+  const sub = argv[1]!.toLowerCase();
+  const argc = argv.length;
+
+  if (sub === 'meet' && argc === 4) {
+    const port = parseInteger(argv[3]!);
+    if (port === undefined) return reply.error(`ERR Invalid TCP port specified: ${argv[3]}`);
+    // A handshake already under way for the address is fine: still OK.
+    if (c.startHandshake(argv[2]!, port) === 'invalid') {
+      return reply.error(`ERR Invalid node address specified: ${argv[2]}:${argv[3]}`);
+    }
+    return reply.ok();
+  }
+  if (sub === 'nodes' && argc === 2) return reply.bulk(c.nodesDescription(false));
+  if (sub === 'myid' && argc === 2) return reply.bulk(c.myself.id);
+  if (sub === 'info' && argc === 2) {
+    return reply.bulk(
+      `cluster_state:ok\r\n` +
+        `cluster_known_nodes:${c.nodes.size}\r\n` +
+        `cluster_reachable_nodes:${c.reachableCount}\r\n` +
+        `cluster_size:${c.size}\r\n` +
+        `cluster_stats_messages_sent:${c.messagesSent}\r\n` +
+        `cluster_stats_messages_received:${c.messagesReceived}\r\n`,
+    );
+  }
+  if (sub === 'saveconfig' && argc === 2) {
+    if (c.saveNodesFile()) return reply.ok();
+    return reply.error('ERR error saving the cluster node config, see the server log');
+  }
+  if (sub === 'forget' && argc === 3) {
+    const err = c.forget(argv[2]!);
+    return err ? reply.error(err) : reply.ok();
+  }
+  if (sub === 'reset' && (argc === 2 || argc === 3)) {
+    let hard = false;
+    if (argc === 3) {
+      if (eq(argv[2]!, 'hard')) hard = true;
+      else if (!eq(argv[2]!, 'soft')) return reply.error(errors.syntax);
+    }
+    c.reset(hard);
+    return reply.ok();
+  }
+  if (sub === 'leaving' && (argc === 2 || argc === 3)) {
+    if (argc === 2) return reply.status(c.leaving ? 'yes' : 'no');
+    if (eq(argv[2]!, 'yes')) c.setLeaving(true);
+    else if (eq(argv[2]!, 'no')) c.setLeaving(false);
+    else return reply.error("ERR Wrong argument for CLUSTER LEAVING. Use 'yes' or 'no'");
+    return reply.ok();
+  }
+  reply.error('ERR Wrong CLUSTER subcommand or number of arguments');
+}
+
+/** HELLO: [version, my ID, [id, ip, port, priority]...]; lower priority is better. */
+function hello(call: Call): void {
+  const c = call.node.cluster;
+  const entries = c.helloEntries();
+  const out = call.reply;
+  out.arrayLen(2 + entries.length);
+  out.int(1);
+  out.bulk(c.myself.id);
+  for (const e of entries) {
+    out.arrayLen(4);
+    out.bulk(e.id);
+    out.bulk(e.ip);
+    out.bulkInt(e.port);
+    out.bulkInt(e.priority);
+  }
+}
+
+export const clusterCommands: CommandSpec[] = [
+  { name: 'cluster', arity: -2, flags: ['admin', 'readonly'], handler: cluster },
+  { name: 'hello', arity: 1, flags: ['readonly', 'fast'], handler: hello },
+];

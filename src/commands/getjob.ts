@@ -1,0 +1,92 @@
+// GETJOB [NOHANG] [TIMEOUT ms] [COUNT n] [WITHCOUNTERS] FROM q1 ... qN
+//
+// Serves queues left to right, as many rounds as COUNT needs; blocks when
+// all are empty (asking other nodes for jobs meanwhile, see federation).
+import type { Call, CommandSpec } from '../server/command-table.js';
+import type { Connection, Blocker } from '../server/connection.js';
+import { errors, parseInteger } from '../protocol/errors.js';
+import type { Job } from '../core/job.js';
+import { timeoutArg, eq } from './util.js';
+
+/** How a GETJOB client waits: on timeout a null reply, on disconnect it is forgotten. */
+const getjobBlocker: Blocker = {
+  kind: 'getjob',
+  timedOut(conn: Connection) {
+    conn.node.store.unblock(conn);
+    conn.out.nullArray();
+    conn.unblock();
+  },
+  disconnected(conn: Connection) {
+    conn.node.store.unblock(conn);
+  },
+};
+
+function getjob(call: Call): void {
+  const { node, argv, reply, client } = call;
+  const { store, cluster } = node;
+  let timeout = 0;
+  let count = 1;
+  let nohang = false;
+  let withCounters = false;
+  let from = -1;
+
+  for (let j = 1; j < argv.length; j++) {
+    const opt = argv[j]!;
+    const last = j === argv.length - 1;
+    if (eq(opt, 'nohang')) {
+      nohang = true;
+    } else if (eq(opt, 'withcounters')) {
+      withCounters = true;
+    } else if (eq(opt, 'timeout') && !last) {
+      const t = timeoutArg(call, argv[++j]!);
+      if (t === undefined) return;
+      timeout = t;
+    } else if (eq(opt, 'count') && !last) {
+      const n = parseInteger(argv[++j]!);
+      if (n === undefined || n <= 0) return reply.error('ERR COUNT must be a number greater than zero');
+      count = n;
+    } else if (eq(opt, 'from')) {
+      from = j + 1;
+      break;
+    } else {
+      return reply.error(errors.syntax);
+    }
+  }
+  if (from < 0 || from >= argv.length) return reply.error(errors.syntax);
+  const names = argv.slice(from);
+
+  // Try to serve without blocking, round after round while jobs come.
+  const jobs: Job[] = [];
+  for (;;) {
+    const before = jobs.length;
+    for (const name of names) {
+      const q = store.lookupQueue(name);
+      const job = q && !q.pausedOut ? store.fetchJob(q) : undefined;
+      if (!job) {
+        cluster.federation.needJobs(q ?? store.queueFor(name), false);
+        continue;
+      }
+      if (q!.length === 0) cluster.federation.needJobs(q!, true);
+      jobs.push(job);
+      if (--count === 0) break;
+    }
+    if (count === 0 || jobs.length === before) break;
+  }
+
+  if (jobs.length > 0) {
+    reply.arrayLen(jobs.length);
+    for (const job of jobs) node.replyJob(reply, job, withCounters);
+    return;
+  }
+  if (nohang) return reply.nullArray();
+  // A leaving node must not attract jobs by blocking consumers here.
+  if (cluster.leaving) return reply.error(errors.leaving);
+
+  client.withCounters = withCounters;
+  store.block(client, names);
+  client.block(getjobBlocker, timeout > 0 ? Date.now() + timeout : 0);
+}
+
+export const getjobCommands: CommandSpec[] = [
+  { name: 'getjob', arity: -2, flags: ['write', 'fast'], handler: getjob },
+];

@@ -1,0 +1,205 @@
+// ADDJOB, SHOW, DELJOB (and LOADJOB, which only the reference's AOF loader
+// may run). See the reference's README, "Main API" and "Job replication
+// strategy".
+import type { Call, CommandSpec } from '../server/command-table.js';
+import type { ReplyBuffer } from '../protocol/reply.js';
+import { errors, parseInteger } from '../protocol/errors.js';
+import { Job, JobState, JOB_STATE_NAMES, JOB_DEFAULT_RETRY_MAX, NEVER } from '../core/job.js';
+import { generateJobId, isValidJobId } from '../core/job-id.js';
+import { validateJobIds, timeoutArg, eq } from './util.js';
+
+const MAX_REPLICATE = 65535;
+
+function addjob(call: Call): void {
+  const { node, argv, reply } = call;
+  const { store, cluster } = node;
+  let replicate = cluster.size > 3 ? 3 : cluster.size;
+  let ttl = 3600 * 24;
+  let retry = -1;
+  let delay = 0;
+  let maxlen = 0;
+  let async = false;
+  const leaving = cluster.leaving;
+  // Under memory pressure, or when leaving the cluster, the job is
+  // replicated to other nodes only ("external replication").
+  const extrepl = store.memoryWarningLevel() > 0 || leaving;
+
+  for (let j = 4; j < argv.length; j++) {
+    const opt = argv[j]!;
+    const last = j === argv.length - 1;
+    if (eq(opt, 'replicate') && !last) {
+      const n = parseInteger(argv[++j]!);
+      if (n === undefined || n <= 0 || n > MAX_REPLICATE) return reply.error('ERR REPLICATE must be between 1 and 65535');
+      replicate = n;
+    } else if (eq(opt, 'ttl') && !last) {
+      const n = parseInteger(argv[++j]!);
+      if (n === undefined || n <= 0) return reply.error('ERR TTL must be a number > 0');
+      ttl = n;
+    } else if (eq(opt, 'retry') && !last) {
+      const n = parseInteger(argv[++j]!);
+      if (n === undefined || n < 0) return reply.error('ERR RETRY time must be a non negative number');
+      retry = n;
+    } else if (eq(opt, 'delay') && !last) {
+      const n = parseInteger(argv[++j]!);
+      if (n === undefined || n < 0) return reply.error('ERR DELAY time must be a non negative number');
+      delay = n;
+    } else if (eq(opt, 'maxlen') && !last) {
+      const n = parseInteger(argv[++j]!);
+      if (n === undefined || n <= 0) return reply.error('ERR MAXLEN must be a positive number');
+      maxlen = n;
+    } else if (eq(opt, 'async')) {
+      async = true;
+    } else {
+      return reply.error(errors.syntax);
+    }
+  }
+
+  const timeout = timeoutArg(call, argv[3]!);
+  if (timeout === undefined) return;
+
+  // Replicating a job that is never re-queued is pointless.
+  if (replicate > 1 && retry === 0) {
+    return reply.error('ERR With RETRY set to 0 please explicitly set  REPLICATE to 1 (at-most-once delivery)');
+  }
+  if (delay >= ttl) {
+    return reply.error('ERR The specified DELAY is greater than TTL. Job refused since would never be delivered');
+  }
+  // Default RETRY: a tenth of the TTL, at most 5 minutes, at least 1 second.
+  if (retry === -1) {
+    retry = Math.floor(ttl / 10);
+    if (retry > JOB_DEFAULT_RETRY_MAX) retry = JOB_DEFAULT_RETRY_MAX;
+    if (retry === 0) retry = 1;
+  }
+
+  const additional = extrepl ? replicate : replicate - 1;
+  if (additional > cluster.reachableCount) {
+    if (extrepl && additional - 1 === cluster.reachableCount) {
+      return reply.error(
+        `NOREPL Not enough reachable nodes for the requested replication level, since I'm unable to hold a copy of the message for the following reason: ${leaving ? "I'm leaving the cluster" : "I'm out of memory"}`,
+      );
+    }
+    return reply.error(errors.noreplNotEnough);
+  }
+
+  const qname = argv[1]!;
+  const q = store.lookupQueue(qname);
+  if (maxlen && q && q.length >= maxlen) return reply.error(errors.maxlen);
+  if (q && q.pausedIn) return reply.error(errors.paused);
+
+  // Asynchronous and external: this node keeps no copy at all.
+  const discardLocal = async && extrepl;
+  const now = store.clock.now();
+  const job = new Job(generateJobId(cluster.myself.id, ttl, retry), JobState.WaitRepl, extrepl ? [] : store.selfOnly());
+  job.queue = qname;
+  job.body = argv[2]!;
+  job.repl = replicate;
+  store.nextCtime(job);
+  job.etime = now + ttl * 1000;
+  job.delay = delay;
+  job.retry = retry;
+  // enqueueJob() sets the real re-queue time; delayed jobs wait for DELAY.
+  job.qtime = delay ? now + delay * 1000 : now + retry * 1000;
+
+  if (!discardLocal && !store.registerJob(job)) {
+    node.log.warning('ID already existing in ADDJOB command!');
+    return reply.error('ERR Internal error creating the job, check server logs');
+  }
+
+  if ((replicate > 1 || extrepl) && !async) {
+    // Synchronous replication: the client waits for GOTJOB confirmations.
+    cluster.replication.waitForReplication(call.client, job, timeout, !extrepl);
+  } else {
+    if (job.delay === 0) {
+      if (!extrepl) store.enqueueJob(job, false);
+    } else {
+      job.state = JobState.Active;
+      if (!discardLocal) store.updateAwakeTime(job);
+    }
+    reply.status(job.id);
+    if (!extrepl) store.hooks.persistJob?.(job);
+  }
+
+  if (additional > 0) cluster.replication.replicateJob(job, additional, async);
+
+  // Asynchronous external replication: ask one of the receivers to queue it.
+  if (discardLocal) {
+    const target = job.delivered[Math.floor(Math.random() * job.delivered.length)];
+    if (target !== undefined) cluster.sendEnqueue(target, job, job.delay);
+  }
+}
+
+/** SHOW and JSCAN REPLY ALL: the job as a flat field/value list. */
+export function replyJobInfo(call: Call, out: ReplyBuffer, job: Job): void {
+  const { store } = call.node;
+  const now = store.clock.now();
+  out.arrayLen(30);
+  out.bulk('id');
+  out.bulk(job.id);
+  out.bulk('queue');
+  out.bulk(job.queue);
+  out.bulk('state');
+  out.bulk(JOB_STATE_NAMES[job.state] ?? 'unknown');
+  out.bulk('repl');
+  out.int(job.repl);
+  out.bulk('ttl');
+  out.int(Math.max(0, Math.ceil((job.etime - now) / 1000)));
+  out.bulk('ctime');
+  // Milliseconds * 1e6 plus the same-millisecond counter, as the reference.
+  out.intDigits((BigInt(store.clock.base + job.ctime) * 1000000n + BigInt(job.cseq)).toString());
+  out.bulk('delay');
+  out.int(job.delay);
+  out.bulk('retry');
+  out.int(job.retry);
+  out.bulk('nacks');
+  out.int(job.nacks);
+  out.bulk('additional-deliveries');
+  out.int(job.deliveries);
+  out.bulk('nodes-delivered');
+  out.arrayLen(job.delivered.length);
+  for (const id of job.delivered) out.bulk(id);
+  out.bulk('nodes-confirmed');
+  const confirmed = job.confirmed ? [...job.confirmed] : [];
+  out.arrayLen(confirmed.length);
+  for (const id of confirmed) out.bulk(id);
+  out.bulk('next-requeue-within');
+  if (job.qtime === NEVER) out.nullBulk();
+  else out.int(Math.max(0, job.qtime - now));
+  out.bulk('next-awake-within');
+  if (job.awake === NEVER) out.nullBulk();
+  else out.int(Math.max(0, job.awake - now));
+  out.bulk('body');
+  out.bulk(job.body);
+}
+
+function show(call: Call): void {
+  const id = call.argv[1]!;
+  if (!isValidJobId(id)) return call.reply.error(errors.badId);
+  const job = call.node.store.lookupJob(id);
+  if (!job) return call.reply.nullBulk();
+  replyJobInfo(call, call.reply, job);
+}
+
+/** DELJOB: removes jobs from this node only, whatever their state. */
+function deljob(call: Call): void {
+  if (!validateJobIds(call, 1)) return;
+  const { store } = call.node;
+  let evicted = 0;
+  for (let i = 1; i < call.argv.length; i++) {
+    const job = store.lookupJob(call.argv[i]!);
+    if (!job) continue;
+    store.unregisterJob(job);
+    evicted++;
+  }
+  call.reply.int(evicted);
+}
+
+function loadjob(call: Call): void {
+  call.reply.error('ERR LOADJOB is a special command only processed from AOF');
+}
+
+export const jobCommands: CommandSpec[] = [
+  { name: 'addjob', arity: -4, flags: ['write', 'denyoom', 'fast'], handler: addjob },
+  { name: 'show', arity: 2, flags: ['readonly', 'fast'], handler: show },
+  { name: 'deljob', arity: -1, flags: ['write', 'fast'], handler: deljob },
+  { name: 'loadjob', arity: 2, flags: ['write'], handler: loadjob },
+];

@@ -1,0 +1,49 @@
+// Argument helpers shared by the command files, with the reference's errors.
+import { errors, parseInteger } from '../protocol/errors.js';
+import { isValidJobId } from '../core/job-id.js';
+import type { Call } from '../server/command-table.js';
+
+/** Checks every ID first, so an invalid one means nothing is done. */
+export function validateJobIds(call: Call, from: number, to = call.argv.length): boolean {
+  for (let i = from; i < to; i++) {
+    if (!isValidJobId(call.argv[i]!)) {
+      call.reply.error(errors.badId);
+      return false;
+    }
+  }
+  return true;
+}
+
+/** An integer argument, or replies `message` and returns undefined. */
+export function intArg(call: Call, s: string, message: string = errors.notInteger): number | undefined {
+  const n = parseInteger(s);
+  if (n === undefined) call.reply.error(message);
+  return n;
+}
+
+/** A millisecond timeout: non-negative integer; 0 means none. */
+export function timeoutArg(call: Call, s: string): number | undefined {
+  const n = parseInteger(s);
+  if (n === undefined) {
+    call.reply.error(errors.timeoutNotInteger);
+    return undefined;
+  }
+  if (n < 0) {
+    call.reply.error(errors.timeoutNegative);
+    return undefined;
+  }
+  return n;
+}
+
+/** A SCAN cursor: an unsigned decimal number. */
+export function cursorArg(call: Call, s: string): number | undefined {
+  if (!/^\d+$/.test(s) || Number(s) > Number.MAX_SAFE_INTEGER) {
+    call.reply.error(errors.invalidCursor);
+    return undefined;
+  }
+  return Number(s);
+}
+
+export function eq(a: string, b: string): boolean {
+  return a.length === b.length && a.toLowerCase() === b;
+}

@@ -1,0 +1,119 @@
+// Jobs as plain objects for msgpackr: on the cluster bus (REPLJOB, YOURJOBS)
+// and in persistence snapshots. Two forms, as in the reference:
+//   - message: the expire time is sent as the TTL left, since clocks of
+//     different nodes may disagree; the receiver gets an active job with its
+//     own re-queue time;
+//   - storage: absolute times and the state, to reload the job as it was.
+// Bodies and queue names travel as bytes (they are latin1 strings here).
+import type { Clock } from './clock.js';
+import { Job, JobState, NEVER, JOB_FLAG_BCAST_WILLQUEUE, type NodeIdList } from './job.js';
+import { isValidJobId } from './job-id.js';
+
+export interface WireJob {
+  id: string;
+  q: Uint8Array;
+  b: Uint8Array;
+  r: number;
+  /** Creation time, absolute Unix ms, and same-ms counter. */
+  ct: number;
+  cs: number;
+  /** message: TTL left in ms; storage: absolute expire time in Unix ms. */
+  e: number;
+  d: number;
+  rt: number;
+  n: number;
+  dl: number;
+  /** Nodes that may have a copy. */
+  nd: string[];
+  /** storage only: state, flags, re-queue time (absolute Unix ms or -1). */
+  st?: number;
+  fl?: number;
+  qt?: number;
+}
+
+export function encodeJob(job: Job, clock: Clock, storage: boolean): WireJob {
+  const now = clock.now();
+  const w: WireJob = {
+    id: job.id,
+    q: Buffer.from(job.queue ?? '', 'latin1'),
+    b: Buffer.from(job.body ?? '', 'latin1'),
+    r: job.repl,
+    ct: clock.base + job.ctime,
+    cs: job.cseq,
+    e: storage ? clock.base + job.etime : Math.max(1, job.etime - now),
+    d: job.delay,
+    rt: job.retry,
+    n: job.nacks,
+    dl: job.deliveries,
+    nd: [...job.delivered],
+  };
+  if (storage) {
+    w.st = job.state;
+    w.fl = job.flags;
+    w.qt = job.qtime === NEVER ? -1 : clock.base + job.qtime;
+  }
+  return w;
+}
+
+function bytesToLatin1(x: unknown): string | null {
+  if (x instanceof Uint8Array) return Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('latin1');
+  if (typeof x === 'string') return x;
+  return null;
+}
+
+function isInt(x: unknown): x is number {
+  return typeof x === 'number' && Number.isInteger(x);
+}
+
+/**
+ * Rebuilds a job, or returns null for a malformed record. `internId` maps a
+ * node ID to the shared string for that node (or null to drop unknown nodes).
+ * `timeError` desynchronizes the re-queue time of message jobs.
+ */
+export function decodeJob(
+  raw: unknown,
+  clock: Clock,
+  storage: boolean,
+  internId: (id: string) => string | null,
+  timeError: () => number,
+): Job | null {
+  if (raw === null || typeof raw !== 'object') return null;
+  const w = raw as Partial<WireJob>;
+  if (typeof w.id !== 'string' || !isValidJobId(w.id)) return null;
+  const queue = bytesToLatin1(w.q);
+  const body = bytesToLatin1(w.b);
+  if (queue === null || body === null) return null;
+  if (!isInt(w.r) || !isInt(w.ct) || !isInt(w.cs) || !isInt(w.e) || !isInt(w.d) || !isInt(w.rt)) return null;
+  if (!isInt(w.n) || !isInt(w.dl) || !Array.isArray(w.nd)) return null;
+  const delivered: string[] = [];
+  for (const id of w.nd) {
+    if (typeof id !== 'string') return null;
+    const known = internId(id);
+    if (known !== null && !delivered.includes(known)) delivered.push(known);
+  }
+  const now = clock.now();
+  const job = new Job(w.id, JobState.Active, delivered as NodeIdList);
+  job.queue = queue;
+  job.body = body;
+  job.repl = w.r;
+  job.ctime = w.ct - clock.base;
+  job.cseq = w.cs;
+  job.etime = storage ? w.e - clock.base : now + w.e;
+  job.delay = w.d;
+  job.retry = w.rt;
+  job.nacks = w.n;
+  job.deliveries = w.dl;
+  if (storage) {
+    if (!isInt(w.st) || w.st < JobState.WaitRepl || w.st > JobState.Acked) return null;
+    job.state = w.st;
+    job.flags = isInt(w.fl) ? w.fl : 0;
+  }
+  // The next re-queue time is computed locally, as on REPLJOB reception.
+  if (job.retry) {
+    job.flags |= JOB_FLAG_BCAST_WILLQUEUE;
+    job.qtime = now + job.delay * 1000 + job.retry * 1000 + timeError();
+  } else {
+    job.qtime = NEVER;
+  }
+  return job;
+}

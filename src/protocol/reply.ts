@@ -1,0 +1,148 @@
+// RESP reply encoder. Each connection writes its replies into one growing
+// buffer during an event-loop turn; the connection then hands one Buffer to
+// the socket. Strings from clients are kept as latin1 (one char per byte), so
+// writing them back with 'latin1' is byte for byte.
+
+const CRLF = 0x0a0d; // "\r\n" little endian for writeUInt16LE
+
+export class ReplyBuffer {
+  private buf: Buffer;
+  len = 0;
+
+  constructor(initial = 256) {
+    this.buf = Buffer.allocUnsafe(initial);
+  }
+
+  get empty(): boolean {
+    return this.len === 0;
+  }
+
+  /** Returns the bytes written so far (a copy the caller owns) and resets. */
+  take(): Buffer {
+    const out = Buffer.allocUnsafe(this.len);
+    this.buf.copy(out, 0, 0, this.len);
+    this.len = 0;
+    // Do not keep a huge buffer around after one large reply.
+    if (this.buf.length > 64 * 1024) this.buf = Buffer.allocUnsafe(256);
+    return out;
+  }
+
+  private ensure(n: number): void {
+    const need = this.len + n;
+    if (need <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < need) size *= 2;
+    const bigger = Buffer.allocUnsafe(size);
+    this.buf.copy(bigger, 0, 0, this.len);
+    this.buf = bigger;
+  }
+
+  raw(b: Buffer): void {
+    this.ensure(b.length);
+    b.copy(this.buf, this.len);
+    this.len += b.length;
+  }
+
+  /** +text\r\n (text must not contain CR/LF). */
+  status(text: string): void {
+    this.ensure(text.length + 3);
+    const buf = this.buf;
+    buf[this.len++] = 0x2b;
+    this.len += buf.write(text, this.len, 'latin1');
+    buf.writeUInt16LE(CRLF, this.len);
+    this.len += 2;
+  }
+
+  /** -CODE message\r\n; `text` includes the code word (e.g. "ERR syntax error"). */
+  error(text: string): void {
+    const clean = text.replace(/[\r\n]+/g, ' ');
+    this.ensure(clean.length + 3);
+    const buf = this.buf;
+    buf[this.len++] = 0x2d;
+    this.len += buf.write(clean, this.len, 'latin1');
+    buf.writeUInt16LE(CRLF, this.len);
+    this.len += 2;
+  }
+
+  /** :n\r\n */
+  int(n: number): void {
+    this.prefixed(0x3a, n);
+  }
+
+  /** An integer given as decimal digits (for values beyond 2^53, like ctime). */
+  intDigits(digits: string): void {
+    this.ensure(digits.length + 3);
+    this.buf[this.len++] = 0x3a;
+    this.len += this.buf.write(digits, this.len, 'latin1');
+    this.buf.writeUInt16LE(CRLF, this.len);
+    this.len += 2;
+  }
+
+  /** *n\r\n */
+  arrayLen(n: number): void {
+    this.prefixed(0x2a, n);
+  }
+
+  /** $len\r\ndata\r\n for a latin1 string, or $-1\r\n for null. */
+  bulk(s: string | null): void {
+    if (s === null) {
+      this.nullBulk();
+      return;
+    }
+    const n = s.length;
+    this.ensure(n + 16);
+    this.prefixed(0x24, n);
+    this.len += this.buf.write(s, this.len, 'latin1');
+    this.buf.writeUInt16LE(CRLF, this.len);
+    this.len += 2;
+  }
+
+  /** A bulk string holding the decimal form of n (QSCAN cursors, HELLO ports). */
+  bulkInt(n: number): void {
+    this.bulk(String(n));
+  }
+
+  bulkBuffer(b: Buffer): void {
+    this.ensure(b.length + 16);
+    this.prefixed(0x24, b.length);
+    b.copy(this.buf, this.len);
+    this.len += b.length;
+    this.buf.writeUInt16LE(CRLF, this.len);
+    this.len += 2;
+  }
+
+  nullBulk(): void {
+    this.ensure(5);
+    this.len += this.buf.write('$-1\r\n', this.len, 'latin1');
+  }
+
+  nullArray(): void {
+    this.ensure(5);
+    this.len += this.buf.write('*-1\r\n', this.len, 'latin1');
+  }
+
+  ok(): void {
+    this.ensure(5);
+    this.len += this.buf.write('+OK\r\n', this.len, 'latin1');
+  }
+
+  /** Writes `<type><n>\r\n`; digits of non-negative safe integers by hand. */
+  private prefixed(type: number, n: number): void {
+    this.ensure(24);
+    const buf = this.buf;
+    buf[this.len++] = type;
+    if (n < 0 || !Number.isSafeInteger(n)) {
+      this.len += buf.write(String(n), this.len, 'latin1');
+    } else if (n < 10) {
+      buf[this.len++] = 48 + n;
+    } else {
+      let digits = 0;
+      for (let x = n; x > 0; x = Math.floor(x / 10)) digits++;
+      let p = this.len + digits - 1;
+      for (let x = n; x > 0; x = Math.floor(x / 10)) buf[p--] = 48 + (x % 10);
+      this.len += digits;
+    }
+    buf.writeUInt16LE(CRLF, this.len);
+    this.len += 2;
+  }
+}

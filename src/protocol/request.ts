@@ -1,0 +1,225 @@
+// Request input. redis-parser turns multibulk requests into argument arrays;
+// in front of it a small scanner walks the request headers (never the
+// argument bytes, which it skips by length) to
+//   - enforce the reference's limits and error texts (redis-parser would wait
+//     forever on a bogus length, and accepts any RESP type),
+//   - route inline requests (`PING\r\n`, as redis-cli and telnet users send
+//     them), which redis-parser does not handle, to our own splitter,
+//   - count the bytes of an unfinished request against the query buffer limit.
+// Only byte ranges the scanner validated are handed to redis-parser, so its
+// callbacks fire in request order, interleaved correctly with inline ones.
+import RedisParser from 'redis-parser';
+import { splitArgs } from './split-args.js';
+
+export const INLINE_MAX_SIZE = 64 * 1024;
+export const MULTIBULK_MAX_ARGS = 1024 * 1024;
+
+export interface RequestSink {
+  /** A complete request: the command name and its arguments, as bytes. */
+  request(args: Buffer[]): void;
+  /** Input that is not the protocol: reply `-ERR <message>` and close. */
+  protocolError(message: string): void;
+  /** The unfinished request grew past the query buffer limit: close. */
+  overLimit(): void;
+}
+
+export interface RequestLimits {
+  maxQueryBuffer: number;
+  maxBulkLen: number;
+}
+
+const enum Mode {
+  Idle,
+  Inline,
+  MultibulkHeader,
+  BulkHeader,
+  BulkBody,
+}
+
+export class RequestReader {
+  private readonly parser: RedisParser;
+  private mode = Mode.Idle;
+  private argsLeft = 0;
+  private bodyLeft = 0;
+  /** Bytes of a header or inline line split across reads. */
+  private partial: Buffer[] = [];
+  private partialLen = 0;
+  /** Bytes of the request under way, for the query buffer limit. */
+  private requestBytes = 0;
+  private dead = false;
+
+  constructor(
+    private readonly sink: RequestSink,
+    private readonly limits: RequestLimits,
+  ) {
+    this.parser = new RedisParser({
+      returnBuffers: true,
+      returnReply: (reply: unknown) => {
+        // *0 and *-1 are valid but empty requests: nothing to run.
+        if (Array.isArray(reply) && reply.length > 0 && !this.dead) this.sink.request(reply as Buffer[]);
+      },
+      returnError: () => {},
+      returnFatalError: () => {},
+    });
+  }
+
+  /** Bytes waiting for the rest of their request. */
+  get pendingBytes(): number {
+    return this.requestBytes;
+  }
+
+  feed(chunk: Buffer): void {
+    if (this.dead) return;
+    const n = chunk.length;
+    let i = 0;
+    // Start of the run of multibulk bytes not yet handed to redis-parser,
+    // and where the request under way started in this chunk.
+    let feedFrom = 0;
+    let requestStart = 0;
+    while (i < n) {
+      switch (this.mode) {
+        case Mode.Idle: {
+          requestStart = i;
+          this.requestBytes = 0;
+          if (chunk[i] === 0x2a) {
+            this.mode = Mode.MultibulkHeader;
+          } else {
+            if (i > feedFrom) this.parser.execute(chunk.subarray(feedFrom, i));
+            this.mode = Mode.Inline;
+          }
+          break;
+        }
+        case Mode.Inline: {
+          const nl = chunk.indexOf(0x0a, i);
+          if (nl < 0) {
+            this.keepPartial(chunk.subarray(i));
+            i = n;
+            feedFrom = n;
+            if (this.partialLen > INLINE_MAX_SIZE) return this.fail('Protocol error: too big inline request');
+            break;
+          }
+          const line = this.takeLine(chunk.subarray(i, nl));
+          i = nl + 1;
+          feedFrom = i;
+          this.mode = Mode.Idle;
+          if (line.length > INLINE_MAX_SIZE) return this.fail('Protocol error: too big inline request');
+          const end = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
+          const args = splitArgs(line.toString('latin1', 0, end));
+          if (args === null) return this.fail('Protocol error: unbalanced quotes in request');
+          if (args.length > 0) this.sink.request(args.map((a) => Buffer.from(a, 'latin1')));
+          if (this.dead) return;
+          break;
+        }
+        case Mode.MultibulkHeader:
+        case Mode.BulkHeader: {
+          const cr = chunk.indexOf(0x0d, i);
+          // The header is complete once "\r\n" is in; we need the '\n' too.
+          if (cr < 0 || cr + 1 >= n) {
+            this.keepPartial(chunk.subarray(i));
+            this.requestBytes += n - i;
+            i = n;
+            if (this.partialLen > INLINE_MAX_SIZE) {
+              return this.fail(
+                this.mode === Mode.MultibulkHeader
+                  ? 'Protocol error: too big mbulk count string'
+                  : 'Protocol error: too big bulk count string',
+              );
+            }
+            break;
+          }
+          const header = this.takeLine(chunk.subarray(i, cr));
+          this.requestBytes += cr + 2 - i;
+          i = cr + 2;
+          if (this.mode === Mode.MultibulkHeader) {
+            const count = parseDecimal(header, 1);
+            if (count === undefined || count > MULTIBULK_MAX_ARGS) {
+              this.flushTo(chunk, feedFrom, requestStart);
+              return this.fail('Protocol error: invalid multibulk length');
+            }
+            if (count <= 0) {
+              this.mode = Mode.Idle;
+            } else {
+              this.argsLeft = count;
+              this.mode = Mode.BulkHeader;
+            }
+          } else {
+            if (header[0] !== 0x24) {
+              this.flushTo(chunk, feedFrom, requestStart);
+              return this.fail(`Protocol error: expected '$', got '${String.fromCharCode(header[0] ?? 0x20)}'`);
+            }
+            const len = parseDecimal(header, 1);
+            if (len === undefined || len < 0 || len > this.limits.maxBulkLen) {
+              this.flushTo(chunk, feedFrom, requestStart);
+              return this.fail('Protocol error: invalid bulk length');
+            }
+            this.bodyLeft = len + 2;
+            this.mode = Mode.BulkBody;
+          }
+          break;
+        }
+        case Mode.BulkBody: {
+          const take = Math.min(this.bodyLeft, n - i);
+          i += take;
+          this.bodyLeft -= take;
+          this.requestBytes += take;
+          if (this.bodyLeft === 0) {
+            this.argsLeft--;
+            this.mode = this.argsLeft > 0 ? Mode.BulkHeader : Mode.Idle;
+          }
+          break;
+        }
+      }
+      if (this.requestBytes > this.limits.maxQueryBuffer) {
+        this.dead = true;
+        this.sink.overLimit();
+        return;
+      }
+    }
+    if (n > feedFrom) this.parser.execute(chunk.subarray(feedFrom, n));
+    if (this.mode === Mode.Idle) this.requestBytes = 0;
+  }
+
+  /** Hands the validated bytes before a bad request to the parser. */
+  private flushTo(chunk: Buffer, from: number, to: number): void {
+    if (to > from) this.parser.execute(chunk.subarray(from, to));
+  }
+
+  private fail(message: string): void {
+    this.dead = true;
+    this.partial = [];
+    this.sink.protocolError(message);
+  }
+
+  private keepPartial(b: Buffer): void {
+    // Copy: the socket's chunk may be reused.
+    this.partial.push(Buffer.from(b));
+    this.partialLen += b.length;
+  }
+
+  private takeLine(rest: Buffer): Buffer {
+    if (this.partialLen === 0) return rest;
+    this.partial.push(rest);
+    const line = Buffer.concat(this.partial);
+    this.partial = [];
+    this.partialLen = 0;
+    return line;
+  }
+}
+
+/** Parses [-]digits from `from` to the end; undefined if not a valid integer. */
+function parseDecimal(b: Buffer, from: number): number | undefined {
+  let i = from;
+  let neg = false;
+  if (b[i] === 0x2d) {
+    neg = true;
+    i++;
+  }
+  if (i >= b.length || b.length - i > 18) return undefined;
+  let v = 0;
+  for (; i < b.length; i++) {
+    const c = b[i]! - 48;
+    if (c < 0 || c > 9) return undefined;
+    v = v * 10 + c;
+  }
+  return neg ? -v : v;
+}

@@ -1,0 +1,84 @@
+// Commands are declared once (name, arity, flags, handler); dispatch, arity
+// errors and the COMMAND command all derive from the declarations.
+import type { Node } from './node.js';
+import type { Connection } from './connection.js';
+import type { ReplyBuffer } from '../protocol/reply.js';
+
+/** The reference's command flags, as COMMAND reports them. */
+export type CommandFlag =
+  | 'write'
+  | 'readonly'
+  | 'denyoom'
+  | 'admin'
+  | 'random'
+  | 'loading'
+  | 'skip_monitor'
+  | 'fast'
+  | 'noauth';
+
+/** One execution of a command. Arguments are latin1 strings (byte for byte). */
+export interface Call {
+  readonly node: Node;
+  readonly client: Connection;
+  readonly argv: string[];
+  readonly reply: ReplyBuffer;
+}
+
+export interface CommandSpec {
+  name: string;
+  /** Positive: exact argument count (name included); negative: at least -arity. */
+  arity: number;
+  flags: readonly CommandFlag[];
+  handler: (call: Call) => void;
+}
+
+export class Command {
+  readonly flags: ReadonlySet<CommandFlag>;
+  calls = 0;
+  usec = 0;
+  constructor(readonly spec: CommandSpec) {
+    this.flags = new Set(spec.flags);
+  }
+  get name(): string {
+    return this.spec.name;
+  }
+  get arity(): number {
+    return this.spec.arity;
+  }
+  has(flag: CommandFlag): boolean {
+    return this.flags.has(flag);
+  }
+  arityOk(argc: number): boolean {
+    const a = this.spec.arity;
+    return a > 0 ? argc === a : argc >= -a;
+  }
+}
+
+export class CommandTable {
+  private readonly byName = new Map<string, Command>();
+
+  constructor(specs: readonly CommandSpec[]) {
+    for (const s of specs) this.byName.set(s.name, new Command(s));
+  }
+
+  lookup(name: string): Command | undefined {
+    return this.byName.get(name);
+  }
+
+  all(): Command[] {
+    return [...this.byName.values()];
+  }
+
+  get size(): number {
+    return this.byName.size;
+  }
+
+  /** rename-command: '' removes the command. */
+  rename(from: string, to: string): boolean {
+    const cmd = this.byName.get(from.toLowerCase());
+    if (!cmd) return false;
+    this.byName.delete(from.toLowerCase());
+    if (to !== '') this.byName.set(to.toLowerCase(), cmd);
+    return true;
+  }
+}

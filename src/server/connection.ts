@@ -1,0 +1,218 @@
+// One client connection: reads requests, runs them in order, buffers the
+// replies of one event-loop turn, and holds the blocked state of GETJOB and
+// of a synchronous ADDJOB. While blocked, further requests wait (and the
+// socket stops reading) so replies keep the request order.
+import type { Socket } from 'node:net';
+import { ReplyBuffer } from '../protocol/reply.js';
+import { RequestReader } from '../protocol/request.js';
+import type { Queue, QueueWaiter } from '../core/queue.js';
+import type { Job } from '../core/job.js';
+import type { Node } from './node.js';
+
+/** What a blocked client waits for, and how to end the wait. */
+export interface Blocker {
+  readonly kind: 'getjob' | 'addjob';
+  /** The timeout passed: reply as the reference does. */
+  timedOut(conn: Connection): void;
+  /** The client went away while blocked. */
+  disconnected(conn: Connection): void;
+}
+
+let nextClientId = 1;
+
+export class Connection implements QueueWaiter {
+  readonly id = nextClientId++;
+  readonly out = new ReplyBuffer();
+  readonly addr: string;
+  readonly createdAt = Date.now();
+  lastInteraction = Date.now();
+  name: string | null = null;
+  authenticated: boolean;
+  lastCommand = 'NULL';
+  /** GETJOB WITHCOUNTERS of the current blocking GETJOB. */
+  withCounters = false;
+  /** QueueWaiter: the queues this client is blocked on. */
+  blockedOn: Queue[] | null = null;
+  blocker: Blocker | null = null;
+  closed = false;
+  private closeAfterReply = false;
+  private blockTimer: NodeJS.Timeout | null = null;
+  private readonly waiting: Buffer[][] = [];
+  private readonly reader: RequestReader;
+  private dirty = false;
+
+  constructor(
+    readonly node: Node,
+    readonly socket: Socket,
+  ) {
+    this.addr = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.authenticated = node.config.str('requirepass') === '';
+    this.reader = new RequestReader(
+      {
+        request: (args) => this.onRequest(args),
+        protocolError: (msg) => this.onProtocolError(msg),
+        overLimit: () => {
+          node.log.warning(`Closing client that reached max query buffer length: id=${this.id} addr=${this.addr}`);
+          this.close();
+        },
+      },
+      node.requestLimits,
+    );
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', () => this.close());
+    socket.on('close', () => this.close());
+  }
+
+  get blocked(): boolean {
+    return this.blocker !== null;
+  }
+
+  get pendingInput(): number {
+    return this.reader.pendingBytes;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.lastInteraction = Date.now();
+    this.node.stats.netInputBytes += chunk.length;
+    this.reader.feed(chunk);
+    this.node.afterEvent();
+    this.flush();
+  }
+
+  private onRequest(args: Buffer[]): void {
+    if (this.closed || this.closeAfterReply) return;
+    if (this.blocker !== null || this.waiting.length > 0) {
+      this.waiting.push(args);
+      this.socket.pause();
+      return;
+    }
+    this.node.execute(this, args);
+  }
+
+  private onProtocolError(message: string): void {
+    this.node.log.verbose(`Protocol error from client: id=${this.id} addr=${this.addr}: ${message}`);
+    this.out.error(`ERR ${message}`);
+    this.closeAfterReply = true;
+    this.flush();
+  }
+
+  /** QUIT and friends: send what is buffered, then close. */
+  closeAfterReplies(): void {
+    this.closeAfterReply = true;
+  }
+
+  /** Marks output to be written at the end of this event-loop turn. */
+  markDirty(): void {
+    if (this.dirty || this.closed) return;
+    this.dirty = true;
+    this.node.scheduleFlush(this);
+  }
+
+  flush(): void {
+    this.dirty = false;
+    if (this.closed) return;
+    if (!this.out.empty) {
+      const data = this.out.take();
+      this.node.stats.netOutputBytes += data.length;
+      this.socket.write(data);
+      const hard = this.node.outputHardLimit;
+      if (hard > 0 && this.socket.writableLength > hard) {
+        this.node.log.warning(`Client id=${this.id} addr=${this.addr} closed for overcoming of output buffer limits.`);
+        this.socket.destroy();
+        this.close();
+        return;
+      }
+    }
+    if (this.closeAfterReply) {
+      this.socket.end();
+      this.close();
+    }
+  }
+
+  // ------------------------------------------------------------- blocking
+
+  /** Blocks the client; timeoutAt is an absolute Date.now() time, 0 for never. */
+  block(blocker: Blocker, timeoutAt: number): void {
+    this.blocker = blocker;
+    if (timeoutAt > 0) {
+      const delay = Math.max(0, timeoutAt - Date.now());
+      this.blockTimer = setTimeout(() => {
+        this.blockTimer = null;
+        if (this.blocker !== blocker) return;
+        blocker.timedOut(this);
+        this.node.afterEvent();
+        this.flush();
+      }, delay);
+    }
+  }
+
+  /** Ends the blocked state and runs requests that arrived meanwhile. */
+  unblock(): void {
+    if (this.blocker === null) return;
+    this.blocker = null;
+    if (this.blockTimer !== null) {
+      clearTimeout(this.blockTimer);
+      this.blockTimer = null;
+    }
+    this.markDirty();
+    if (this.waiting.length > 0) setImmediate(() => this.runWaiting());
+    else this.socket.resume();
+  }
+
+  private runWaiting(): void {
+    while (this.waiting.length > 0 && this.blocker === null && !this.closed && !this.closeAfterReply) {
+      this.node.execute(this, this.waiting.shift()!);
+    }
+    if (this.blocker === null) this.socket.resume();
+    this.node.afterEvent();
+    this.flush();
+  }
+
+  // ------------------------------------------------- QueueWaiter (GETJOB)
+
+  serve(job: Job): void {
+    this.out.arrayLen(1);
+    this.node.replyJob(this.out, job, this.withCounters);
+    this.unblock();
+  }
+
+  flushed(): void {
+    this.out.nullArray();
+    this.unblock();
+  }
+
+  refuse(error: string): void {
+    this.out.error(error);
+    this.unblock();
+  }
+
+  // ---------------------------------------------------------------- close
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.blocker !== null) {
+      const b = this.blocker;
+      this.blocker = null;
+      if (this.blockTimer !== null) clearTimeout(this.blockTimer);
+      b.disconnected(this);
+    }
+    this.waiting.length = 0;
+    if (!this.socket.destroyed) this.socket.destroySoon();
+    this.node.clientClosed(this);
+  }
+
+  /** One line of CLIENT LIST. */
+  info(now: number): string {
+    const flags = (this.blocked ? 'b' : '') + (this.closeAfterReply ? 'c' : '') || 'N';
+    return (
+      `id=${this.id} addr=${this.addr} fd=${(this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1} ` +
+      `name=${this.name ?? ''} age=${Math.floor((now - this.createdAt) / 1000)} ` +
+      `idle=${Math.floor((now - this.lastInteraction) / 1000)} flags=${flags} ` +
+      `qbuf=${this.reader.pendingBytes} qbuf-free=0 obl=${this.out.len} oll=0 ` +
+      `omem=${this.socket.writableLength} events=r cmd=${this.lastCommand}`
+    );
+  }
+}

@@ -1,0 +1,471 @@
+// One running Disque node: wires the config, the job store, the cluster, the
+// persistence layer and the client server together, and runs the periodic
+// tasks (the reference's serverCron and processJobs timers). Nothing else
+// holds global state.
+import net from 'node:net';
+import os from 'node:os';
+import { writeFileSync, unlinkSync } from 'node:fs';
+import { Config } from '../config/config.js';
+import { Logger } from './log.js';
+import { SystemClock, type Clock } from '../core/clock.js';
+import { JobStore } from '../core/store.js';
+import { Job, JobState } from '../core/job.js';
+import { Connection } from './connection.js';
+import { CommandTable, type Call } from './command-table.js';
+import { ReplyBuffer } from '../protocol/reply.js';
+import type { RequestLimits } from '../protocol/request.js';
+import { ALL_COMMANDS } from '../commands/index.js';
+import { Cluster } from '../cluster/cluster.js';
+import { Persistence } from '../persistence/persistence.js';
+import { errors } from '../protocol/errors.js';
+
+export const VERSION = '1.0-rc1';
+export const SERVER_NAME = 'disque-ts';
+
+export interface NodeOptions {
+  clock?: Clock;
+  /** Skip process-wide effects (chdir, signal handlers, pid file) for in-process tests. */
+  embedded?: boolean;
+}
+
+export interface SlowlogEntry {
+  id: number;
+  time: number;
+  usec: number;
+  argv: string[];
+}
+
+export interface Stats {
+  connectionsReceived: number;
+  commandsProcessed: number;
+  netInputBytes: number;
+  netOutputBytes: number;
+  rejectedConnections: number;
+  /** ops/sec samples over the last ~1.6 s, taken every 100 ms. */
+  opsSamples: number[];
+  lastSampleCommands: number;
+  lastSampleTime: number;
+}
+
+export class Node {
+  readonly log = new Logger();
+  readonly clock: Clock;
+  readonly store: JobStore;
+  readonly cluster: Cluster;
+  readonly persistence: Persistence;
+  readonly commands: CommandTable;
+  readonly clients = new Set<Connection>();
+  /** Clients that ran MONITOR: they see every command. */
+  readonly monitors = new Set<Connection>();
+  readonly slowlog: SlowlogEntry[] = [];
+  private slowlogNextId = 0;
+  /** LATENCY: samples per event over latency-monitor-threshold. */
+  readonly latencyEvents = new Map<string, { time: number; ms: number }[]>();
+  /** How the process ends after SHUTDOWN (the bin exits; tests do not). */
+  exit: (code: number) => void = () => {};
+  readonly stats: Stats = {
+    connectionsReceived: 0,
+    commandsProcessed: 0,
+    netInputBytes: 0,
+    netOutputBytes: 0,
+    rejectedConnections: 0,
+    opsSamples: [],
+    lastSampleCommands: 0,
+    lastSampleTime: Date.now(),
+  };
+  readonly startTime = Date.now();
+  readonly runId: string;
+  readonly requestLimits: RequestLimits;
+  outputHardLimit = 0;
+  /** Set while reloading persisted jobs: most commands answer -LOADING. */
+  loading = false;
+  port = 0;
+  private listeners: net.Server[] = [];
+  private cronTimer: NodeJS.Timeout | null = null;
+  private jobsTimer: NodeJS.Timeout | null = null;
+  private readonly dirty = new Set<Connection>();
+  private flushScheduled = false;
+  private cronLoops = 0;
+  private shuttingDown = false;
+
+  constructor(
+    readonly config: Config,
+    readonly opts: NodeOptions = {},
+  ) {
+    this.clock = opts.clock ?? new SystemClock();
+    this.runId = randomHex(40);
+    this.requestLimits = {
+      maxQueryBuffer: config.int('client-query-buffer-limit'),
+      maxBulkLen: config.int('proto-max-bulk-len'),
+    };
+    this.cluster = new Cluster(this);
+    this.store = new JobStore({
+      clock: this.clock,
+      myId: () => this.cluster.myself.id,
+      maxmemory: config.int('maxmemory'),
+    });
+    this.persistence = new Persistence(this);
+    this.store.hooks = {
+      ...this.cluster.storeHooks(),
+      ...this.persistence.storeHooks(),
+    };
+    this.commands = new CommandTable(ALL_COMMANDS);
+    for (const entry of config.list('rename-command')) {
+      const [from, to] = entry.split(' ').map((w) => w.replace(/^"|"$/g, ''));
+      this.commands.rename(from!, to ?? '');
+    }
+    this.watchConfig();
+  }
+
+  // -------------------------------------------------------------- startup
+
+  async start(): Promise<void> {
+    const cfg = this.config;
+    this.log.setLevel(cfg.str('loglevel'));
+    this.log.setFile(cfg.str('logfile'));
+    this.log.notice(`${SERVER_NAME} ${VERSION} (Disque-compatible) starting, pid=${process.pid}`);
+    this.outputHardLimit = this.parseOutputLimit();
+
+    this.cluster.init();
+    await this.persistence.start();
+
+    this.port = cfg.int('port');
+    const binds = cfg.list('bind');
+    const addrs = binds.length > 0 ? binds : [undefined];
+    for (const addr of addrs) {
+      const srv = net.createServer({ noDelay: true }, (s) => this.accept(s));
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen({ port: this.port, host: addr, backlog: cfg.int('tcp-backlog') }, () => {
+          srv.removeListener('error', reject);
+          resolve();
+        });
+      });
+      srv.on('error', (e) => this.log.warning(`Listener error: ${e.message}`));
+      this.listeners.push(srv);
+      const a = srv.address();
+      if (a && typeof a === 'object') this.port = a.port;
+    }
+    await this.cluster.listen();
+
+    if (!this.opts.embedded) {
+      const pidfile = cfg.str('pidfile');
+      if (pidfile !== '') writeFileSync(pidfile, `${process.pid}\n`);
+    }
+    this.scheduleCron();
+    this.scheduleJobs(1);
+    this.log.notice(`Ready to accept connections on port ${this.port}`);
+  }
+
+  private parseOutputLimit(): number {
+    let hard = 0;
+    for (const entry of this.config.list('client-output-buffer-limit')) {
+      const w = entry.split(' ');
+      if (w[0] === 'normal') hard = Number(w[1]) || 0;
+    }
+    return hard;
+  }
+
+  /** Runtime effects of CONFIG SET. */
+  private watchConfig(): void {
+    const cfg = this.config;
+    cfg.onChange('loglevel', (v) => this.log.setLevel(v as string));
+    cfg.onChange('maxmemory', (v) => {
+      this.store.maxmemory = v as number;
+      if (this.store.usedMemory > (v as number)) {
+        this.log.warning('WARNING: the new maxmemory value set via CONFIG SET is smaller than the current memory usage.');
+      }
+      this.store.freeMemoryIfNeeded();
+    });
+    cfg.onChange('dir', (v) => {
+      try {
+        process.chdir(v as string);
+      } catch (e) {
+        throw new Error(`Changing directory: ${(e as NodeJS.ErrnoException).message}`);
+      }
+    });
+    cfg.onChange('client-query-buffer-limit', (v) => {
+      this.requestLimits.maxQueryBuffer = v as number;
+    });
+    cfg.onChange('proto-max-bulk-len', (v) => {
+      this.requestLimits.maxBulkLen = v as number;
+    });
+    cfg.onChange('client-output-buffer-limit', () => {
+      this.outputHardLimit = this.parseOutputLimit();
+    });
+    cfg.onChange('hz', () => this.scheduleCron());
+  }
+
+  // -------------------------------------------------------------- clients
+
+  private accept(socket: net.Socket): void {
+    this.stats.connectionsReceived++;
+    if (this.shuttingDown) {
+      socket.destroy();
+      return;
+    }
+    if (this.clients.size >= this.config.int('maxclients')) {
+      this.stats.rejectedConnections++;
+      socket.end('-ERR max number of clients reached\r\n');
+      return;
+    }
+    const keepalive = this.config.int('tcp-keepalive');
+    if (keepalive > 0) socket.setKeepAlive(true, keepalive * 1000);
+    const conn = new Connection(this, socket);
+    this.clients.add(conn);
+  }
+
+  clientClosed(conn: Connection): void {
+    this.clients.delete(conn);
+    this.dirty.delete(conn);
+    this.monitors.delete(conn);
+  }
+
+  /** Runs one request of a client (the reference's processCommand). */
+  execute(conn: Connection, args: Buffer[]): void {
+    const argv = new Array<string>(args.length);
+    for (let i = 0; i < args.length; i++) argv[i] = args[i]!.toString('latin1');
+    const name = argv[0]!.toLowerCase();
+    const out = conn.out;
+    conn.lastInteraction = Date.now();
+
+    if (name === 'quit') {
+      out.ok();
+      conn.closeAfterReplies();
+      return;
+    }
+    const cmd = this.commands.lookup(name);
+    if (!cmd) {
+      out.error(`ERR unknown command '${argv[0]}'`);
+      return;
+    }
+    conn.lastCommand = cmd.name;
+    if (!cmd.arityOk(argv.length)) {
+      out.error(`ERR wrong number of arguments for '${cmd.name}' command`);
+      return;
+    }
+    if (!conn.authenticated && !cmd.has('noauth')) {
+      out.error(errors.noauth);
+      return;
+    }
+    // Over 95% of maxmemory, try to evict; refuse commands that need memory if that fails.
+    if (!this.store.freeMemoryIfNeeded() && cmd.has('denyoom')) {
+      out.error(errors.oom);
+      return;
+    }
+    const misconf = this.persistence.writeError();
+    if (misconf !== null && cmd.has('write')) {
+      out.error(`MISCONF Errors writing to Redis: ${misconf}`);
+      return;
+    }
+    if (this.loading && !cmd.has('loading')) {
+      out.error(errors.loading);
+      return;
+    }
+    if (this.monitors.size > 0) this.feedMonitors(conn, argv);
+    const start = process.hrtime.bigint();
+    const call: Call = { node: this, client: conn, argv, reply: out };
+    try {
+      cmd.spec.handler(call);
+    } catch (e) {
+      this.log.warning(`Error running ${cmd.name}: ${(e as Error).stack ?? e}`);
+      out.error('ERR internal error executing the command, see the server log');
+    }
+    const usec = Number(process.hrtime.bigint() - start) / 1000;
+    cmd.calls++;
+    cmd.usec += usec;
+    this.stats.commandsProcessed++;
+    this.recordSlow(argv, usec, cmd.has('fast'));
+    this.store.serveBlockedClients();
+  }
+
+  private feedMonitors(conn: Connection, argv: string[]): void {
+    const now = Date.now();
+    const line =
+      `${Math.floor(now / 1000)}.${String((now % 1000) * 1000).padStart(6, '0')} [${conn.addr}] ` +
+      argv.map((a) => JSON.stringify(a)).join(' ');
+    for (const m of this.monitors) {
+      if (m === conn) continue;
+      m.out.status(line.replace(/[\r\n]/g, ' '));
+      m.markDirty();
+    }
+  }
+
+  /** SLOWLOG and LATENCY bookkeeping for one command. */
+  private recordSlow(argv: string[], usec: number, fast: boolean): void {
+    const slower = this.config.int('slowlog-log-slower-than');
+    if (slower >= 0 && usec >= slower) {
+      this.slowlog.unshift({
+        id: this.slowlogNextId++,
+        time: Math.floor(Date.now() / 1000),
+        usec: Math.round(usec),
+        argv: argv.slice(0, 32).map((a) => (a.length > 128 ? `${a.slice(0, 128)}... (${a.length - 128} more bytes)` : a)),
+      });
+      const max = this.config.int('slowlog-max-len');
+      if (this.slowlog.length > max) this.slowlog.length = max;
+    }
+    const threshold = this.config.int('latency-monitor-threshold');
+    if (threshold > 0 && usec / 1000 >= threshold) this.latencySample(fast ? 'fast-command' : 'command', Math.round(usec / 1000));
+  }
+
+  latencySample(event: string, ms: number): void {
+    let samples = this.latencyEvents.get(event);
+    if (!samples) this.latencyEvents.set(event, (samples = []));
+    samples.push({ time: Math.floor(Date.now() / 1000), ms });
+    if (samples.length > 160) samples.shift();
+  }
+
+  /** After any event (client data, bus message, timer): serve blocked clients and write out replies. */
+  afterEvent(): void {
+    this.store.serveBlockedClients();
+    if (this.dirty.size > 0) {
+      for (const c of this.dirty) c.flush();
+      this.dirty.clear();
+    }
+  }
+
+  /** Output for a client produced outside its own request: write it this turn. */
+  scheduleFlush(conn: Connection): void {
+    this.dirty.add(conn);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.afterEvent();
+    });
+  }
+
+  /** A job as GETJOB and QPEEK return it: [queue, id, body] (+ counters). */
+  replyJob(out: ReplyBuffer, job: Job, withCounters: boolean): void {
+    out.arrayLen(withCounters ? 7 : 3);
+    out.bulk(job.queue);
+    out.bulk(job.id);
+    out.bulk(job.body);
+    if (withCounters) {
+      out.bulk('nacks');
+      out.int(job.nacks);
+      out.bulk('additional-deliveries');
+      out.int(job.deliveries);
+    }
+  }
+
+  // ----------------------------------------------------------------- cron
+
+  private scheduleCron(): void {
+    if (this.cronTimer !== null) clearInterval(this.cronTimer);
+    const hz = this.config.int('hz');
+    this.cronTimer = setInterval(() => this.cron(), Math.max(1, Math.floor(1000 / hz)));
+    this.cronTimer.unref?.();
+  }
+
+  private everyMs(ms: number): boolean {
+    const period = Math.max(1, Math.floor(1000 / this.config.int('hz')));
+    return ms <= period || this.cronLoops % Math.floor(ms / period) === 0;
+  }
+
+  /** The reference's serverCron: stats, client timeouts, queue eviction, cluster cron. */
+  private cron(): void {
+    this.cronLoops++;
+    const now = Date.now();
+    if (this.everyMs(100)) {
+      const elapsed = now - this.stats.lastSampleTime;
+      if (elapsed > 0) {
+        const ops = ((this.stats.commandsProcessed - this.stats.lastSampleCommands) * 1000) / elapsed;
+        this.stats.opsSamples.push(ops);
+        if (this.stats.opsSamples.length > 16) this.stats.opsSamples.shift();
+      }
+      this.stats.lastSampleCommands = this.stats.commandsProcessed;
+      this.stats.lastSampleTime = now;
+      this.store.evictIdleQueues();
+      this.cluster.cron();
+    }
+    if (this.everyMs(1000)) this.clientsCron(now);
+    this.persistence.cron();
+    this.afterEvent();
+  }
+
+  private clientsCron(now: number): void {
+    const timeout = this.config.int('timeout') * 1000;
+    if (timeout > 0) {
+      for (const c of this.clients) {
+        if (!c.blocked && now - c.lastInteraction > timeout) {
+          this.log.verbose(`Closing idle client id=${c.id}`);
+          c.close();
+        }
+      }
+    }
+    this.cluster.clientsCron();
+  }
+
+  /** processJobs runs again after the delay it asks for (1-100 ms). */
+  private scheduleJobs(delay: number): void {
+    this.jobsTimer = setTimeout(() => {
+      const next = this.store.processJobs();
+      this.afterEvent();
+      if (!this.shuttingDown) this.scheduleJobs(next);
+    }, delay);
+    this.jobsTimer.unref?.();
+  }
+
+  instantaneousOps(): number {
+    const s = this.stats.opsSamples;
+    if (s.length === 0) return 0;
+    return Math.round(s.reduce((a, b) => a + b, 0) / s.length);
+  }
+
+  // ------------------------------------------------------------- shutdown
+
+  /** Stops serving; with rewrite, writes a full snapshot first (SHUTDOWN REWRITE-AOF). */
+  async shutdown(opts: { rewrite?: boolean } = {}): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    this.log.warning('User requested shutdown...');
+    if (this.cronTimer !== null) clearInterval(this.cronTimer);
+    if (this.jobsTimer !== null) clearTimeout(this.jobsTimer);
+    for (const l of this.listeners) l.close();
+    this.listeners = [];
+    await this.persistence.shutdown(opts.rewrite ?? false);
+    await this.cluster.shutdown();
+    for (const c of [...this.clients]) {
+      c.flush();
+      c.socket.destroy();
+      c.close();
+    }
+    if (!this.opts.embedded) {
+      const pidfile = this.config.str('pidfile');
+      if (pidfile !== '') {
+        try {
+          unlinkSync(pidfile);
+        } catch {
+          /* already gone */
+        }
+      }
+    }
+    this.log.warning(`${SERVER_NAME} is now ready to exit, bye bye...`);
+  }
+
+  get uptimeSeconds(): number {
+    return Math.floor((Date.now() - this.startTime) / 1000);
+  }
+
+  get hostname(): string {
+    return os.hostname();
+  }
+
+  /** Jobs by state, for INFO. */
+  jobsByState(): number[] {
+    const counts = [0, 0, 0, 0];
+    for (const j of this.store.allJobs()) counts[j.state]!++;
+    return counts;
+  }
+
+  isActiveJob(job: Job): boolean {
+    return job.state === JobState.Active || job.state === JobState.Queued;
+  }
+}
+
+function randomHex(n: number): string {
+  let s = '';
+  while (s.length < n) s += Math.floor(Math.random() * 16).toString(16);
+  return s;
+}
