@@ -37,6 +37,8 @@ const FLAG_NAMES: [number, string][] = [
 
 /** A forgotten node is not re-added by gossip for this long. */
 const BLACKLIST_TTL_MS = 60_000;
+/** Reconnection attempts back off from 100 ms up to this. */
+const RECONNECT_MAX_DELAY_MS = 500;
 /** Failure reports older than node-timeout times this are ignored. */
 const FAIL_REPORT_VALIDITY_MULT = 2;
 
@@ -235,7 +237,7 @@ export class Cluster {
       const n = link.node as ClusterNode | null;
       if (n && n.link === link) {
         n.link = null;
-        n.reconnectDelay = Math.min(n.reconnectDelay === 0 ? 100 : n.reconnectDelay * 2, 1000);
+        n.reconnectDelay = Math.min(n.reconnectDelay === 0 ? 100 : n.reconnectDelay * 2, RECONNECT_MAX_DELAY_MS);
         n.reconnectAt = Date.now() + n.reconnectDelay;
       }
     },
@@ -439,6 +441,7 @@ export class Cluster {
       linkNode.pingSent = 0;
       linkNode.reconnectDelay = 0;
       if (linkNode.has(NodeFlag.PFAIL)) {
+        this.log.verbose(`Clear PFAIL state for node ${linkNode.id}: it answered.`);
         linkNode.flags &= ~NodeFlag.PFAIL;
         this.updateState();
         this.scheduleSave();
@@ -681,6 +684,12 @@ export class Cluster {
       }
     }
     this.size = size;
+    if (reachable.length !== this.reachable.length && this.log.enabled('verbose')) {
+      const down = [...this.nodes.values()]
+        .filter((n) => n !== this.myself && !reachable.includes(n))
+        .map((n) => `${n.id.slice(0, 8)}(${n.flagString()})`);
+      this.log.verbose(`Reachable nodes: ${reachable.length}; not reachable: ${down.join(' ') || 'none'}`);
+    }
     this.reachable = reachable;
   }
 

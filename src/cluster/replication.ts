@@ -33,6 +33,7 @@ export class Replication {
 
   /** Blocks the ADDJOB client until the job reaches its replication level. */
   waitForReplication(conn: Connection, job: Job, timeoutMs: number, keepsCopy: boolean): void {
+    this.cluster.log.verbose(`Replicating ${job.id} to ${job.repl} nodes, client waits up to ${timeoutMs} ms`);
     job.confirmed = new Set(keepsCopy ? [this.cluster.myself.id] : []);
     this.waiting.set(job, { conn, addedNodeTime: Date.now() });
     const blocker: Blocker = {
@@ -63,6 +64,7 @@ export class Replication {
 
   /** Store hook: a wait-repl job is being removed (it expired). */
   aborted(job: Job): void {
+    this.cluster.log.verbose(`Replication of ${job.id} aborted: the job is being deleted`);
     const w = this.waiting.get(job);
     job.state = JobState.Active;
     this.cluster.broadcastDelJob(job);

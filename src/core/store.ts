@@ -174,8 +174,8 @@ export class JobStore {
    */
   updateAwakeTime(job: Job, at?: number): void {
     if (at === undefined) {
-      // One second past the expire time, so processing finds it expired.
-      at = job.etime + 1000;
+      // Times are in ms here, so the job can be looked at right at its expire time.
+      at = job.etime;
       if (job.state === JobState.Acked) {
         const gc = this.nextGcRetryTime(job);
         if (gc < at) at = gc;

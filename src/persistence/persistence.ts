@@ -29,6 +29,15 @@ export class Persistence {
     return 'ERR persistence to Redis is off (appendonly no)';
   }
 
+  /**
+   * A promise that resolves once every journal record produced so far is
+   * confirmed by Redis, or null when nothing is pending (or appendfsync is
+   * no). Client replies produced now wait for it.
+   */
+  replyGate(): Promise<void> | null {
+    return null;
+  }
+
   /** The reason writes currently fail, or null: write commands answer -MISCONF meanwhile. */
   writeError(): string | null {
     return null;

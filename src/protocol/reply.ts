@@ -27,6 +27,19 @@ export class ReplyBuffer {
     return out;
   }
 
+  /**
+   * Hands the bytes written so far to `write` and resets. When `write`
+   * returns false it kept a reference, so a fresh buffer is used from now on.
+   */
+  flushTo(write: (data: Buffer) => boolean): number {
+    const n = this.len;
+    if (n === 0) return 0;
+    const kept = !write(this.buf.subarray(0, n));
+    this.len = 0;
+    if (kept || this.buf.length > 64 * 1024) this.buf = Buffer.allocUnsafe(256);
+    return n;
+  }
+
   private ensure(n: number): void {
     const need = this.len + n;
     if (need <= this.buf.length) return;

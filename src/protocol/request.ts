@@ -6,8 +6,9 @@
 //   - route inline requests (`PING\r\n`, as redis-cli and telnet users send
 //     them), which redis-parser does not handle, to our own splitter,
 //   - count the bytes of an unfinished request against the query buffer limit.
-// Only byte ranges the scanner validated are handed to redis-parser, so its
-// callbacks fire in request order, interleaved correctly with inline ones.
+// Only whole requests the scanner validated are handed to redis-parser, so
+// its callbacks fire in request order, interleaved correctly with inline
+// ones, and it never keeps references to the caller's (reused) read buffer.
 import RedisParser from 'redis-parser';
 import { splitArgs } from './split-args.js';
 
@@ -46,6 +47,8 @@ export class RequestReader {
   private partialLen = 0;
   /** Bytes of the request under way, for the query buffer limit. */
   private requestBytes = 0;
+  /** Bytes (copied) of a multibulk request begun in earlier reads. */
+  private held: Buffer[] = [];
   private dead = false;
 
   constructor(
@@ -72,9 +75,9 @@ export class RequestReader {
     if (this.dead) return;
     const n = chunk.length;
     let i = 0;
-    // Start of the run of multibulk bytes not yet handed to redis-parser,
-    // and where the request under way started in this chunk.
-    let feedFrom = 0;
+    // Start of the run of complete multibulk requests in this chunk not yet
+    // handed to redis-parser, and where the request under way started.
+    let runStart = 0;
     let requestStart = 0;
     while (i < n) {
       switch (this.mode) {
@@ -84,7 +87,7 @@ export class RequestReader {
           if (chunk[i] === 0x2a) {
             this.mode = Mode.MultibulkHeader;
           } else {
-            if (i > feedFrom) this.parser.execute(chunk.subarray(feedFrom, i));
+            this.execute(chunk, runStart, i);
             this.mode = Mode.Inline;
           }
           break;
@@ -94,13 +97,13 @@ export class RequestReader {
           if (nl < 0) {
             this.keepPartial(chunk.subarray(i));
             i = n;
-            feedFrom = n;
+            runStart = n;
             if (this.partialLen > INLINE_MAX_SIZE) return this.fail('Protocol error: too big inline request');
             break;
           }
           const line = this.takeLine(chunk.subarray(i, nl));
           i = nl + 1;
-          feedFrom = i;
+          runStart = i;
           this.mode = Mode.Idle;
           if (line.length > INLINE_MAX_SIZE) return this.fail('Protocol error: too big inline request');
           const end = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
@@ -133,10 +136,15 @@ export class RequestReader {
           if (this.mode === Mode.MultibulkHeader) {
             const count = parseDecimal(header, 1);
             if (count === undefined || count > MULTIBULK_MAX_ARGS) {
-              this.flushTo(chunk, feedFrom, requestStart);
+              this.execute(chunk, runStart, requestStart);
               return this.fail('Protocol error: invalid multibulk length');
             }
             if (count <= 0) {
+              // *0 and *-1: an empty request (redis-parser yields nothing to run).
+              if (this.held.length > 0) {
+                this.completeRequest(chunk, i);
+                runStart = i;
+              }
               this.mode = Mode.Idle;
             } else {
               this.argsLeft = count;
@@ -144,12 +152,12 @@ export class RequestReader {
             }
           } else {
             if (header[0] !== 0x24) {
-              this.flushTo(chunk, feedFrom, requestStart);
+              this.execute(chunk, runStart, requestStart);
               return this.fail(`Protocol error: expected '$', got '${String.fromCharCode(header[0] ?? 0x20)}'`);
             }
             const len = parseDecimal(header, 1);
             if (len === undefined || len < 0 || len > this.limits.maxBulkLen) {
-              this.flushTo(chunk, feedFrom, requestStart);
+              this.execute(chunk, runStart, requestStart);
               return this.fail('Protocol error: invalid bulk length');
             }
             this.bodyLeft = len + 2;
@@ -162,26 +170,54 @@ export class RequestReader {
           i += take;
           this.bodyLeft -= take;
           this.requestBytes += take;
-          if (this.bodyLeft === 0) {
-            this.argsLeft--;
-            this.mode = this.argsLeft > 0 ? Mode.BulkHeader : Mode.Idle;
+          if (this.bodyLeft === 0 && --this.argsLeft === 0) {
+            this.mode = Mode.Idle;
+            // A request that began in an earlier read runs now, on its own.
+            if (this.held.length > 0) {
+              this.completeRequest(chunk, i);
+              runStart = i;
+            }
+          } else if (this.bodyLeft === 0) {
+            this.mode = Mode.BulkHeader;
           }
           break;
         }
       }
       if (this.requestBytes > this.limits.maxQueryBuffer) {
         this.dead = true;
+        this.held = [];
         this.sink.overLimit();
         return;
       }
+      if (this.dead) return;
     }
-    if (n > feedFrom) this.parser.execute(chunk.subarray(feedFrom, n));
-    if (this.mode === Mode.Idle) this.requestBytes = 0;
+    if (this.mode === Mode.Idle || this.mode === Mode.Inline) {
+      this.execute(chunk, runStart, this.mode === Mode.Idle ? n : requestStart);
+      if (this.mode === Mode.Idle) this.requestBytes = 0;
+      return;
+    }
+    // A multibulk request is unfinished: run the complete ones before it and
+    // keep a copy of its bytes (the caller reuses the chunk's memory).
+    if (this.held.length === 0) {
+      this.execute(chunk, runStart, requestStart);
+      this.held.push(Buffer.from(chunk.subarray(requestStart)));
+    } else {
+      this.held.push(Buffer.from(chunk));
+    }
   }
 
-  /** Hands the validated bytes before a bad request to the parser. */
-  private flushTo(chunk: Buffer, from: number, to: number): void {
-    if (to > from) this.parser.execute(chunk.subarray(from, to));
+  /** Runs complete requests in chunk[from, to) through redis-parser. */
+  private execute(chunk: Buffer, from: number, to: number): void {
+    if (to > from && !this.dead) this.parser.execute(chunk.subarray(from, to));
+  }
+
+  /** The request kept from earlier reads ends at chunk[end]: run it. */
+  private completeRequest(chunk: Buffer, end: number): void {
+    if (this.held.length === 0) return;
+    this.held.push(chunk.subarray(0, end));
+    const whole = Buffer.concat(this.held);
+    this.held = [];
+    if (!this.dead) this.parser.execute(whole);
   }
 
   private fail(message: string): void {

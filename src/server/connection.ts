@@ -4,6 +4,7 @@
 // socket stops reading) so replies keep the request order.
 import type { Socket } from 'node:net';
 import { ReplyBuffer } from '../protocol/reply.js';
+import { wrapSocket, type Transport } from './transport.js';
 import { RequestReader } from '../protocol/request.js';
 import type { Queue, QueueWaiter } from '../core/queue.js';
 import type { Job } from '../core/job.js';
@@ -37,15 +38,20 @@ export class Connection implements QueueWaiter {
   closed = false;
   private closeAfterReply = false;
   private blockTimer: NodeJS.Timeout | null = null;
-  private readonly waiting: Buffer[][] = [];
+  private readonly waiting: string[][] = [];
+  private readonly transport: Transport;
   private readonly reader: RequestReader;
   private dirty = false;
+  /** Replies held until persistence confirms, written in order. */
+  private heldWrites = 0;
+  private writeChain: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly node: Node,
     readonly socket: Socket,
   ) {
-    this.addr = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.transport = wrapSocket(socket);
+    this.addr = `${this.transport.remoteAddress || '?'}:${this.transport.remotePort}`;
     this.authenticated = node.config.str('requirepass') === '';
     this.reader = new RequestReader(
       {
@@ -58,10 +64,10 @@ export class Connection implements QueueWaiter {
       },
       node.requestLimits,
     );
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', () => this.close());
-    socket.on('close', () => this.close());
+    this.transport.start(
+      (chunk) => this.onData(chunk),
+      () => this.close(),
+    );
   }
 
   get blocked(): boolean {
@@ -74,7 +80,6 @@ export class Connection implements QueueWaiter {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
-    this.lastInteraction = Date.now();
     this.node.stats.netInputBytes += chunk.length;
     this.reader.feed(chunk);
     this.node.afterEvent();
@@ -83,12 +88,16 @@ export class Connection implements QueueWaiter {
 
   private onRequest(args: Buffer[]): void {
     if (this.closed || this.closeAfterReply) return;
+    // Arguments become latin1 strings at once: byte for byte, and they no
+    // longer point into the reused read buffer.
+    const argv = new Array<string>(args.length);
+    for (let i = 0; i < args.length; i++) argv[i] = args[i]!.toString('latin1');
     if (this.blocker !== null || this.waiting.length > 0) {
-      this.waiting.push(args);
-      this.socket.pause();
+      this.waiting.push(argv);
+      this.transport.pause();
       return;
     }
-    this.node.execute(this, args);
+    this.node.execute(this, argv);
   }
 
   private onProtocolError(message: string): void {
@@ -114,21 +123,47 @@ export class Connection implements QueueWaiter {
     this.dirty = false;
     if (this.closed) return;
     if (!this.out.empty) {
-      const data = this.out.take();
-      this.node.stats.netOutputBytes += data.length;
-      this.socket.write(data);
-      const hard = this.node.outputHardLimit;
-      if (hard > 0 && this.socket.writableLength > hard) {
-        this.node.log.warning(`Client id=${this.id} addr=${this.addr} closed for overcoming of output buffer limits.`);
-        this.socket.destroy();
-        this.close();
+      // Replies to commands whose changes are still being written to Redis
+      // wait for the write to be confirmed (appendfsync always/everysec).
+      const gate = this.node.persistence.replyGate();
+      if (gate !== null || this.heldWrites > 0) {
+        const data = this.out.take();
+        this.heldWrites++;
+        const prev = this.writeChain;
+        this.writeChain = (gate ? Promise.all([prev, gate]) : prev).then(() => {
+          this.heldWrites--;
+          this.write(data);
+          if (this.heldWrites === 0 && this.closeAfterReply) this.end();
+        });
         return;
       }
+      this.node.stats.netOutputBytes += this.out.flushTo(this.writeOut);
+      this.checkOutputLimit();
     }
-    if (this.closeAfterReply) {
-      this.socket.end();
+    if (this.closeAfterReply && this.heldWrites === 0) this.end();
+  }
+
+  private readonly writeOut = (data: Buffer): boolean => this.transport.write(data);
+
+  private write(data: Buffer): void {
+    if (this.closed) return;
+    this.node.stats.netOutputBytes += data.length;
+    this.transport.write(data);
+    this.checkOutputLimit();
+  }
+
+  private checkOutputLimit(): void {
+    const hard = this.node.outputHardLimit;
+    if (hard > 0 && this.transport.pendingWrite > hard) {
+      this.node.log.warning(`Client id=${this.id} addr=${this.addr} closed for overcoming of output buffer limits.`);
       this.close();
     }
+  }
+
+  private end(): void {
+    if (this.closed) return;
+    this.transport.end();
+    this.close();
   }
 
   // ------------------------------------------------------------- blocking
@@ -158,14 +193,14 @@ export class Connection implements QueueWaiter {
     }
     this.markDirty();
     if (this.waiting.length > 0) setImmediate(() => this.runWaiting());
-    else this.socket.resume();
+    else this.transport.resume();
   }
 
   private runWaiting(): void {
     while (this.waiting.length > 0 && this.blocker === null && !this.closed && !this.closeAfterReply) {
       this.node.execute(this, this.waiting.shift()!);
     }
-    if (this.blocker === null) this.socket.resume();
+    if (this.blocker === null) this.transport.resume();
     this.node.afterEvent();
     this.flush();
   }
@@ -200,7 +235,7 @@ export class Connection implements QueueWaiter {
       b.disconnected(this);
     }
     this.waiting.length = 0;
-    if (!this.socket.destroyed) this.socket.destroySoon();
+    this.transport.end();
     this.node.clientClosed(this);
   }
 
@@ -212,7 +247,7 @@ export class Connection implements QueueWaiter {
       `name=${this.name ?? ''} age=${Math.floor((now - this.createdAt) / 1000)} ` +
       `idle=${Math.floor((now - this.lastInteraction) / 1000)} flags=${flags} ` +
       `qbuf=${this.reader.pendingBytes} qbuf-free=0 obl=${this.out.len} oll=0 ` +
-      `omem=${this.socket.writableLength} events=r cmd=${this.lastCommand}`
+      `omem=${this.transport.pendingWrite} events=r cmd=${this.lastCommand}`
     );
   }
 }

@@ -133,7 +133,8 @@ export class Node {
     const binds = cfg.list('bind');
     const addrs = binds.length > 0 ? binds : [undefined];
     for (const addr of addrs) {
-      const srv = net.createServer({ noDelay: true }, (s) => this.accept(s));
+      // Sockets start paused: the connection's transport takes over reading.
+      const srv = net.createServer({ noDelay: true, pauseOnConnect: true }, (s) => this.accept(s));
       await new Promise<void>((resolve, reject) => {
         srv.once('error', reject);
         srv.listen({ port: this.port, host: addr, backlog: cfg.int('tcp-backlog') }, () => {
@@ -222,9 +223,7 @@ export class Node {
   }
 
   /** Runs one request of a client (the reference's processCommand). */
-  execute(conn: Connection, args: Buffer[]): void {
-    const argv = new Array<string>(args.length);
-    for (let i = 0; i < args.length; i++) argv[i] = args[i]!.toString('latin1');
+  execute(conn: Connection, argv: string[]): void {
     const name = argv[0]!.toLowerCase();
     const out = conn.out;
     conn.lastInteraction = Date.now();
@@ -263,7 +262,7 @@ export class Node {
       return;
     }
     if (this.monitors.size > 0) this.feedMonitors(conn, argv);
-    const start = process.hrtime.bigint();
+    const start = performance.now();
     const call: Call = { node: this, client: conn, argv, reply: out };
     try {
       cmd.spec.handler(call);
@@ -271,7 +270,7 @@ export class Node {
       this.log.warning(`Error running ${cmd.name}: ${(e as Error).stack ?? e}`);
       out.error('ERR internal error executing the command, see the server log');
     }
-    const usec = Number(process.hrtime.bigint() - start) / 1000;
+    const usec = (performance.now() - start) * 1000;
     cmd.calls++;
     cmd.usec += usec;
     this.stats.commandsProcessed++;

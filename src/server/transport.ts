@@ -1,0 +1,271 @@
+// Byte transport for client connections and bus links.
+//
+// Node's stream machinery (Readable push/emit, Writable queues) costs more
+// CPU per request than everything else a command does; on a 2-core machine
+// that decides throughput. So on Node versions that expose the TCP handle
+// internals (process.binding('stream_wrap'), stable since Node 12), a socket
+// is driven directly through its handle: reads land in one shared buffer,
+// and a reply written synchronously by the kernel lets the caller reuse its
+// buffer. Where the internals are missing, the same interface runs on the
+// public socket API.
+import type net from 'node:net';
+
+export interface Transport {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  /** Bytes accepted but not yet handed to the kernel. */
+  readonly pendingWrite: number;
+  /**
+   * Writes `data`. Returns true when the kernel took all of it at once, so
+   * the caller may reuse `data`'s memory; false means the transport keeps a
+   * reference until the write completes.
+   */
+  write(data: Buffer): boolean;
+  /** Stops/resumes reading (backpressure, blocked clients). */
+  pause(): void;
+  resume(): void;
+  /** Closes once pending writes are out. */
+  end(): void;
+  /** Closes now. */
+  destroy(): void;
+  /**
+   * Starts delivering data. `onData` gets a view that is only valid during
+   * the call (the read buffer is reused); copy what must outlive it.
+   */
+  start(onData: (data: Buffer) => void, onClose: () => void): void;
+}
+
+interface StreamBinding {
+  WriteWrap: new () => WriteReq;
+  kReadBytesOrError: number;
+  kLastWriteWasAsync: number;
+  streamBaseState: Int32Array;
+}
+
+interface WriteReq {
+  handle: unknown;
+  oncomplete: (status: number) => void;
+  async: boolean;
+  bytes: number;
+  buffer: Buffer | null;
+}
+
+interface TcpHandle {
+  onread: (this: TcpHandle, ab?: ArrayBuffer) => unknown;
+  useUserBuffer(buf: Uint8Array): void;
+  readStart(): number;
+  readStop(): number;
+  writeBuffer(req: WriteReq, data: Buffer): number;
+  writeQueueSize: number;
+}
+
+let binding: StreamBinding | null = null;
+let UV_EOF = -4095;
+try {
+  const p = process as unknown as { binding(name: string): unknown };
+  binding = p.binding('stream_wrap') as StreamBinding;
+  UV_EOF = (p.binding('uv') as { UV_EOF: number }).UV_EOF;
+  if (typeof binding.WriteWrap !== 'function' || !(binding.streamBaseState instanceof Int32Array)) binding = null;
+} catch {
+  binding = null;
+}
+
+/** Shared by every raw transport: reads are consumed synchronously. */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/** Reading pauses while this many bytes wait to be written (a client that does not read). */
+const WRITE_HIGH_WATER = 8 * 1024 * 1024;
+
+class RawTransport implements Transport {
+  private onData: (data: Buffer) => void = () => {};
+  private onClose: () => void = () => {};
+  private paused = false;
+  private throttled = false;
+  private ending = false;
+  private closed = false;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly handle: TcpHandle,
+    private readonly b: StreamBinding,
+  ) {}
+
+  get remoteAddress(): string {
+    return (this.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  }
+  get remotePort(): number {
+    return this.socket.remotePort ?? 0;
+  }
+  get localAddress(): string {
+    return (this.socket.localAddress ?? '').replace(/^::ffff:/, '');
+  }
+  get pendingWrite(): number {
+    return this.closed ? 0 : this.handle.writeQueueSize;
+  }
+
+  start(onData: (data: Buffer) => void, onClose: () => void): void {
+    this.onData = onData;
+    this.onClose = onClose;
+    const state = this.b.streamBaseState;
+    const kNread = this.b.kReadBytesOrError;
+    const self = this;
+    this.handle.useUserBuffer(READ_BUFFER);
+    this.handle.onread = function () {
+      const nread = state[kNread]!;
+      if (nread > 0) {
+        if (!self.closed) self.onData(READ_BUFFER.subarray(0, nread));
+        return undefined;
+      }
+      if (nread === 0) return undefined;
+      // EOF or a read error: the peer is gone.
+      void UV_EOF;
+      self.destroy();
+      return undefined;
+    };
+    this.socket.once('close', () => this.closedNow());
+    this.socket.on('error', () => this.destroy());
+    this.handle.readStart();
+  }
+
+  write(data: Buffer): boolean {
+    if (this.closed || data.length === 0) return true;
+    const req = new this.b.WriteWrap();
+    req.handle = this.handle;
+    req.async = false;
+    req.bytes = 0;
+    req.buffer = null;
+    req.oncomplete = (status: number) => {
+      req.buffer = null;
+      if (status < 0) return this.destroy();
+      this.afterWrite();
+    };
+    const err = this.handle.writeBuffer(req, data);
+    if (err !== 0) {
+      this.destroy();
+      return true;
+    }
+    if (this.b.streamBaseState[this.b.kLastWriteWasAsync]) {
+      // The kernel buffer is full: keep the bytes alive until written.
+      req.buffer = data;
+      req.async = true;
+      if (this.handle.writeQueueSize > WRITE_HIGH_WATER && !this.throttled) {
+        this.throttled = true;
+        this.handle.readStop();
+      }
+      return false;
+    }
+    return true;
+  }
+
+  private afterWrite(): void {
+    if (this.closed) return;
+    const pending = this.handle.writeQueueSize;
+    if (this.throttled && pending < WRITE_HIGH_WATER / 2) {
+      this.throttled = false;
+      if (!this.paused) this.handle.readStart();
+    }
+    if (this.ending && pending === 0) this.destroy();
+  }
+
+  pause(): void {
+    if (this.paused || this.closed) return;
+    this.paused = true;
+    this.handle.readStop();
+  }
+
+  resume(): void {
+    if (!this.paused || this.closed) return;
+    this.paused = false;
+    if (!this.throttled) this.handle.readStart();
+  }
+
+  end(): void {
+    if (this.closed) return;
+    this.ending = true;
+    if (this.handle.writeQueueSize === 0) this.destroy();
+  }
+
+  destroy(): void {
+    if (this.closed) return;
+    // socket.destroy() closes the handle through Node, which keeps the
+    // server's connection count right and emits 'close'.
+    this.socket.destroy();
+  }
+
+  private closedNow(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClose();
+  }
+}
+
+/** The portable implementation on top of the public socket API. */
+class StreamTransport implements Transport {
+  private closed = false;
+
+  constructor(private readonly socket: net.Socket) {}
+
+  get remoteAddress(): string {
+    return (this.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  }
+  get remotePort(): number {
+    return this.socket.remotePort ?? 0;
+  }
+  get localAddress(): string {
+    return (this.socket.localAddress ?? '').replace(/^::ffff:/, '');
+  }
+  get pendingWrite(): number {
+    return this.socket.writableLength;
+  }
+
+  start(onData: (data: Buffer) => void, onClose: () => void): void {
+    this.socket.on('data', onData);
+    this.socket.on('error', () => this.destroy());
+    this.socket.once('close', () => {
+      if (this.closed) return;
+      this.closed = true;
+      onClose();
+    });
+    this.socket.resume();
+  }
+
+  write(data: Buffer): boolean {
+    if (this.closed) return true;
+    this.socket.write(data);
+    return false;
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+  resume(): void {
+    this.socket.resume();
+  }
+  end(): void {
+    this.socket.end();
+  }
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+/**
+ * Wraps a connected socket that is not reading yet (accepted with
+ * pauseOnConnect, or paused before connecting).
+ */
+export function wrapSocket(socket: net.Socket): Transport {
+  const handle = (socket as unknown as { _handle?: TcpHandle | null })._handle;
+  if (
+    binding !== null &&
+    process.env.DISQUE_PORTABLE_TRANSPORT === undefined &&
+    handle &&
+    typeof handle.useUserBuffer === 'function' &&
+    typeof handle.writeBuffer === 'function'
+  ) {
+    return new RawTransport(socket, handle, binding);
+  }
+  return new StreamTransport(socket);
+}
+
+export const rawTransportAvailable = binding !== null;
