@@ -139,7 +139,7 @@ function info(call: Call): void {
   for (const name of names) {
     const gen = sections[name];
     if (!gen) continue;
-    const title = name === 'commandstats' ? 'Commandstats' : name[0]!.toUpperCase() + name.slice(1);
+    const title = name === 'cpu' ? 'CPU' : name[0]!.toUpperCase() + name.slice(1);
     parts.push(`# ${title}\r\n` + gen().map(([k, v]) => `${k}:${v}\r\n`).join(''));
   }
   call.reply.bulk(parts.join('\r\n'));

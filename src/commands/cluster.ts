@@ -2,6 +2,7 @@
 import type { Call, CommandSpec } from '../server/command-table.js';
 import { errors, parseInteger } from '../protocol/errors.js';
 import { eq } from './util.js';
+import { VERSION } from '../server/node.js';
 
 function cluster(call: Call): void {
   const { argv, reply } = call;
@@ -57,8 +58,16 @@ function cluster(call: Call): void {
   reply.error('ERR Wrong CLUSTER subcommand or number of arguments');
 }
 
-/** HELLO: [version, my ID, [id, ip, port, priority]...]; lower priority is better. */
+/**
+ * HELLO: [version, my ID, [id, ip, port, priority]...]; lower priority is
+ * better. With arguments it is Redis 6's handshake (HELLO protover [AUTH
+ * user pass] [SETNAME name]), which clients such as ioredis 6 send first:
+ * RESP3 is answered -NOPROTO so they fall back to RESP2 (the reference
+ * answers a wrong-arity error, which such clients treat as fatal).
+ */
 function hello(call: Call): void {
+  if (call.argv.length > 1) return redisHello(call);
+  if (!call.client.authenticated) return call.reply.error(errors.noauth);
   const c = call.node.cluster;
   const entries = c.helloEntries();
   const out = call.reply;
@@ -74,7 +83,47 @@ function hello(call: Call): void {
   }
 }
 
+function redisHello(call: Call): void {
+  const { argv, reply, client, node } = call;
+  const ver = parseInteger(argv[1]!);
+  if (ver === undefined) return reply.error('ERR Protocol version is not an integer or out of range');
+  if (ver !== 2) return reply.error('NOPROTO sorry, this protocol version is not supported');
+  let name: string | null | undefined;
+  for (let j = 2; j < argv.length; j++) {
+    const opt = argv[j]!.toLowerCase();
+    if (opt === 'auth' && j + 2 < argv.length) {
+      const pass = node.config.str('requirepass');
+      if (pass === '' || argv[j + 2] !== pass) {
+        return reply.error('WRONGPASS invalid username-password pair or user is disabled.');
+      }
+      client.authenticated = true;
+      j += 2;
+    } else if (opt === 'setname' && j + 1 < argv.length) {
+      name = argv[++j]!;
+    } else {
+      return reply.error(`ERR Syntax error in HELLO option '${argv[j]}'`);
+    }
+  }
+  if (!client.authenticated) return reply.error(errors.noauth);
+  if (name !== undefined) client.name = name === '' ? null : name;
+  reply.arrayLen(14);
+  reply.bulk('server');
+  reply.bulk('disque');
+  reply.bulk('version');
+  reply.bulk(VERSION);
+  reply.bulk('proto');
+  reply.int(2);
+  reply.bulk('id');
+  reply.int(client.id);
+  reply.bulk('mode');
+  reply.bulk('cluster');
+  reply.bulk('role');
+  reply.bulk('master');
+  reply.bulk('modules');
+  reply.arrayLen(0);
+}
+
 export const clusterCommands: CommandSpec[] = [
   { name: 'cluster', arity: -2, flags: ['admin', 'readonly'], handler: cluster },
-  { name: 'hello', arity: 1, flags: ['readonly', 'fast'], handler: hello },
+  { name: 'hello', arity: -1, flags: ['readonly', 'fast', 'noauth'], handler: hello },
 ];

@@ -115,9 +115,8 @@ export class RequestReader {
         }
         case Mode.MultibulkHeader:
         case Mode.BulkHeader: {
-          const cr = chunk.indexOf(0x0d, i);
-          // The header is complete once "\r\n" is in; we need the '\n' too.
-          if (cr < 0 || cr + 1 >= n) {
+          const nl = chunk.indexOf(0x0a, i);
+          if (nl < 0) {
             this.keepPartial(chunk.subarray(i));
             this.requestBytes += n - i;
             i = n;
@@ -130,9 +129,17 @@ export class RequestReader {
             }
             break;
           }
-          const header = this.takeLine(chunk.subarray(i, cr));
-          this.requestBytes += cr + 2 - i;
-          i = cr + 2;
+          const line = this.takeLine(chunk.subarray(i, nl));
+          this.requestBytes += nl + 1 - i;
+          i = nl + 1;
+          // Headers end with "\r\n" (the CR may have come in an earlier read).
+          const header = line[line.length - 1] === 0x0d ? line.subarray(0, line.length - 1) : null;
+          if (header === null) {
+            this.execute(chunk, runStart, requestStart);
+            return this.fail(
+              this.mode === Mode.MultibulkHeader ? 'Protocol error: invalid multibulk length' : 'Protocol error: invalid bulk length',
+            );
+          }
           if (this.mode === Mode.MultibulkHeader) {
             const count = parseDecimal(header, 1);
             if (count === undefined || count > MULTIBULK_MAX_ARGS) {

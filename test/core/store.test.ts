@@ -1,0 +1,237 @@
+// The job store's life cycle on a fake clock: delays, retries, TTLs,
+// at-most-once jobs, acks, queue eviction and memory levels, in
+// milliseconds of fake time.
+import { describe, it, expect, beforeEach } from 'vitest';
+import { FakeClock } from '../../src/core/clock.js';
+import { JobStore } from '../../src/core/store.js';
+import { Job, JobState, NEVER, JOB_FLAG_DELIVERED } from '../../src/core/job.js';
+import { generateJobId } from '../../src/core/job-id.js';
+import type { QueueWaiter, Queue } from '../../src/core/queue.js';
+
+const MY_ID = 'a'.repeat(40);
+
+/** Creates and registers a job the way ADDJOB does for a single node. */
+function addJob(
+  store: JobStore,
+  queue: string,
+  body: string,
+  opts: { ttl?: number; retry?: number; delay?: number } = {},
+): Job {
+  const ttl = opts.ttl ?? 86400;
+  const retry = opts.retry ?? Math.max(1, Math.min(300, Math.floor(ttl / 10)));
+  const delay = opts.delay ?? 0;
+  const now = store.clock.now();
+  const job = new Job(generateJobId(MY_ID, ttl, retry), JobState.WaitRepl, store.selfOnly());
+  job.queue = queue;
+  job.body = body;
+  store.nextCtime(job);
+  job.etime = now + ttl * 1000;
+  job.retry = retry;
+  job.delay = delay;
+  job.qtime = delay ? now + delay * 1000 : now + retry * 1000;
+  expect(store.registerJob(job)).toBe(true);
+  if (delay === 0) store.enqueueJob(job, false);
+  else {
+    job.state = JobState.Active;
+    store.updateAwakeTime(job);
+  }
+  return job;
+}
+
+/** Advances fake time in small steps, running the scheduler like the node does. */
+function run(store: JobStore, clock: FakeClock, ms: number, step = 10): void {
+  const end = clock.now() + ms;
+  while (clock.now() < end) {
+    clock.advance(Math.min(step, end - clock.now()));
+    store.processJobs();
+  }
+}
+
+describe('JobStore', () => {
+  let clock: FakeClock;
+  let store: JobStore;
+  // A random source of 0.5 makes the re-queue desynchronization zero.
+  beforeEach(() => {
+    clock = new FakeClock();
+    store = new JobStore({ clock, myId: () => MY_ID, random: () => 0.5 });
+  });
+
+  it('queues a new job at once and serves queues in creation order', () => {
+    const a = addJob(store, 'q', 'a');
+    const b = addJob(store, 'q', 'b');
+    clock.advance(5);
+    const c = addJob(store, 'q', 'c');
+    const q = store.lookupQueue('q')!;
+    expect(q.length).toBe(3);
+    expect(store.fetchJob(q)).toBe(a);
+    expect(store.fetchJob(q)).toBe(b);
+    expect(store.fetchJob(q)).toBe(c);
+    expect(a.state).toBe(JobState.Active);
+    expect(a.flags & JOB_FLAG_DELIVERED).toBeTruthy();
+  });
+
+  it('queues a delayed job only when its DELAY has passed', () => {
+    const job = addJob(store, 'q', 'later', { delay: 2, retry: 10 });
+    expect(store.lookupQueue('q')).toBeUndefined();
+    run(store, clock, 1990);
+    expect(job.state).toBe(JobState.Active);
+    run(store, clock, 20);
+    expect(job.state).toBe(JobState.Queued);
+    expect(store.lookupQueue('q')!.length).toBe(1);
+  });
+
+  it('re-queues an unacknowledged job after RETRY and counts an additional delivery', () => {
+    const job = addJob(store, 'q', 'x', { retry: 3 });
+    const q = store.lookupQueue('q')!;
+    expect(store.fetchJob(q)).toBe(job);
+    run(store, clock, 2900);
+    expect(job.state).toBe(JobState.Active);
+    run(store, clock, 200);
+    expect(job.state).toBe(JobState.Queued);
+    expect(job.deliveries).toBe(1);
+    expect(q.length).toBe(1);
+  });
+
+  it('never re-queues an at-most-once job (RETRY 0) once delivered', () => {
+    const job = addJob(store, 'q', 'once', { retry: 0 });
+    expect(job.qtime).toBe(NEVER);
+    const q = store.lookupQueue('q')!;
+    expect(store.fetchJob(q)).toBe(job);
+    run(store, clock, 60_000, 100);
+    expect(job.state).toBe(JobState.Active);
+    expect(store.enqueueJob(job, false)).toBe(false);
+    expect(q.length).toBe(0);
+  });
+
+  it('deletes jobs at their TTL whatever their state', () => {
+    const queued = addJob(store, 'q', 'a', { ttl: 5, retry: 1 });
+    const active = addJob(store, 'q', 'b', { ttl: 5, retry: 1 });
+    store.fetchJob(store.lookupQueue('q')!);
+    run(store, clock, 4990);
+    expect(store.lookupJob(queued.id)).toBe(queued);
+    expect(store.lookupJob(active.id)).toBe(active);
+    run(store, clock, 20);
+    expect(store.lookupJob(queued.id)).toBeUndefined();
+    expect(store.lookupJob(active.id)).toBeUndefined();
+    expect(store.jobCount).toBe(0);
+    expect(store.usedMemory).toBeGreaterThan(0); // the queue is still there
+  });
+
+  it('collects an acknowledged job through the collect hook', () => {
+    const collected: Job[] = [];
+    store.hooks = {
+      collect: (job) => {
+        collected.push(job);
+        store.unregisterJob(job);
+      },
+    };
+    const job = addJob(store, 'q', 'x');
+    store.acknowledgeJob(job);
+    expect(job.state).toBe(JobState.Acked);
+    expect(store.lookupQueue('q')!.length).toBe(0);
+    run(store, clock, 2000, 50);
+    expect(collected).toEqual([job]);
+    expect(store.lookupJob(job.id)).toBeUndefined();
+  });
+
+  it('sends WILLQUEUE half a second before re-queueing an active job', () => {
+    const events: string[] = [];
+    store.hooks = { willQueue: () => events.push(`willqueue@${clock.now()}`) };
+    const job = addJob(store, 'q', 'x', { retry: 2 });
+    store.fetchJob(store.lookupQueue('q')!);
+    run(store, clock, 1490, 10);
+    expect(events).toEqual([]);
+    run(store, clock, 20, 10);
+    expect(events).toEqual(['willqueue@1500']);
+    expect(job.state).toBe(JobState.Active);
+  });
+
+  it('keeps re-queue in a queue paused in input for another retry period', () => {
+    const job = addJob(store, 'q', 'x', { retry: 1 });
+    const q = store.lookupQueue('q')!;
+    store.fetchJob(q);
+    store.changePausedState(q, 1, true);
+    run(store, clock, 1100);
+    expect(job.state).toBe(JobState.Active);
+    store.changePausedState(q, 1, false);
+    run(store, clock, 1100);
+    expect(job.state).toBe(JobState.Queued);
+  });
+
+  it('evicts empty idle queues after five minutes but keeps paused ones', () => {
+    // Eviction samples queues at random.
+    store = new JobStore({ clock, myId: () => MY_ID });
+    const a = addJob(store, 'a', 'x', { retry: 0 });
+    addJob(store, 'b', 'x', { retry: 0 });
+    store.fetchJob(store.lookupQueue('a')!);
+    store.fetchJob(store.lookupQueue('b')!);
+    store.changePausedState(store.lookupQueue('b')!, 2, true);
+    clock.advance(299_000);
+    store.evictIdleQueues();
+    expect(store.queueCount).toBe(2);
+    clock.advance(2_000);
+    for (let i = 0; i < 5; i++) store.evictIdleQueues();
+    expect(store.lookupQueue('a')).toBeUndefined();
+    expect(store.lookupQueue('b')).toBeDefined();
+    expect(a.state).toBe(JobState.Active);
+  });
+
+  it('reaches memory warning levels and evicts only what is safe', () => {
+    store = new JobStore({ clock, myId: () => MY_ID });
+    store.maxmemory = 100_000;
+    const delivered: Job[] = [];
+    while (store.memoryWarningLevel() < 2) {
+      const j = addJob(store, 'q', 'x'.repeat(200), { retry: 0 });
+      if (delivered.length < 50) delivered.push(store.fetchJob(store.lookupQueue('q')!)!);
+      else expect(j).toBeDefined();
+    }
+    expect(store.usedMemory).toBeGreaterThan(95_000);
+    // Queued at-least-once jobs are never evicted; delivered at-most-once ones are.
+    const queuedBefore = store.lookupQueue('q')!.length;
+    expect(store.freeMemoryIfNeeded()).toBe(true);
+    expect(store.usedMemory).toBeLessThanOrEqual(95_000);
+    expect(store.lookupQueue('q')!.length).toBe(queuedBefore);
+    expect(delivered.some((j) => store.lookupJob(j.id) === undefined)).toBe(true);
+  });
+
+  it('serves blocked waiters in arrival order and forgets unblocked ones', () => {
+    const served: string[] = [];
+    const mk = (name: string): QueueWaiter => ({
+      blockedOn: null as Queue[] | null,
+      serve: (job: Job) => served.push(`${name}:${job.body}`),
+      flushed: () => served.push(`${name}:flushed`),
+      refuse: () => {},
+    });
+    const w1 = mk('w1');
+    const w2 = mk('w2');
+    const w3 = mk('w3');
+    store.block(w1, ['q']);
+    store.block(w2, ['q', 'r']);
+    store.block(w3, ['q']);
+    store.unblock(w3);
+    addJob(store, 'r', 'one');
+    addJob(store, 'q', 'two');
+    store.serveBlockedClients();
+    expect(served.sort()).toEqual(['w1:two', 'w2:one']);
+    expect(store.lookupQueue('q')!.blockedCount).toBe(0);
+  });
+
+  it('scans every job present for the whole iteration despite removals', () => {
+    const jobs = Array.from({ length: 500 }, (_, i) => addJob(store, `q${i % 7}`, `b${i}`));
+    const seen = new Set<string>();
+    let cursor = 0;
+    let rounds = 0;
+    do {
+      let budget = 17;
+      cursor = store.scanJobs(cursor, (j) => seen.add(j.id), () => budget-- > 0);
+      // Remove some jobs and add new ones between calls.
+      if (rounds % 3 === 0) store.unregisterJob(jobs[rounds]!);
+      addJob(store, 'new', `n${rounds}`);
+      rounds++;
+    } while (cursor !== 0);
+    for (let i = 0; i < jobs.length; i++) {
+      const j = jobs[i]!;
+      if (store.lookupJob(j.id)) expect(seen.has(j.id)).toBe(true);
+    }
+  });
+});

@@ -1,0 +1,96 @@
+// Job IDs, the queue's job list and the awake schedule.
+import { describe, it, expect } from 'vitest';
+import { generateJobId, isValidJobId, ttlMinutesFromJobId, isAtMostOnceJobId, jobIdNodePrefix } from '../../src/core/job-id.js';
+import { Job, JobState } from '../../src/core/job.js';
+import { JobList } from '../../src/core/job-list.js';
+import { AwakeHeap } from '../../src/core/awake-heap.js';
+
+const NODE = '0123456789abcdef0123456789abcdef01234567';
+
+function job(ctime: number, cseq = 0): Job {
+  const j = new Job(generateJobId(NODE, 3600, 1), JobState.Queued, []);
+  j.ctime = ctime;
+  j.cseq = cseq;
+  return j;
+}
+
+describe('job IDs', () => {
+  it('have the reference format: D-, node prefix, 24 base64 chars, TTL minutes in hex', () => {
+    const id = generateJobId(NODE, 3600, 5);
+    expect(id).toMatch(/^D-01234567-[A-Za-z0-9+/]{24}-[0-9a-f]{4}$/);
+    expect(id).toHaveLength(40);
+    expect(isValidJobId(id)).toBe(true);
+    expect(jobIdNodePrefix(id)).toBe('01234567');
+    expect(ttlMinutesFromJobId(id)).toBe(61); // 60 minutes, made odd: at-least-once
+  });
+
+  it('mark at-most-once jobs with an even TTL field and cap it', () => {
+    expect(isAtMostOnceJobId(generateJobId(NODE, 3600, 0))).toBe(true);
+    expect(ttlMinutesFromJobId(generateJobId(NODE, 3600, 0))).toBe(60);
+    expect(isAtMostOnceJobId(generateJobId(NODE, 3600, 1))).toBe(false);
+    expect(ttlMinutesFromJobId(generateJobId(NODE, 10_000_000, 1))).toBe(65535);
+    expect(ttlMinutesFromJobId(generateJobId(NODE, 30, 1))).toBe(1);
+  });
+
+  it('are unique', () => {
+    const ids = new Set(Array.from({ length: 20000 }, () => generateJobId(NODE, 60, 1)));
+    expect(ids.size).toBe(20000);
+  });
+
+  it('are validated by length and separators', () => {
+    expect(isValidJobId('D-01234567-abc')).toBe(false);
+    expect(isValidJobId('X' + generateJobId(NODE, 60, 1).slice(1))).toBe(false);
+    expect(isValidJobId(generateJobId(NODE, 60, 1).replace(/-(?=[0-9a-f]{4}$)/, '+'))).toBe(false);
+  });
+});
+
+describe('JobList', () => {
+  it('keeps jobs ordered by creation time, ties by counter', () => {
+    const l = new JobList();
+    const jobs = [job(5), job(1), job(3, 1), job(3, 0), job(9), job(0)];
+    for (const j of jobs) l.insert(j);
+    expect(l.peek(10, false).map((j) => `${j.ctime}.${j.cseq}`)).toEqual(['0.0', '1.0', '3.0', '3.1', '5.0', '9.0']);
+    expect(l.peek(2, true).map((j) => j.ctime)).toEqual([9, 5]);
+    expect(l.shift()!.ctime).toBe(0);
+    expect(l.size).toBe(5);
+  });
+
+  it('stays ordered across many chunks with inserts and removals in the middle', () => {
+    const l = new JobList();
+    const all: Job[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const j = job(Math.floor(Math.random() * 100000), i);
+      all.push(j);
+      l.insert(j);
+    }
+    for (let i = 0; i < 2000; i++) expect(l.remove(all[i * 2]!)).toBe(true);
+    expect(l.remove(all[0]!)).toBe(false);
+    const rest = l.peek(10000, false);
+    expect(rest).toHaveLength(3000);
+    for (let i = 1; i < rest.length; i++) {
+      const a = rest[i - 1]!;
+      const b = rest[i]!;
+      expect(a.ctime < b.ctime || (a.ctime === b.ctime && a.cseq <= b.cseq)).toBe(true);
+    }
+  });
+});
+
+describe('AwakeHeap', () => {
+  it('pops live entries in time order and skips stale ones', () => {
+    const h = new AwakeHeap();
+    const a = job(0);
+    const b = job(0);
+    a.slot = 0;
+    b.slot = 1;
+    a.awake = 50;
+    h.push(a, 50);
+    b.awake = 20;
+    h.push(b, 20);
+    // a moves earlier: its old entry goes stale.
+    a.awake = 10;
+    h.push(a, 10);
+    const order: (Job | undefined)[] = [];
+    while (h.peekTime() !== Infinity) order.push(h.popLive());
+    expect(order).toEqual([a, b, undefined]);
+  });
+});
