@@ -122,6 +122,7 @@ export class Federation {
       let job = store.lookupJob(decoded.id);
       if (!job) {
         job = decoded;
+        job.queue = store.internQueueName(job.queue!);
         job.state = JobState.Active;
         store.registerJob(job);
         store.hooks.persistJob?.(job);

@@ -169,6 +169,7 @@ export class Replication {
     }
     const q = store.lookupQueue(job.queue!);
     if (q && q.pausedIn) return;
+    if (q) job.queue = q.name;
     job.flags |= JOB_FLAG_BCAST_QUEUED;
     const existing = store.lookupJob(job.id);
     if (existing) {

@@ -90,7 +90,7 @@ function addjob(call: Call): void {
   const discardLocal = async && extrepl;
   const now = store.clock.now();
   const job = new Job(generateJobId(cluster.myself.id, ttl, retry), JobState.WaitRepl, extrepl ? [] : store.selfOnly());
-  job.queue = qname;
+  job.queue = q ? q.name : qname;
   job.body = argv[2]!;
   job.repl = replicate;
   store.nextCtime(job);

@@ -5,7 +5,7 @@
 //
 // Entries are never moved when a job's time changes: a new entry is pushed
 // and the old one is recognised as stale when it reaches the top (its time no
-// longer equals job.awake, or the job was unregistered). The heap is rebuilt
+// longer equals job.awake; an unregistered job's is NEVER). The heap is rebuilt
 // without stale entries when they outnumber the live ones.
 import { Job } from './job.js';
 
@@ -50,7 +50,7 @@ export class AwakeHeap {
     const job = this.jobs[0]!;
     const at = this.times[0]!;
     this.removeTop();
-    return job.slot >= 0 && job.awake === at ? job : undefined;
+    return job.awake === at ? job : undefined;
   }
 
   /** Drops stale entries when there are more than `live` entries by a margin. */
@@ -61,7 +61,7 @@ export class AwakeHeap {
     let w = 0;
     for (let r = 0; r < this.n; r++) {
       const job = jobs[r]!;
-      if (job.slot >= 0 && job.awake === times[r]) {
+      if (job.awake === times[r]) {
         times[w] = times[r]!;
         jobs[w++] = job;
       }

@@ -6,7 +6,7 @@
 //   - storage: absolute times and the state, to reload the job as it was.
 // Bodies and queue names travel as bytes (they are latin1 strings here).
 import type { Clock } from './clock.js';
-import { Job, JobState, NEVER, JOB_FLAG_BCAST_WILLQUEUE, type NodeIdList } from './job.js';
+import { Job, JobState, NEVER, JOB_FLAG_BCAST_WILLQUEUE, JOB_INTERNAL_FLAGS, type NodeIdList } from './job.js';
 import { isValidJobId } from './job-id.js';
 
 export interface WireJob {
@@ -49,7 +49,7 @@ export function encodeJob(job: Job, clock: Clock, storage: boolean): WireJob {
   };
   if (storage) {
     w.st = job.state;
-    w.fl = job.flags;
+    w.fl = job.flags & ~JOB_INTERNAL_FLAGS;
     w.qt = job.qtime === NEVER ? -1 : clock.base + job.qtime;
   }
   return w;
@@ -106,7 +106,7 @@ export function decodeJob(
   if (storage) {
     if (!isInt(w.st) || w.st < JobState.WaitRepl || w.st > JobState.Acked) return null;
     job.state = w.st;
-    job.flags = isInt(w.fl) ? w.fl : 0;
+    job.flags = isInt(w.fl) ? w.fl & ~JOB_INTERNAL_FLAGS & 0xff : 0;
   }
   // The next re-queue time is computed locally, as on REPLJOB reception.
   if (job.retry) {

@@ -26,6 +26,12 @@ export const JOB_FLAG_BCAST_QUEUED = 1 << 0;
 export const JOB_FLAG_BCAST_WILLQUEUE = 1 << 1;
 /** This node delivered the job to a consumer at least once. */
 export const JOB_FLAG_DELIVERED = 1 << 2;
+/** Internal: the job is in the registry. */
+export const JOB_FLAG_REGISTERED = 1 << 3;
+/** Internal: the job's awake time changed and its schedule entry is pending. */
+export const JOB_FLAG_AWAKE_PENDING = 1 << 4;
+/** Flags that only make sense inside one process. */
+export const JOB_INTERNAL_FLAGS = JOB_FLAG_REGISTERED | JOB_FLAG_AWAKE_PENDING;
 
 /** WILLQUEUE is sent this many ms before the re-queue time. */
 export const JOB_WILLQUEUE_ADVANCE = 500;
@@ -46,9 +52,12 @@ export class Job {
   queue: string | null = null;
   /** Body as a latin1 string (one char per byte), or null for a dummy ack. */
   body: string | null = null;
-  state: number;
-  flags = 0;
-  gcRetry = 0;
+  /**
+   * State (2 bits), GC attempt counter (4 bits) and flags, packed in one
+   * small integer: there may be millions of jobs, and every field costs
+   * 8 bytes each.
+   */
+  private bits: number;
   repl = 1;
   /** Creation time (clock-relative ms) and a counter for jobs created in the same ms. */
   ctime = 0;
@@ -68,16 +77,42 @@ export class Job {
   qtime = NEVER;
   /** Next time the scheduler looks at this job, or NEVER when unregistered. */
   awake = NEVER;
-  /** Position in the registry's dense array, -1 when not registered. */
-  slot = -1;
+  /** Next job in the same registry bucket, and the ID's hash there. */
+  next: Job | null = null;
+  hash = 0;
 
   constructor(
     readonly id: string,
     state: number,
     delivered: NodeIdList,
   ) {
-    this.state = state;
+    this.bits = state;
     this.delivered = delivered;
+  }
+
+  get state(): number {
+    return this.bits & 3;
+  }
+  set state(v: number) {
+    this.bits = (this.bits & ~3) | v;
+  }
+
+  get gcRetry(): number {
+    return (this.bits >> 2) & 15;
+  }
+  set gcRetry(v: number) {
+    this.bits = (this.bits & ~(15 << 2)) | ((v & 15) << 2);
+  }
+
+  get flags(): number {
+    return this.bits >> 6;
+  }
+  set flags(v: number) {
+    this.bits = (this.bits & 63) | (v << 6);
+  }
+
+  get registered(): boolean {
+    return (this.bits & (JOB_FLAG_REGISTERED << 6)) !== 0;
   }
 
   get isDummyAck(): boolean {

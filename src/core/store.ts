@@ -12,6 +12,8 @@ import {
   JOB_FLAG_BCAST_QUEUED,
   JOB_FLAG_BCAST_WILLQUEUE,
   JOB_FLAG_DELIVERED,
+  JOB_FLAG_REGISTERED,
+  JOB_FLAG_AWAKE_PENDING,
   JOB_WILLQUEUE_ADVANCE,
   JOB_GC_RETRY_MIN_PERIOD,
   JOB_GC_RETRY_MAX_PERIOD,
@@ -19,6 +21,7 @@ import {
 } from './job.js';
 import { Queue, QueueWaiter, QUEUE_FLAG_PAUSED_ALL, QUEUE_FLAG_PAUSED_IN, QUEUE_FLAG_PAUSED_OUT } from './queue.js';
 import { AwakeHeap } from './awake-heap.js';
+import { JobTable } from './job-table.js';
 
 /** Random desynchronization of re-queue times between nodes, in ms. */
 export const TIME_ERROR = 500;
@@ -70,9 +73,9 @@ export class JobStore {
 
   private readonly myId: () => string;
   private readonly random: () => number;
-  private readonly jobs = new Map<string, Job>();
-  /** Dense array of registered jobs, for random sampling and cursor scans. */
-  private readonly jobSlots: Job[] = [];
+  private readonly jobs = new JobTable();
+  /** Jobs whose awake time changed since the schedule was last updated. */
+  private awakePending: Job[] = [];
   private readonly queues = new Map<string, Queue>();
   private readonly queueSlots: Queue[] = [];
   private readonly awake = new AwakeHeap();
@@ -128,10 +131,8 @@ export class JobStore {
 
   /** Adds the job to the registry and schedules it. False if the ID exists. */
   registerJob(job: Job): boolean {
-    if (this.jobs.has(job.id)) return false;
-    this.jobs.set(job.id, job);
-    job.slot = this.jobSlots.length;
-    this.jobSlots.push(job);
+    if (!this.jobs.add(job)) return false;
+    job.flags |= JOB_FLAG_REGISTERED;
     this.usedMemory += jobMemory(job);
     if (this.usedMemory > this.peakMemory) this.peakMemory = this.usedMemory;
     this.updateAwakeTime(job);
@@ -140,31 +141,20 @@ export class JobStore {
 
   /** Removes the job from the registry, its queue and the schedule. */
   unregisterJob(job: Job): boolean {
-    if (job.slot < 0 || this.jobs.get(job.id) !== job) return false;
+    if (!job.registered) return false;
     if (job.state >= JobState.Active && job.state !== JobState.Acked) this.hooks.persistDelete?.(job);
     if (job.state === JobState.Queued) this.dequeueJob(job);
     if (job.state === JobState.WaitRepl) this.hooks.waitReplAborted?.(job);
-
-    this.jobs.delete(job.id);
-    // Swap-remove keeps the dense array dense; see scanJobs() for why the
-    // cursor scan still visits every job present for a whole iteration.
-    const slots = this.jobSlots;
-    const last = slots.pop()!;
-    if (last !== job) {
-      slots[job.slot] = last;
-      last.slot = job.slot;
-    }
-    job.slot = -1;
+    this.jobs.remove(job);
+    job.flags &= ~JOB_FLAG_REGISTERED;
     job.awake = NEVER;
     this.usedMemory -= jobMemory(job);
-    this.awake.compactIfNeeded(this.jobs.size);
     return true;
   }
 
-  /** A uniformly random registered job. */
+  /** A random registered job. */
   randomJob(): Job | undefined {
-    const n = this.jobSlots.length;
-    return n === 0 ? undefined : this.jobSlots[Math.floor(this.random() * n)];
+    return this.jobs.random(this.random);
   }
 
   /**
@@ -185,10 +175,27 @@ export class JobStore {
         if (qt < at) at = qt;
       }
     }
-    if (at !== job.awake && job.slot >= 0) {
+    if (at !== job.awake && job.registered) {
       job.awake = at;
-      this.awake.push(job, at);
+      // The schedule entry is made once per event, however often the time
+      // changes meanwhile (ADDJOB registers then queues, for instance).
+      if (!(job.flags & JOB_FLAG_AWAKE_PENDING)) {
+        job.flags |= JOB_FLAG_AWAKE_PENDING;
+        this.awakePending.push(job);
+      }
     }
+  }
+
+  /** Enters pending awake times into the schedule. */
+  flushSchedule(): void {
+    const pending = this.awakePending;
+    if (pending.length === 0) return;
+    this.awakePending = [];
+    for (const job of pending) {
+      job.flags &= ~JOB_FLAG_AWAKE_PENDING;
+      if (job.registered) this.awake.push(job, job.awake);
+    }
+    this.awake.compactIfNeeded(this.jobs.size);
   }
 
   /** Sets when the job is queued again here, unless it must never be (at-most-once). */
@@ -277,11 +284,13 @@ export class JobStore {
    * many ms until the next one, between 1 and 100.
    */
   processJobs(max = 10_000): number {
+    this.flushSchedule();
     const now = this.clock.now();
     while (max-- > 0 && this.awake.peekTime() <= now) {
       const job = this.awake.popLive();
       if (job) this.processJob(job, now);
     }
+    this.flushSchedule();
     const next = this.awake.peekTime() - now;
     return next < 1 ? 1 : next > 100 ? 100 : next;
   }
@@ -327,12 +336,12 @@ export class JobStore {
 
     if (job.state === JobState.Acked) {
       this.hooks.collect?.(job);
-      if (job.slot >= 0) this.updateAwakeTime(job);
+      if (job.registered) this.updateAwakeTime(job);
     }
 
     // Nothing moved its awake time: schedule again from its fields so it is
     // never stuck at a time in the past.
-    if (job.slot >= 0 && job.awake === before) {
+    if (job.registered && job.awake === before) {
       job.awake = NEVER;
       this.updateAwakeTime(job);
       if (job.awake <= now) this.updateAwakeTime(job, now + 100);
@@ -343,6 +352,11 @@ export class JobStore {
 
   lookupQueue(name: string): Queue | undefined {
     return this.queues.get(name);
+  }
+
+  /** The queue's own name string when it exists, so jobs share one copy. */
+  internQueueName(name: string): string {
+    return this.queues.get(name)?.name ?? name;
   }
 
   /** The queue by name, created if missing. */
@@ -527,23 +541,27 @@ export class JobStore {
   // ------------------------------------------------------------------ scan
 
   /**
-   * Cursor iteration over jobs (JSCAN). The cursor counts down through the
-   * dense array: removals move the last job into the hole, and that job was
-   * already visited, so every job present for a whole iteration is returned
-   * (some maybe twice); new jobs land past the cursor. Returns the next cursor
-   * (0 when done).
+   * Cursor iteration over jobs (JSCAN): every job present for a whole
+   * iteration is returned, some maybe twice (see JobTable.scan). Returns the
+   * next cursor, 0 when done.
    */
   scanJobs(cursor: number, visit: (job: Job) => void, steps: () => boolean): number {
-    return scanDense(this.jobSlots, cursor, visit, steps);
+    return this.jobs.scan(cursor, visit, steps);
   }
 
-  /** Cursor iteration over queues (QSCAN), as scanJobs. */
+  /**
+   * Cursor iteration over queues (QSCAN). The cursor counts down through the
+   * dense array of queues: a removal moves the last queue into the hole, and
+   * that one was already visited, so every queue present for a whole
+   * iteration is returned (some maybe twice); new queues land past the cursor.
+   */
   scanQueues(cursor: number, visit: (q: Queue) => void, steps: () => boolean): number {
     return scanDense(this.queueSlots, cursor, visit, steps);
   }
 
-  allJobs(): readonly Job[] {
-    return this.jobSlots;
+  /** Every registered job (a new array). */
+  allJobs(): Job[] {
+    return [...this.jobs];
   }
 
   allQueues(): readonly Queue[] {
@@ -554,13 +572,14 @@ export class JobStore {
 
   /** Drops every job and queue; blocked clients are answered as on timeout. */
   flushAll(): void {
-    for (const job of [...this.jobSlots]) this.unregisterJob(job);
+    for (const job of this.allJobs()) this.unregisterJob(job);
     for (const waiter of [...this.waiters]) {
       this.unblock(waiter);
       waiter.flushed();
     }
     for (const q of [...this.queueSlots]) this.destroyQueue(q);
     this.awake.clear();
+    this.awakePending = [];
     this.readyQueues.clear();
   }
 }

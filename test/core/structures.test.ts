@@ -80,8 +80,6 @@ describe('AwakeHeap', () => {
     const h = new AwakeHeap();
     const a = job(0);
     const b = job(0);
-    a.slot = 0;
-    b.slot = 1;
     a.awake = 50;
     h.push(a, 50);
     b.awake = 20;
@@ -92,5 +90,42 @@ describe('AwakeHeap', () => {
     const order: (Job | undefined)[] = [];
     while (h.peekTime() !== Infinity) order.push(h.popLive());
     expect(order).toEqual([a, b, undefined]);
+  });
+});
+
+describe('JobTable', () => {
+  it('finds, removes and samples jobs', async () => {
+    const { JobTable } = await import('../../src/core/job-table.js');
+    const t = new JobTable();
+    const jobs = Array.from({ length: 3000 }, () => job(0));
+    for (const j of jobs) expect(t.add(j)).toBe(true);
+    expect(t.add(jobs[0]!)).toBe(false);
+    expect(t.size).toBe(3000);
+    for (const j of jobs) expect(t.get(j.id)).toBe(j);
+    for (const j of jobs.slice(0, 2900)) expect(t.remove(j)).toBe(true);
+    expect(t.size).toBe(100);
+    expect(t.get(jobs[0]!.id)).toBeUndefined();
+    const sample = new Set(Array.from({ length: 500 }, () => t.random(Math.random)));
+    for (const j of sample) expect(jobs.slice(2900)).toContain(j);
+  });
+
+  it('scans every job present for the whole iteration while the table grows and shrinks', async () => {
+    const { JobTable } = await import('../../src/core/job-table.js');
+    const t = new JobTable();
+    const stay = Array.from({ length: 2000 }, () => job(0));
+    stay.forEach((j) => t.add(j));
+    const churn: Job[] = [];
+    const seen = new Set<Job>();
+    let cursor = 0;
+    let round = 0;
+    do {
+      let budget = 50;
+      cursor = t.scan(cursor, (j) => seen.add(j), () => budget-- > 0);
+      // Grow the table a lot, then shrink it back, between calls.
+      if (round % 2 === 0) for (let i = 0; i < 3000; i++) churn.push(job(0)), t.add(churn[churn.length - 1]!);
+      else while (churn.length) t.remove(churn.pop()!);
+      round++;
+    } while (cursor !== 0);
+    for (const j of stay) expect(seen.has(j)).toBe(true);
   });
 });
