@@ -10,6 +10,7 @@
 import net from 'node:net';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Packr } from 'msgpackr';
+import { wrapSocket, type Transport } from '../server/transport.js';
 
 export const BUS_PROTOCOL_VERSION = 1;
 
@@ -81,7 +82,21 @@ export interface LinkEvents {
   bad(link: Link, reason: string): void;
 }
 
-/** One TCP connection between two nodes, in either direction. */
+/** Links with frames waiting to be written at the end of this event-loop turn. */
+const dirtyLinks = new Set<Link>();
+let flushScheduled = false;
+
+function flushLinks(): void {
+  flushScheduled = false;
+  const links = [...dirtyLinks];
+  dirtyLinks.clear();
+  for (const l of links) l.flush();
+}
+
+/**
+ * One TCP connection between two nodes, in either direction. Frames sent
+ * during one event-loop turn go out in a single write.
+ */
 export class Link {
   readonly ctime = Date.now();
   /** For outbound links: the node it was opened to (set by the cluster). */
@@ -89,11 +104,15 @@ export class Link {
   /** False until the secret handshake (if any) completes. */
   authenticated: boolean;
   closed = false;
+  private transport: Transport | null = null;
   private chunks: Buffer[] = [];
   private buffered = 0;
   private nonce: Buffer | null = null;
   private peerNonce: Buffer | null = null;
+  /** Frames held until the peer proved it knows the secret. */
   private outQueue: Buffer[] = [];
+  /** Frames to write at the end of this turn (or once connected). */
+  private pending: Buffer[] = [];
 
   constructor(
     readonly socket: net.Socket,
@@ -103,15 +122,31 @@ export class Link {
   ) {
     this.authenticated = opts.secret === '';
     socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => this.onData(d));
-    socket.on('error', () => this.close());
-    socket.on('close', () => this.close());
-    if (!this.authenticated && !inbound) {
+    if (inbound) {
+      this.attach();
+    } else {
+      // Not reading until connected: then the transport takes the socket over.
+      socket.pause();
       socket.once('connect', () => {
-        this.nonce = randomBytes(16);
-        this.writeRaw(encodeFrame({ ...opts.myHeader(), t: MsgType.AUTH_HELLO, n: this.nonce }));
+        this.attach();
+        if (!this.authenticated) {
+          this.nonce = randomBytes(16);
+          this.writeRaw(encodeFrame({ ...opts.myHeader(), t: MsgType.AUTH_HELLO, n: this.nonce }));
+        }
+        this.schedule();
       });
+      socket.once('error', () => this.close());
+      socket.once('close', () => this.close());
     }
+  }
+
+  private attach(): void {
+    const t = wrapSocket(this.socket);
+    this.transport = t;
+    t.start(
+      (d) => this.onData(d),
+      () => this.close(),
+    );
   }
 
   get remoteAddress(): string {
@@ -126,7 +161,6 @@ export class Link {
   send(frame: Buffer): void {
     if (this.closed) return;
     if (!this.authenticated) {
-      // Hold messages until the peer proved it knows the secret.
       this.outQueue.push(frame);
       return;
     }
@@ -134,18 +168,41 @@ export class Link {
   }
 
   private writeRaw(frame: Buffer): void {
-    if (!this.closed) this.socket.write(frame);
+    if (this.closed) return;
+    this.pending.push(frame);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.transport === null || this.pending.length === 0) return;
+    dirtyLinks.add(this);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushLinks);
+    }
+  }
+
+  /** Writes the frames of this turn at once. */
+  flush(): void {
+    if (this.closed || this.transport === null || this.pending.length === 0) return;
+    const frames = this.pending;
+    this.pending = [];
+    this.transport.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.outQueue = [];
-    this.socket.destroy();
+    this.pending = [];
+    dirtyLinks.delete(this);
+    if (this.transport) this.transport.destroy();
+    else this.socket.destroy();
     this.events.closed(this);
   }
 
   private onData(d: Buffer): void {
+    // The transport reuses its read buffer: keep copies of partial frames.
     this.chunks.push(d);
     this.buffered += d.length;
     while (!this.closed && this.buffered >= 4) {
@@ -156,10 +213,12 @@ export class Link {
         this.close();
         return;
       }
-      if (this.buffered < 4 + len) return;
+      if (this.buffered < 4 + len) break;
       const frame = this.take(4 + len).subarray(4);
       let msg: BusMessage;
       try {
+        // Decoded byte fields may point into the read buffer: handlers
+        // consume them before returning.
         msg = packr.unpack(frame) as BusMessage;
       } catch {
         this.events.bad(this, 'undecodable frame');
@@ -182,6 +241,14 @@ export class Link {
       }
       this.events.message(this, msg);
     }
+    if (this.buffered === 0 || this.closed) {
+      this.chunks = [];
+      return;
+    }
+    // Keep our own copy of the unconsumed part of this read (earlier chunks
+    // are copies already), so a large frame costs one copy per read.
+    const last = this.chunks[this.chunks.length - 1]!;
+    if (last.buffer === d.buffer) this.chunks[this.chunks.length - 1] = Buffer.from(last);
   }
 
   /** The secret handshake; see the file comment. */
@@ -244,9 +311,9 @@ export class Link {
   }
 }
 
+/** A copy of a decoded byte field (it may point into the reused read buffer). */
 function asBuffer(x: unknown): Buffer | null {
-  if (Buffer.isBuffer(x)) return x;
-  if (x instanceof Uint8Array) return Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+  if (x instanceof Uint8Array) return Buffer.from(x);
   return null;
 }
 

@@ -172,7 +172,8 @@ export class Cluster {
     this.myself.port = this.node.port;
     const busPort = this.node.port + this.portOffset;
     if (busPort > 65535) throw new Error(`cluster bus port ${busPort} is out of range: lower port or cluster-port-offset`);
-    const srv = net.createServer((s) => this.acceptLink(s));
+    // Sockets start paused: the link's transport takes over reading.
+    const srv = net.createServer({ pauseOnConnect: true }, (s) => this.acceptLink(s));
     const binds = this.node.config.list('bind');
     await new Promise<void>((resolve, reject) => {
       srv.once('error', reject);
@@ -184,6 +185,8 @@ export class Cluster {
     srv.on('error', (e) => this.log.warning(`Cluster bus listener error: ${e.message}`));
     this.busServer = srv;
     for (const seed of this.node.config.list('cluster-meet')) void this.meetSeed(seed);
+    // Reach the known peers at once: a restarted node is seen alive sooner.
+    this.cron();
   }
 
   /** A cluster-meet directive: host:port, resolved to an address. */
@@ -434,6 +437,12 @@ export class Cluster {
 
     if (sender && type === MsgType.PING && !sender.has(NodeFlag.HANDSHAKE)) {
       if (this.updateAddressIfNeeded(sender, link, port)) this.scheduleSave();
+      // A peer we could not reach pings us (it restarted): reconnect now
+      // instead of waiting out the backoff, so its PONG clears any PFAIL.
+      if (sender.link === null && !sender.has(NodeFlag.NOADDR)) {
+        sender.reconnectAt = 0;
+        this.connect(sender);
+      }
     }
 
     if (linkNode && type === MsgType.PONG && link.node === linkNode) {

@@ -13,7 +13,7 @@ import { randomInt } from 'node:crypto';
 import type { Job } from './job.js';
 
 const SEED = randomInt(1, 0x7fffffff) | 1;
-const MIN_SIZE = 1024;
+const MIN_SIZE = 16;
 
 /**
  * Hash of a job ID: eight characters of its random part (48 random bits)
