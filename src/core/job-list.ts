@@ -31,14 +31,7 @@ export class JobList {
     }
     const ci = this.chunkFor(job);
     const chunk = chunks[ci]!;
-    let lo = 0;
-    let hi = chunk.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareJobsByCtime(chunk[mid]!, job) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    chunk.splice(lo, 0, job);
+    chunk.splice(position(chunk, job), 0, job);
     if (chunk.length > CHUNK_MAX) this.split(ci);
   }
 
@@ -47,13 +40,7 @@ export class JobList {
     if (this.count === 0) return false;
     const ci = this.chunkFor(job);
     const chunk = this.chunks[ci]!;
-    let lo = 0;
-    let hi = chunk.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareJobsByCtime(chunk[mid]!, job) < 0) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = position(chunk, job);
     if (chunk[lo] !== job) return false;
     if (lo === 0) chunk.shift();
     else if (lo === chunk.length - 1) chunk.pop();
@@ -130,4 +117,16 @@ export class JobList {
     const tail = chunk.splice(chunk.length >>> 1);
     this.chunks.splice(ci + 1, 0, tail);
   }
+}
+
+/** Index of the first job in a sorted chunk that is not before `job`. */
+function position(chunk: Job[], job: Job): number {
+  let lo = 0;
+  let hi = chunk.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareJobsByCtime(chunk[mid]!, job) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

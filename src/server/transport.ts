@@ -77,20 +77,9 @@ const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 /** Reading pauses while this many bytes wait to be written (a client that does not read). */
 const WRITE_HIGH_WATER = 8 * 1024 * 1024;
 
-class RawTransport implements Transport {
-  private onData: (data: Buffer) => void = () => {};
-  private onClose: () => void = () => {};
-  private paused = false;
-  private throttled = false;
-  private ending = false;
-  private closed = false;
-
-  constructor(
-    private readonly socket: net.Socket,
-    private readonly handle: TcpHandle,
-    private readonly b: StreamBinding,
-  ) {}
-
+/** Addresses of a socket, IPv4-mapped IPv6 shown as plain IPv4. */
+abstract class SocketAddresses {
+  constructor(protected readonly socket: net.Socket) {}
   get remoteAddress(): string {
     return (this.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
   }
@@ -100,6 +89,24 @@ class RawTransport implements Transport {
   get localAddress(): string {
     return (this.socket.localAddress ?? '').replace(/^::ffff:/, '');
   }
+}
+
+class RawTransport extends SocketAddresses implements Transport {
+  private onData: (data: Buffer) => void = () => {};
+  private onClose: () => void = () => {};
+  private paused = false;
+  private throttled = false;
+  private ending = false;
+  private closed = false;
+
+  constructor(
+    socket: net.Socket,
+    private readonly handle: TcpHandle,
+    private readonly b: StreamBinding,
+  ) {
+    super(socket);
+  }
+
   get pendingWrite(): number {
     return this.closed ? 0 : this.handle.writeQueueSize;
   }
@@ -201,20 +208,9 @@ class RawTransport implements Transport {
 }
 
 /** The portable implementation on top of the public socket API. */
-class StreamTransport implements Transport {
+class StreamTransport extends SocketAddresses implements Transport {
   private closed = false;
 
-  constructor(private readonly socket: net.Socket) {}
-
-  get remoteAddress(): string {
-    return (this.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-  }
-  get remotePort(): number {
-    return this.socket.remotePort ?? 0;
-  }
-  get localAddress(): string {
-    return (this.socket.localAddress ?? '').replace(/^::ffff:/, '');
-  }
   get pendingWrite(): number {
     return this.socket.writableLength;
   }

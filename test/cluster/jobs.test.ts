@@ -4,6 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { startCluster, pairs, infoField, client, waitMesh, type TestCluster } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/server.js';
+import { err } from '../helpers/replies.js';
 
 let c: TestCluster;
 
@@ -25,14 +26,6 @@ async function copies(id: string): Promise<Map<number, string>> {
   return out;
 }
 
-async function err(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    return (e as Error).message;
-  }
-  throw new Error('expected an error reply');
-}
 
 let qn = 0;
 const queue = () => `cq${++qn}`;

@@ -1,6 +1,9 @@
 // Several real server processes joined into a cluster with CLUSTER MEET.
 import Redis from 'ioredis';
 import { startServer, waitFor, type ServerHandle, type ServerOptions } from './server.js';
+import { infoField } from './replies.js';
+
+export { pairs, infoField } from './replies.js';
 
 export interface ClusterNodeHandle {
   server: ServerHandle;
@@ -30,18 +33,6 @@ export function client(port: number): Redis {
   // Nodes are killed on purpose: connection errors are expected.
   r.on('error', () => {});
   return r;
-}
-
-export function infoField(info: string, field: string): string | undefined {
-  return info.split('\r\n').find((l) => l.startsWith(field + ':'))?.slice(field.length + 1);
-}
-
-/** SHOW-style flat replies as an object. */
-export function pairs(reply: unknown): Record<string, unknown> {
-  const a = reply as unknown[];
-  const o: Record<string, unknown> = {};
-  for (let i = 0; i < a.length; i += 2) o[String(a[i])] = a[i + 1];
-  return o;
 }
 
 /** Parsed CLUSTER NODES lines. */

@@ -6,22 +6,12 @@ import { readFileSync } from 'node:fs';
 import { startInProcess, type InProcessServer } from '../helpers/inprocess.js';
 import { startServer, waitFor } from '../helpers/server.js';
 import { RawClient, resp } from '../helpers/raw.js';
+import { err, infoField } from '../helpers/replies.js';
 
 let srv: InProcessServer;
 let r: Redis;
 
-async function err(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    return (e as Error).message;
-  }
-  throw new Error('expected an error reply');
-}
 
-function infoField(info: string, field: string): string | undefined {
-  return info.split('\r\n').find((l) => l.startsWith(field + ':'))?.slice(field.length + 1);
-}
 
 beforeAll(async () => {
   srv = await startInProcess();
@@ -131,10 +121,10 @@ describe('server commands', () => {
     expect(infoField(info, 'cluster_size')).toBe('1');
     expect(await r.call('CLUSTER', 'LEAVING')).toBe('no');
     const c = srv.client();
-    const blocked = c.call('GETJOB', 'FROM', 'leave-q');
+    const blocked = err(c.call('GETJOB', 'FROM', 'leave-q'));
     await waitFor(async () => infoField((await r.call('INFO', 'clients')) as string, 'blocked_clients') === '1', 'blocked');
     expect(await r.call('CLUSTER', 'LEAVING', 'yes')).toBe('OK');
-    expect(await err(blocked)).toMatch(/^LEAVING/);
+    expect(await blocked).toMatch(/^LEAVING/);
     expect(await err(r.call('GETJOB', 'FROM', 'leave-q'))).toBe(
       'LEAVING This node is leaving the cluster, please connect to a different one',
     );

@@ -4,26 +4,12 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type Redis from 'ioredis';
 import { startInProcess, type InProcessServer } from '../helpers/inprocess.js';
 import { waitFor } from '../helpers/server.js';
+import { err, pairs } from '../helpers/replies.js';
 
 let srv: InProcessServer;
 let r: Redis;
 
-/** SHOW / QSTAT replies as an object. */
-function pairs(reply: unknown): Record<string, unknown> {
-  const a = reply as unknown[];
-  const o: Record<string, unknown> = {};
-  for (let i = 0; i < a.length; i += 2) o[String(a[i])] = a[i + 1];
-  return o;
-}
 
-async function err(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    return (e as Error).message;
-  }
-  throw new Error('expected an error reply');
-}
 
 let qn = 0;
 const queue = () => `q${++qn}-${Date.now()}`;
