@@ -26,7 +26,7 @@ import { availableParallelism } from 'node:os';
 import { Client, Conn, detectKind, fmtAddr, parseAddress, type Address, type ServerKind } from './conn.js';
 import { ConsumerDriver, type Driver, Flow, PingDriver, ProducerDriver, Stats, type StatsData } from './drivers.js';
 import { Histogram, type LatencySummary } from './histogram.js';
-import { procCpuMs, selfCpuMs, isLocalHost } from './procstat.js';
+import { otherCpuMs, processCpuSnapshot, procCpuMs, selfCpuMs, isLocalHost } from './procstat.js';
 import { drain, fill } from './queueops.js';
 import { MIN_BODY, Tracker, type TrackerData, type Verification } from './tracker.js';
 
@@ -119,6 +119,8 @@ export interface LoadResult {
   generatorCpuPct: number;
   /** CPU used by the server process(es), % of one core, when readable. */
   serverCpuPct?: number;
+  /** CPU used by everything else on the machine during the window, % of one core (Linux, local server). */
+  otherCpuPct?: number;
   /** Things that make this number less trustworthy, in words. */
   warnings: string[];
 }
@@ -249,16 +251,20 @@ async function runLocal(spec: LoadSpec & { queue: string }, part: Part, hooks: H
     measuring = true;
     t0 = performance.now();
     hooks.measureStart();
-    setTimeout(stopAll, spec.durationSec * 1000);
+    measureTimer = setTimeout(stopAll, spec.durationSec * 1000);
   }, spec.warmupSec * 1000);
+  let measureTimer: NodeJS.Timeout | undefined;
 
   await ended;
   clearTimeout(warmTimer);
+  clearTimeout(measureTimer);
   // Every driver finishes its batch in flight; a blocked GETJOB returns within blockMs.
+  let guard: NodeJS.Timeout | undefined;
   const settled = await Promise.race([
     Promise.all(drivers.map((d) => d.done)).then(() => true),
-    sleep(30_000).then(() => false),
+    new Promise<boolean>((r) => (guard = setTimeout(() => r(false), 30_000))),
   ]);
+  clearTimeout(guard);
   clearInterval(ticker);
   if (!settled) stats.error({ message: 'some connections did not finish their last batch within 30 s' } as never);
   for (const c of conns) c.close();
@@ -397,11 +403,13 @@ export async function runLoad(input: LoadSpec, onProgress?: (p: ProgressInfo) =>
   // CPU is sampled when the first thread starts measuring and when the last one stops.
   let started = 0;
   let stopped = 0;
-  let cpu0 = { self: 0, server: 0, wall: 0 };
-  let cpu1 = { self: 0, server: 0, wall: 0 };
+  const exclude = new Set([process.pid, ...pids]);
+  let cpu0 = { self: 0, server: 0, others: new Map<number, number>(), wall: 0 };
+  let cpu1 = cpu0;
   const sampleCpu = (): typeof cpu0 => ({
     self: selfCpuMs(),
     server: pids.reduce((s, p) => s + (procCpuMs(p) ?? 0), 0),
+    others: processCpuSnapshot(exclude),
     wall: performance.now(),
   });
   const progressOps = new Array<number>(threads).fill(0);
@@ -498,6 +506,9 @@ export async function runLoad(input: LoadSpec, onProgress?: (p: ProgressInfo) =>
   const generatorCpuPct = started > 0 && wall > 0 ? Math.round(((cpu1.self - cpu0.self) / wall) * 1000) / 10 : 0;
   const serverCpuPct =
     pids.length > 0 && started > 0 && wall > 0 ? Math.round(((cpu1.server - cpu0.server) / wall) * 1000) / 10 : undefined;
+  // Everything else running on the machine during the window (other benchmarks, builds...).
+  const otherCpuPct =
+    started > 0 && wall > 0 && cpu1.others.size > 0 ? Math.round((otherCpuMs(cpu0.others, cpu1.others) / wall) * 1000) / 10 : undefined;
   const warnings: string[] = [];
   const cores = availableParallelism();
   if (locals.every((l) => l.elapsedMs === 0)) warnings.push('queue ran dry during warmup: nothing measured (raise --preload)');
@@ -506,6 +517,7 @@ export async function runLoad(input: LoadSpec, onProgress?: (p: ProgressInfo) =>
   if (generatorCpuPct > 85 * Math.min(threads, cores)) warnings.push(`generator used ${generatorCpuPct}% CPU: it may be the bottleneck`);
   if (serverCpuPct !== undefined && generatorCpuPct + serverCpuPct > 90 * cores)
     warnings.push(`machine saturated: generator ${generatorCpuPct}% + server ${serverCpuPct}% of ${cores} cores`);
+  if (otherCpuPct !== undefined && otherCpuPct > 20) warnings.push(`other processes used ${otherCpuPct}% CPU during the run: noisy`);
   if (merged.errors > 0) warnings.push(`${merged.errors} error replies`);
   if (verification && (verification.lost > 0 || verification.duplicated > 0 || verification.unexpected > 0))
     warnings.push(`jobs lost ${verification.lost}, duplicated ${verification.duplicated}, unexpected ${verification.unexpected}`);
@@ -536,6 +548,7 @@ export async function runLoad(input: LoadSpec, onProgress?: (p: ProgressInfo) =>
     ...(verification ? { verification } : {}),
     generatorCpuPct,
     ...(serverCpuPct !== undefined ? { serverCpuPct } : {}),
+    ...(otherCpuPct !== undefined ? { otherCpuPct } : {}),
     warnings,
   };
 }
@@ -616,7 +629,11 @@ export function describe(r: LoadResult): string {
       `  check: ${v.expected} jobs expected back, ${v.received} received, lost ${v.lost}, duplicated ${v.duplicated}, unexpected ${v.unexpected}` +
         (r.drain ? ` (drain: ${r.drain.jobs} jobs in ${r.drain.sec}s)` : ''),
     );
-  lines.push(`  cpu (% of one core): generator ${r.generatorCpuPct}%${r.serverCpuPct !== undefined ? `, server ${r.serverCpuPct}%` : ''}`);
+  lines.push(
+    `  cpu (% of one core): generator ${r.generatorCpuPct}%` +
+      (r.serverCpuPct !== undefined ? `, server ${r.serverCpuPct}%` : '') +
+      (r.otherCpuPct !== undefined ? `, other processes ${r.otherCpuPct}%` : ''),
+  );
   for (const w of r.warnings) lines.push(`  warning: ${w}`);
   return lines.join('\n');
 }

@@ -1,5 +1,5 @@
 // Reading a local server's CPU time and resident memory from /proc.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 // USER_HZ: the unit of utime/stime in /proc/<pid>/stat. 100 on every Linux
 // build Node runs on (the kernel ABI fixes it), whatever CONFIG_HZ is.
@@ -35,4 +35,41 @@ export function isLocalHost(host: string): boolean {
 export function selfCpuMs(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
+}
+
+/**
+ * CPU time (ms) of every user-space process except `exclude`, by pid. Kernel
+ * threads are left out: ksoftirqd and friends mostly carry our own loopback
+ * traffic. Diff two snapshots with otherCpuMs() to see whether something else
+ * (another benchmark, a build) competed for the CPU during a run.
+ */
+export function processCpuSnapshot(exclude: Set<number>): Map<number, number> {
+  const m = new Map<number, number>();
+  let names: string[];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return m;
+  }
+  for (const n of names) {
+    const c = n.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    const pid = Number(n);
+    if (exclude.has(pid)) continue;
+    try {
+      const s = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      if (pid === 2 || f[1] === '2') continue; // kthreadd and its children
+      m.set(pid, ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return m;
+}
+
+export function otherCpuMs(before: Map<number, number>, after: Map<number, number>): number {
+  let sum = 0;
+  for (const [pid, t] of after) sum += t - (before.get(pid) ?? 0);
+  return sum;
 }

@@ -1,0 +1,233 @@
+// Turning run results into the summary tables (markdown, printed and saved).
+import type { LoadResult, Workload } from './load.js';
+import type { MemoryResult } from './memory.js';
+import type { Flavor } from './servers.js';
+
+export interface RunRecord {
+  scenario: string;
+  flavor: Flavor;
+  round: number;
+  result: LoadResult;
+}
+
+export interface MemoryRecord {
+  flavor: Flavor;
+  result: MemoryResult;
+}
+
+export interface Scenario {
+  id: string;
+  workload: Workload;
+  conns: number;
+  pipeline: number;
+  cluster: boolean;
+}
+
+export interface Summary {
+  scenario: Scenario;
+  flavor: Flavor;
+  rounds: number;
+  /** Mean over rounds, and the spread. */
+  opsPerSec: number;
+  minOpsPerSec: number;
+  maxOpsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  generatorCpuPct: number;
+  serverCpuPct?: number;
+  checked: number;
+  lost: number;
+  duplicated: number;
+  unexpected: number;
+  errors: number;
+  warnings: string[];
+}
+
+const mean = (xs: number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+
+export function summarize(scenarios: Scenario[], runs: RunRecord[], flavors: Flavor[]): Summary[] {
+  const out: Summary[] = [];
+  for (const sc of scenarios) {
+    for (const f of flavors) {
+      const rs = runs.filter((r) => r.scenario === sc.id && r.flavor === f).map((r) => r.result);
+      if (rs.length === 0) continue;
+      const ops = rs.map((r) => r.opsPerSec);
+      const srv = rs.map((r) => r.serverCpuPct).filter((x): x is number => x !== undefined);
+      out.push({
+        scenario: sc,
+        flavor: f,
+        rounds: rs.length,
+        opsPerSec: Math.round(mean(ops)),
+        minOpsPerSec: Math.min(...ops),
+        maxOpsPerSec: Math.max(...ops),
+        p50Ms: round2(mean(rs.map((r) => r.latency.p50Ms))),
+        p99Ms: round2(mean(rs.map((r) => r.latency.p99Ms))),
+        maxMs: round2(Math.max(...rs.map((r) => r.latency.maxMs))),
+        generatorCpuPct: Math.max(...rs.map((r) => r.generatorCpuPct)),
+        ...(srv.length ? { serverCpuPct: Math.round(mean(srv)) } : {}),
+        checked: rs.reduce((a, r) => a + (r.verification?.expected ?? 0), 0),
+        lost: rs.reduce((a, r) => a + (r.verification?.lost ?? 0), 0),
+        duplicated: rs.reduce((a, r) => a + (r.verification?.duplicated ?? 0), 0),
+        unexpected: rs.reduce((a, r) => a + (r.verification?.unexpected ?? 0), 0),
+        errors: rs.reduce((a, r) => a + r.errors, 0),
+        warnings: [...new Set(rs.flatMap((r) => r.warnings.map((w) => w.replace(/[\d.]+%/g, '…%'))))],
+      });
+    }
+  }
+  return out;
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+export function fmtOps(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+const WHAT: Record<Workload, string> = {
+  ping: 'PING',
+  produce: 'ADDJOB',
+  consume: 'GETJOB+ACKJOB',
+  cycle: 'ADDJOB → GETJOB+ACKJOB',
+  replicate: 'ADDJOB REPLICATE 3',
+  cross: 'ADDJOB node 1 → GETJOB+ACKJOB node 2',
+};
+const REDIS_WHAT: Partial<Record<Workload, (pipeline: number) => string>> = {
+  ping: () => 'PING',
+  produce: () => 'LPUSH',
+  consume: (p) => (p > 1 ? 'RPOP' : 'BRPOP'),
+  cycle: (p) => (p > 1 ? 'LPUSH → RPOP' : 'LPUSH → BRPOP'),
+};
+
+export const FLAVOR_TITLE: Record<Flavor, string> = { ours: 'disque-ts', reference: 'Disque (C)', redis: 'Redis' };
+
+function table(head: string[], rows: string[][], align?: ('l' | 'r')[]): string {
+  const a = align ?? head.map((_, i) => (i === 0 ? 'l' : 'r'));
+  return [
+    `| ${head.join(' | ')} |`,
+    `| ${a.map((x) => (x === 'l' ? ':--' : '--:')).join(' | ')} |`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
+}
+
+export function ratio(a: number | undefined, b: number | undefined): string {
+  if (!a || !b) return '–';
+  return `${(a / b).toFixed(2)}×`;
+}
+
+export interface ReportInput {
+  title: string;
+  header: string[];
+  scenarios: Scenario[];
+  flavors: Flavor[];
+  summaries: Summary[];
+  memory: MemoryRecord[];
+}
+
+export function markdown(inp: ReportInput): string {
+  const { flavors, summaries } = inp;
+  const get = (sc: Scenario, f: Flavor): Summary | undefined => summaries.find((s) => s.scenario.id === sc.id && s.flavor === f);
+  const out: string[] = [`# ${inp.title}`, '', ...inp.header.map((h) => `- ${h}`), ''];
+  const hasOurs = flavors.includes('ours');
+
+  // Throughput with ratios.
+  const ratioCols: [Flavor, string][] = hasOurs
+    ? flavors.filter((f) => f !== 'ours').map((f) => [f, `ours/${f === 'reference' ? 'ref' : f}`])
+    : flavors.includes('reference') && flavors.includes('redis')
+      ? [['redis', 'ref/redis']]
+      : [];
+  const base: Flavor | undefined = hasOurs ? 'ours' : flavors.includes('reference') ? 'reference' : undefined;
+  out.push('## Throughput (ops/s, mean of rounds)', '');
+  out.push(
+    table(
+      ['workload', 'commands', 'conns', 'pipeline', ...flavors.map((f) => FLAVOR_TITLE[f]), ...ratioCols.map(([, t]) => t), 'gen CPU max'],
+      inp.scenarios
+        .filter((sc) => flavors.some((f) => get(sc, f)))
+        .map((sc) => {
+          const redisCmd = REDIS_WHAT[sc.workload]?.(sc.pipeline);
+          return [
+            sc.workload,
+            WHAT[sc.workload] + (flavors.includes('redis') && redisCmd && !sc.cluster ? ` (Redis: ${redisCmd})` : ''),
+            String(sc.conns),
+            String(sc.pipeline),
+            ...flavors.map((f) => {
+              const s = get(sc, f);
+              if (!s) return '–';
+              const spread = s.rounds > 1 ? ` (${fmtK(s.minOpsPerSec)}–${fmtK(s.maxOpsPerSec)})` : '';
+              return `${fmtOps(s.opsPerSec)}${spread}`;
+            }),
+            ...ratioCols.map(([f]) => ratio(get(sc, base!)?.opsPerSec, get(sc, f)?.opsPerSec)),
+            `${Math.max(...flavors.map((f) => get(sc, f)?.generatorCpuPct ?? 0))}%`,
+          ];
+        }),
+    ),
+    '',
+  );
+
+  out.push('## Latency of the headline command (ms: p50 / p99 / max)', '');
+  out.push(
+    table(
+      ['workload', 'conns', 'pipeline', ...flavors.map((f) => FLAVOR_TITLE[f])],
+      inp.scenarios
+        .filter((sc) => flavors.some((f) => get(sc, f)))
+        .map((sc) => [
+          sc.workload,
+          String(sc.conns),
+          String(sc.pipeline),
+          ...flavors.map((f) => {
+            const s = get(sc, f);
+            return s ? `${s.p50Ms} / ${s.p99Ms} / ${s.maxMs}` : '–';
+          }),
+        ]),
+    ),
+    '',
+  );
+
+  out.push('## Checks (all rounds): jobs checked / lost / duplicated, errors, CPU (% of a core: generator / server)', '');
+  const checkRows: string[][] = [];
+  for (const sc of inp.scenarios)
+    for (const f of flavors) {
+      const s = get(sc, f);
+      if (!s) continue;
+      checkRows.push([
+        `${sc.workload} p${sc.pipeline}`,
+        FLAVOR_TITLE[f],
+        sc.workload === 'ping' ? '–' : `${fmtOps(s.checked)} / ${s.lost} / ${s.duplicated}${s.unexpected ? ` (+${s.unexpected} unexpected)` : ''}`,
+        String(s.errors),
+        `${s.generatorCpuPct}% / ${s.serverCpuPct ?? '?'}%`,
+        s.warnings.join('; ') || '',
+      ]);
+    }
+  out.push(table(['scenario', 'server', 'checked / lost / dup', 'errors', 'CPU gen / server', 'notes'], checkRows, ['l', 'l', 'r', 'r', 'r', 'l']), '');
+
+  if (inp.memory.length) {
+    const mb = (b: number): string => `${(b / 1048576).toFixed(1)} MB`;
+    out.push('## Memory: resident bytes per queued job', '');
+    out.push(
+      table(
+        ['server', 'jobs', 'body', 'RSS before', 'RSS after', 'bytes/job', 'vs ours', 'fill rate (jobs/s)'],
+        inp.memory.map((m) => {
+          const ours = inp.memory.find((x) => x.flavor === 'ours')?.result.bytesPerJob;
+          return [
+            FLAVOR_TITLE[m.flavor],
+            fmtOps(m.result.jobs),
+            `${m.result.bodySize} B`,
+            mb(m.result.rssBeforeBytes),
+            mb(m.result.rssAfterBytes),
+            String(m.result.bytesPerJob),
+            m.flavor === 'ours' ? '' : ratio(ours, m.result.bytesPerJob),
+            fmtOps(m.result.addPerSec),
+          ];
+        }),
+      ),
+      '',
+    );
+  }
+  return out.join('\n');
+}
+
+function fmtK(n: number): string {
+  return n >= 1e4 ? `${Math.round(n / 1e3)}k` : `${(n / 1e3).toFixed(1)}k`;
+}

@@ -1,0 +1,376 @@
+// `npm run bench`: how fast is disque-ts on this machine, compared with the
+// reference Disque and with Redis (LPUSH/BRPOP, what one would use instead).
+//
+// Starts the servers it needs (or uses given addresses), runs each scenario
+// on each server in turn (ours, reference, redis, ours, reference, redis...
+// so drifts in machine load hit all of them alike), shows progress on stderr,
+// prints summary tables and writes JSON + markdown to bench/results/.
+// See docs/bench.md for every option.
+import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { cpus, availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseAddress, type Address } from './conn.js';
+import { DEFAULT_SPEC, fmtRate, runLoad, WORKLOADS, type LoadResult, type LoadSpec, type Workload } from './load.js';
+import { describeMemory, measureMemory } from './memory.js';
+import { FLAVOR_TITLE, markdown, summarize, type MemoryRecord, type RunRecord, type Scenario } from './report.js';
+import {
+  externalServer,
+  findOnPath,
+  freePort,
+  joinCluster,
+  OUR_SERVER,
+  pinSelf,
+  REPO_ROOT,
+  startServer,
+  type Flavor,
+  type ServerHandle,
+} from './servers.js';
+
+const USAGE = `Usage: npm run bench -- [options]
+
+Servers (each one: started by us from a binary, or an address someone runs):
+  --ours host:port          use a running disque-ts instead of starting dist/src/bin/disque-server.js
+  --no-ours                 leave our server out
+  --reference host:port     a running reference Disque
+  --reference-bin PATH      start the reference Disque from this binary (env BENCH_REFERENCE_BIN)
+  --redis host:port         a running Redis (never flushed: we only touch our own keys)
+  --redis-bin PATH          start Redis from this binary (default: redis-server on PATH)
+  --no-redis                leave Redis out
+  --ours-cluster h:p,h:p,h:p / --reference-cluster h:p,h:p,h:p   running 3-node clusters
+  --base-port N             first port to try for servers we start (default 7850)
+
+What to run:
+  --quick                   smoke run, under a minute (short runs, 1 round, no cluster, 100k-job memory)
+  --only w1,w2              workloads: ${WORKLOADS.join(',')},memory
+  --conns N                 connections per run (default 50)
+  --pipelines 1,16          pipeline depths (default 1,16)
+  --duration S              measured seconds per run (default 3; quick 1)
+  --warmup S                warmup seconds per run (default 1; quick 0.3)
+  --rounds N                times each server runs each scenario, alternating (default 2; quick 1)
+  --threads N               generator worker threads (default 1)
+  --cluster / --no-cluster  cluster workloads (replicate, cross; default on, off with --quick)
+  --memory-jobs N           jobs for the memory workload (default 1000000; quick 100000)
+  --body N                  job body bytes (default 64)
+  --pin                     pin servers to CPU 0 and the generator to CPU 1 (taskset)
+  --out DIR                 results directory (default bench/results)
+`;
+
+interface Opts {
+  quick: boolean;
+  only: Set<string>;
+  conns: number;
+  pipelines: number[];
+  duration: number;
+  warmup: number;
+  rounds: number;
+  threads: number;
+  cluster: boolean;
+  memoryJobs: number;
+  body: number;
+  pin: boolean;
+  out: string;
+  basePort: number;
+}
+
+function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
+  const { values: a } = parseArgs({
+    options: {
+      ours: { type: 'string' },
+      'no-ours': { type: 'boolean', default: false },
+      reference: { type: 'string' },
+      'reference-bin': { type: 'string' },
+      redis: { type: 'string' },
+      'redis-bin': { type: 'string' },
+      'no-redis': { type: 'boolean', default: false },
+      'ours-cluster': { type: 'string' },
+      'reference-cluster': { type: 'string' },
+      'base-port': { type: 'string', default: '7850' },
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      conns: { type: 'string', default: '50' },
+      pipelines: { type: 'string', default: '1,16' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      rounds: { type: 'string' },
+      threads: { type: 'string', default: '1' },
+      cluster: { type: 'boolean' },
+      'no-cluster': { type: 'boolean', default: false },
+      'memory-jobs': { type: 'string' },
+      body: { type: 'string', default: '64' },
+      pin: { type: 'boolean', default: false },
+      out: { type: 'string', default: join(REPO_ROOT, 'bench/results') },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (a.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const quick = a.quick!;
+  const only = new Set((a.only ?? [...WORKLOADS, 'memory'].join(',')).split(',').map((s) => s.trim()));
+  for (const w of only) if (w !== 'memory' && !WORKLOADS.includes(w as Workload)) throw new Error(`unknown workload ${w}`);
+  return {
+    a,
+    o: {
+      quick,
+      only,
+      conns: Number(a.conns),
+      pipelines: a.pipelines!.split(',').map(Number),
+      duration: Number(a.duration ?? (quick ? 1 : 3)),
+      warmup: Number(a.warmup ?? (quick ? 0.3 : 1)),
+      rounds: Number(a.rounds ?? (quick ? 1 : 2)),
+      threads: Number(a.threads),
+      cluster: a['no-cluster'] ? false : (a.cluster ?? !quick),
+      memoryJobs: Number(a['memory-jobs'] ?? (quick ? 100_000 : 1_000_000)),
+      body: Number(a.body),
+      pin: a.pin!,
+      out: a.out!,
+      basePort: Number(a['base-port']),
+    },
+  };
+}
+
+/** Scenario list, in run order. The quick run keeps the ones the issue names. */
+function scenarios(o: Opts): Scenario[] {
+  const out: Scenario[] = [];
+  const single: Workload[] = ['ping', 'produce', 'consume', 'cycle'];
+  for (const w of single) {
+    if (!o.only.has(w)) continue;
+    for (const p of o.pipelines) {
+      // Quick: PING only pipelined (the ceiling), the cycle only plain.
+      if (o.quick && ((w === 'ping' && p === 1 && o.pipelines.length > 1) || (w === 'cycle' && p > 1))) continue;
+      out.push({ id: `${w}-c${o.conns}-p${p}`, workload: w, conns: o.conns, pipeline: p, cluster: false });
+    }
+  }
+  if (o.cluster) {
+    if (o.only.has('replicate'))
+      for (const p of o.pipelines) out.push({ id: `replicate-c${o.conns}-p${p}`, workload: 'replicate', conns: o.conns, pipeline: p, cluster: true });
+    // Cross-node consumption is blocking GETJOB by nature (the consumer's node
+    // fetches jobs from the producer's node when clients wait): plain only.
+    if (o.only.has('cross')) out.push({ id: `cross-c${o.conns}-p1`, workload: 'cross', conns: o.conns, pipeline: 1, cluster: true });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Progress on stderr: one updating line on a terminal, a line per run otherwise.
+
+const tty = process.stderr.isTTY === true;
+function status(line: string): void {
+  if (tty) process.stderr.write(`\r\x1b[K${line.slice(0, (process.stderr.columns ?? 120) - 1)}`);
+}
+function log(line: string): void {
+  if (tty) process.stderr.write('\r\x1b[K');
+  process.stderr.write(line + '\n');
+}
+
+// ---------------------------------------------------------------------------
+
+interface Servers {
+  single: Map<Flavor, ServerHandle>;
+  binaries: Map<Flavor, string>;
+  clusterAddrs: Map<Flavor, Address[]>;
+  ports: Set<number>;
+}
+
+async function setupServers(o: Opts, a: Record<string, string | boolean | undefined>): Promise<Servers> {
+  const s: Servers = { single: new Map(), binaries: new Map(), clusterAddrs: new Map(), ports: new Set() };
+  const cpusOpt = o.pin ? { cpus: '0' } : {};
+  const add = async (flavor: Flavor, addr: string | undefined, bin: string | undefined): Promise<void> => {
+    if (addr) {
+      s.single.set(flavor, await externalServer(flavor, parseAddress(addr)));
+    } else if (bin) {
+      s.binaries.set(flavor, bin);
+      status(`starting ${FLAVOR_TITLE[flavor]}...`);
+      s.single.set(flavor, await startServer(flavor, { bin, port: await freePort(o.basePort, s.ports), ...cpusOpt }));
+    }
+  };
+  if (!a['no-ours']) {
+    if (!a.ours && !existsSync(OUR_SERVER)) log(`note: ${OUR_SERVER} not built (npm run build): skipping our server`);
+    else await add('ours', a.ours as string | undefined, OUR_SERVER);
+  }
+  const refBin = (a['reference-bin'] as string | undefined) ?? process.env.BENCH_REFERENCE_BIN;
+  if (a.reference || refBin) await add('reference', a.reference as string | undefined, refBin);
+  else log('note: no reference Disque (--reference host:port or --reference-bin PATH): skipping it');
+  if (!a['no-redis']) {
+    const bin = (a['redis-bin'] as string | undefined) ?? (a.redis ? undefined : findOnPath('redis-server'));
+    if (!a.redis && !bin) log('note: redis-server not found (--redis host:port or --redis-bin PATH): skipping Redis');
+    else await add('redis', a.redis as string | undefined, bin ?? undefined);
+  }
+  for (const f of ['ours', 'reference'] as const) {
+    const list = a[`${f}-cluster`] as string | undefined;
+    if (list) s.clusterAddrs.set(f, list.split(',').map((x) => parseAddress(x)));
+  }
+  return s;
+}
+
+async function clusterFor(flavor: Flavor, o: Opts, s: Servers): Promise<ServerHandle[] | null> {
+  const given = s.clusterAddrs.get(flavor);
+  if (given) return Promise.all(given.map((addr) => externalServer(flavor, addr)));
+  const bin = s.binaries.get(flavor);
+  if (!bin) return null;
+  status(`starting a 3-node ${FLAVOR_TITLE[flavor]} cluster...`);
+  const nodes: ServerHandle[] = [];
+  try {
+    for (let i = 0; i < 3; i++)
+      nodes.push(await startServer(flavor, { bin, port: await freePort(o.basePort, s.ports), ...(o.pin ? { cpus: '0' } : {}) }));
+    await joinCluster(nodes);
+    return nodes;
+  } catch (e) {
+    for (const n of nodes) await n.stop();
+    throw e;
+  }
+}
+
+async function main(): Promise<void> {
+  const { o, a } = parse();
+  if (o.pin && !pinSelf('1')) log('note: taskset failed, not pinning');
+  const t0 = Date.now();
+  const servers = await setupServers(o, a);
+  const flavors = (['ours', 'reference', 'redis'] as const).filter((f) => servers.single.has(f));
+  if (flavors.length === 0) throw new Error('no server to benchmark');
+  const scs = scenarios(o);
+  const runs: RunRecord[] = [];
+  const memory: MemoryRecord[] = [];
+  const clusterFlavors = flavors.filter((f) => f !== 'redis');
+
+  // Count runs for the progress display.
+  const singleRuns = scs.filter((s) => !s.cluster).length * o.rounds * flavors.length;
+  const clusterRuns = scs.filter((s) => s.cluster).length * clusterFlavors.length;
+  const total = singleRuns + clusterRuns;
+  let n = 0;
+
+  const spec = (sc: Scenario, h: ServerHandle): LoadSpec => ({
+    ...DEFAULT_SPEC,
+    kind: h.kind,
+    addr: h.addr,
+    workload: sc.workload,
+    conns: sc.conns,
+    pipeline: sc.pipeline,
+    durationSec: o.duration,
+    warmupSec: o.warmup,
+    bodySize: o.body,
+    threads: o.threads,
+    ...(h.pid ? { serverPids: [h.pid] } : {}),
+  });
+
+  const runOne = async (sc: Scenario, flavor: Flavor, round: number, s: LoadSpec): Promise<void> => {
+    n++;
+    const label = `[${n}/${total}] ${sc.workload} c${sc.conns} p${sc.pipeline} · ${FLAVOR_TITLE[flavor]}${o.rounds > 1 && !sc.cluster ? ` · round ${round}` : ''}`;
+    let r: LoadResult;
+    try {
+      r = await runLoad(s, (p) => {
+        const rate = p.sec > 0 ? p.ops / p.sec : 0;
+        const goal = p.phase === 'measure' ? `/${o.duration}s` : p.phase === 'warmup' ? `/${o.warmup}s` : 's';
+        status(`${label}  ${p.phase} ${p.sec.toFixed(1)}${goal}  ${fmtRate(rate)} ${p.phase === 'drain' || p.phase === 'preload' ? 'jobs' : 'ops'}/s`);
+      });
+    } catch (e) {
+      log(`${label}: FAILED: ${(e as Error).message}`);
+      return;
+    }
+    runs.push({ scenario: sc.id, flavor, round, result: r });
+    const v = r.verification;
+    log(
+      `${label}: ${fmtRate(r.opsPerSec)} ops/s, p50 ${r.latency.p50Ms} ms, p99 ${r.latency.p99Ms} ms` +
+        (v ? `, lost ${v.lost} dup ${v.duplicated}` : '') +
+        `, cpu gen ${r.generatorCpuPct}% srv ${r.serverCpuPct ?? '?'}%` +
+        (r.warnings.length ? `  [${r.warnings.join('; ')}]` : ''),
+    );
+  };
+
+  try {
+    for (const sc of scs.filter((s) => !s.cluster))
+      for (let round = 1; round <= o.rounds; round++)
+        for (const f of flavors) await runOne(sc, f, round, spec(sc, servers.single.get(f)!));
+
+    const clusterScs = scs.filter((s) => s.cluster);
+    if (clusterScs.length > 0) {
+      for (const f of clusterFlavors) {
+        let nodes: ServerHandle[] | null = null;
+        try {
+          nodes = await clusterFor(f, o, servers);
+        } catch (e) {
+          log(`${FLAVOR_TITLE[f]} cluster: FAILED to start: ${(e as Error).message}`);
+        }
+        if (!nodes) {
+          log(`note: no ${FLAVOR_TITLE[f]} cluster (start one from a binary, or --${f}-cluster h:p,h:p,h:p): skipping`);
+          n += clusterScs.length;
+          continue;
+        }
+        try {
+          const pids = nodes.map((x) => x.pid).filter((x): x is number => x !== undefined);
+          for (const sc of clusterScs) {
+            const s: LoadSpec = { ...spec(sc, nodes[0]!), serverPids: pids };
+            if (sc.workload === 'cross') s.consumeAddr = nodes[1]!.addr;
+            await runOne(sc, f, 1, s);
+          }
+        } finally {
+          for (const x of nodes) await x.stop();
+        }
+      }
+    }
+
+    if (o.only.has('memory')) {
+      for (const f of flavors) {
+        // A fresh server of our own when we can start one: earlier runs leave
+        // heap and allocator state behind that would blur the measure.
+        const bin = servers.binaries.get(f);
+        let h = servers.single.get(f)!;
+        let fresh: ServerHandle | null = null;
+        try {
+          if (bin) {
+            status(`memory · ${FLAVOR_TITLE[f]}: starting a fresh server...`);
+            fresh = await startServer(f, { bin, port: await freePort(o.basePort, servers.ports), ...(o.pin ? { cpus: '0' } : {}) });
+            h = fresh;
+          }
+          const m = await measureMemory({
+            kind: h.kind,
+            addr: h.addr,
+            ...(h.pid ? { pid: h.pid } : {}),
+            jobs: o.memoryJobs,
+            bodySize: o.body,
+            cleanup: fresh === null,
+            onProgress: (d) => status(`memory · ${FLAVOR_TITLE[f]}: ${d.toLocaleString('en-US')}/${o.memoryJobs.toLocaleString('en-US')} jobs`),
+          });
+          memory.push({ flavor: f, result: m });
+          log(`memory · ${FLAVOR_TITLE[f]}: ${describeMemory(m).split('\n')[1]!.trim()}`);
+        } catch (e) {
+          log(`memory · ${FLAVOR_TITLE[f]}: FAILED: ${(e as Error).message}`);
+        } finally {
+          await fresh?.stop();
+        }
+      }
+    }
+  } finally {
+    for (const h of servers.single.values()) await h.stop();
+  }
+
+  const summaries = summarize(scs, runs, flavors);
+  const stamp = new Date().toISOString().replace(/[:]/g, '').replace(/\..*/, '');
+  const header = [
+    `${new Date().toISOString()}, ${((Date.now() - t0) / 1000).toFixed(0)} s${o.quick ? ', --quick' : ''}`,
+    `machine: ${cpus()[0]?.model ?? '?'} × ${availableParallelism()} cores, Node ${process.versions.node}`,
+    `servers: ${flavors.map((f) => `${FLAVOR_TITLE[f]} ${servers.single.get(f)!.owned ? '(started here)' : `at ${servers.single.get(f)!.addr.host}:${servers.single.get(f)!.addr.port}`}`).join(', ')}`,
+    `each run: ${o.warmup}s warmup + ${o.duration}s measured, ${o.rounds} round(s) alternating servers, ${o.threads} generator thread(s)${o.pin ? ', pinned (servers CPU 0, generator CPU 1)' : ''}, ${o.body}-byte bodies`,
+    'ops/s: PINGs, jobs added (produce, replicate), or jobs consumed and acknowledged (consume, cycle, cross)',
+    'consume: queue preloaded; cycle/cross: half the connections produce, half consume, at most 10k jobs queued',
+    'gen CPU near 100% means the load generator, not the server, may be the limit (see docs/bench.md)',
+  ];
+  const md = markdown({ title: 'disque-ts benchmark', header, scenarios: scs, flavors, summaries, memory });
+  mkdirSync(o.out, { recursive: true });
+  const base = join(o.out, `bench-${stamp}${o.quick ? '-quick' : ''}`);
+  const json = JSON.stringify({ options: { ...o, only: [...o.only] }, header, flavors, scenarios: scs, summaries, runs, memory }, null, 2);
+  writeFileSync(`${base}.json`, json);
+  writeFileSync(`${base}.md`, md + '\n');
+  writeFileSync(join(o.out, 'latest.json'), json);
+  writeFileSync(join(o.out, 'latest.md'), md + '\n');
+  if (tty) process.stderr.write('\r\x1b[K');
+  process.stdout.write('\n' + md + '\n');
+  log(`results: ${base}.md and .json`);
+}
+
+main().catch((e: Error) => {
+  log(`bench failed: ${e.stack ?? e.message}`);
+  process.exit(1);
+});
