@@ -57,7 +57,7 @@ export interface LoadSpec {
   threads: number;
   /**
    * consume: jobs queued before the run. 0 = auto: add jobs for as long as the
-   * run will last (warmup + duration), at most 2M. Adding pipelined is faster
+   * run will last (warmup + duration), at most 5M. Adding pipelined is faster
    * than GETJOB+ACKJOB, so the queue outlasts the window; if it still runs
    * dry the window ends there and the result says so.
    */
@@ -379,7 +379,7 @@ export async function runLoad(input: LoadSpec, onProgress?: (p: ProgressInfo) =>
     const r = await fill(spec.addr, {
       kind: spec.kind,
       queue: spec.queue,
-      total: spec.preload > 0 ? spec.preload : 2_000_000,
+      total: spec.preload > 0 ? spec.preload : 5_000_000,
       ...(spec.preload > 0 ? {} : { forMs: (spec.warmupSec + spec.durationSec) * 1000 }),
       bodySize: spec.bodySize,
       pidBase: PRELOAD_PID,
@@ -653,7 +653,7 @@ export const LOAD_USAGE = `Usage: node dist/bench/load.js [options]
   --consume-mode M        block | nohang (default block if pipeline 1 or cross)
   --replicate N           ADDJOB REPLICATE N (replicate workload: 3)
   --add-timeout MS        ADDJOB ms-timeout (default 0; replicate: 10000)
-  --preload N             consume: jobs queued first (default 0 = auto: add for warmup+duration s, max 2M)
+  --preload N             consume: jobs queued first (default 0 = auto: add for warmup+duration s, max 5M)
   --max-backlog N         cycle/cross: producers wait while this many jobs are queued (default 10000, 0 = no cap)
   --queue NAME            queue/list name (default random per run)
   --no-verify             skip the final drain and lost/duplicate check

@@ -104,6 +104,16 @@ export class ReplyParser {
     const type = buf[this.p++];
     switch (type) {
       case 43 /* + */: {
+        // The two status replies seen at high rates come back as constants, not new strings.
+        const p = this.p;
+        if (p + 5 < buf.length && buf[p] === 80 && buf[p + 1] === 79 && buf[p + 2] === 78 && buf[p + 3] === 71 && buf[p + 4] === CR) {
+          this.p = p + 6;
+          return 'PONG';
+        }
+        if (p + 3 < buf.length && buf[p] === 79 && buf[p + 1] === 75 && buf[p + 2] === CR) {
+          this.p = p + 4;
+          return 'OK';
+        }
         const l = this.line(buf);
         return l === null ? INCOMPLETE : l;
       }

@@ -1,0 +1,63 @@
+// Self-checks of the generator's own pieces (no server needed):
+//   node dist/bench/selftest.js
+// The parser must give the same replies however the stream is split, the
+// histogram must report quantiles within its 3% resolution, and the tracker
+// must count lost and duplicated jobs exactly.
+import assert from 'node:assert/strict';
+import { Histogram } from './histogram.js';
+import { ReplyParser, RespError, encode, type Reply } from './resp.js';
+import { makeBody, Tracker, writeDigits, SEQ_DIGITS, seqOffsetInBody } from './tracker.js';
+
+function parserSplits(): void {
+  const stream = Buffer.from(
+    '+PONG\r\n+OK\r\n+OKAY\r\n-ERR bad\r\n:42\r\n:-7\r\n$5\r\nhello\r\n$0\r\n\r\n$-1\r\n*-1\r\n*0\r\n' +
+      '*2\r\n*3\r\n$1\r\nq\r\n$2\r\nid\r\n$4\r\nbody\r\n$-1\r\n+PONG\r\n',
+    'latin1',
+  );
+  const want: Reply[] = ['PONG', 'OK', 'OKAY', new RespError('ERR bad'), 42, -7, 'hello', '', null, null, [], [['q', 'id', 'body'], null], 'PONG'];
+  for (let i = 0; i <= stream.length; i++) {
+    for (let j = i; j <= stream.length; j++) {
+      const got: Reply[] = [];
+      const p = new ReplyParser((r) => got.push(r));
+      // Copies: the parser must not rely on chunks staying intact.
+      p.feed(Buffer.from(stream.subarray(0, i)));
+      p.feed(Buffer.from(stream.subarray(i, j)));
+      p.feed(Buffer.from(stream.subarray(j)));
+      assert.deepEqual(got, want, `split at ${i},${j}`);
+    }
+  }
+  assert.equal(encode(['PING']).toString(), '*1\r\n$4\r\nPING\r\n');
+}
+
+function histogram(): void {
+  const h = new Histogram();
+  for (let i = 1; i <= 100_000; i++) h.recordMs(i / 1000); // 1 µs .. 100 ms uniform
+  const near = (got: number, want: number): void => assert.ok(Math.abs(got - want) / want < 0.04, `${got} vs ${want}`);
+  near(h.quantileMs(0.5), 50);
+  near(h.quantileMs(0.99), 99);
+  assert.equal(h.maxMs, 100);
+  const h2 = Histogram.from(h.toData());
+  h2.merge(h);
+  assert.equal(h2.total, 200_000);
+  near(h2.quantileMs(0.5), 50);
+}
+
+function tracker(): void {
+  const t = new Tracker();
+  t.addProduced({ pid: 1, n: 10, failed: [3] });
+  t.addProduced({ pid: 2, n: 5, failed: [] });
+  for (let s = 0; s < 10; s++) if (s !== 7 && s !== 3) t.markSeen(makeBody(1, s, 64)); // 7 lost, 3 failed
+  t.markSeen(makeBody(1, 5, 64)); // duplicate
+  for (let s = 0; s < 5; s++) t.markSeen(makeBody(2, s, 30));
+  t.markSeen('junk');
+  assert.deepEqual(t.verify(), { expected: 14, received: 13, lost: 1, duplicated: 1, unexpected: 1 });
+  // Seq digits patched in place must read back as the same job.
+  const b = Buffer.from(makeBody(4, 0, 40), 'latin1');
+  writeDigits(b, seqOffsetInBody, 1234567, SEQ_DIGITS);
+  assert.equal(b.toString('latin1'), makeBody(4, 1234567, 40));
+}
+
+parserSplits();
+histogram();
+tracker();
+process.stdout.write('bench selftest ok\n');
