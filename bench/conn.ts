@@ -251,3 +251,15 @@ export async function detectKind(addr: Address): Promise<ServerKind> {
     c.close();
   }
 }
+
+/** Opens n clients; if any fails, closes the others (open sockets keep the process alive) and throws. */
+export async function openClients(addr: Address, n: number): Promise<Client[]> {
+  const r = await Promise.allSettled(Array.from({ length: n }, () => Client.open(addr)));
+  const ok = r.flatMap((x) => (x.status === 'fulfilled' ? [x.value] : []));
+  const bad = r.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+  if (bad) {
+    for (const c of ok) c.close();
+    throw bad.reason;
+  }
+  return ok;
+}

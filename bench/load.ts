@@ -170,10 +170,16 @@ async function runLocal(spec: LoadSpec & { queue: string }, part: Part, hooks: H
   const stats = new Stats();
   const tracker = new Tracker();
   const consumeAt = spec.consumeAddr ?? spec.addr;
-  const conns = await Promise.all([
+  const opened = await Promise.allSettled([
     ...Array.from({ length: part.pings + part.producers }, () => Conn.open(spec.addr)),
     ...Array.from({ length: part.consumers }, () => Conn.open(consumeAt)),
   ]);
+  const conns = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+  const failed = opened.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (failed) {
+    for (const c of conns) c.close(); // an open socket would keep the process alive
+    throw failed.reason;
+  }
   const drivers: Driver[] = [];
   const producers: ProducerDriver[] = [];
   const flow =

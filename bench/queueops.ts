@@ -2,7 +2,7 @@
 // workload, the memory workload) and drain it (the final lost/duplicate check,
 // which also leaves the server empty for the next run).
 import { performance } from 'node:perf_hooks';
-import { Client, type Address, type ServerKind } from './conn.js';
+import { openClients, type Address, type ServerKind } from './conn.js';
 import { AddTemplate } from './drivers.js';
 import { RespError, type Reply } from './resp.js';
 import type { Tracker } from './tracker.js';
@@ -40,7 +40,7 @@ export async function fill(addr: Address, o: FillOptions): Promise<FillResult> {
   let added = 0;
   let errors = 0;
   const errorSamples: string[] = [];
-  const clients = await Promise.all(Array.from({ length: conns }, () => Client.open(addr)));
+  const clients = await openClients(addr, conns);
   try {
     await Promise.all(
       clients.map(async (c, i) => {
@@ -104,7 +104,7 @@ export async function drain(
   const COUNT = 500;
   const CONNS = 4;
   for (const addr of addrs) {
-    const clients = await Promise.all(Array.from({ length: CONNS }, () => Client.open(addr)));
+    const clients = await openClients(addr, CONNS);
     try {
       await Promise.all(
         clients.map(async (c) => {

@@ -207,7 +207,7 @@ export function markdown(inp: ReportInput): string {
     out.push('## Memory: resident bytes per queued job', '');
     out.push(
       table(
-        ['server', 'jobs', 'body', 'RSS before', 'RSS after', 'bytes/job', 'vs ours', 'fill rate (jobs/s)'],
+        ['server', 'jobs', 'body', 'RSS before', 'RSS after', 'bytes/job', 'ours ÷ this', 'fill rate (jobs/s)'],
         inp.memory.map((m) => {
           const ours = inp.memory.find((x) => x.flavor === 'ours')?.result.bytesPerJob;
           return [
