@@ -686,8 +686,12 @@ export class Cluster {
     const reachable: ClusterNode[] = [];
     for (const n of this.nodes.values()) {
       if (!n.has(NodeFlag.HANDSHAKE)) size++;
+      // NOADDR too: without an address it can be neither pinged nor sent jobs.
       if (
-        !(n.flags & (NodeFlag.MYSELF | NodeFlag.HANDSHAKE | NodeFlag.LEAVING | NodeFlag.PFAIL | NodeFlag.FAIL))
+        !(
+          n.flags &
+          (NodeFlag.MYSELF | NodeFlag.HANDSHAKE | NodeFlag.LEAVING | NodeFlag.PFAIL | NodeFlag.FAIL | NodeFlag.NOADDR)
+        )
       ) {
         reachable.push(n);
       }
