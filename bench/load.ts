@@ -52,6 +52,8 @@ export interface LoadSpec {
   addTimeoutMs: number;
   /** cycle/cross: how many of the conns produce; default half (rounded up). */
   producers?: number;
+  /** Blocking GETJOB TIMEOUT / BRPOP timeout in ms (default 200: short, so a run stops promptly; cross 1000). */
+  blockMs?: number;
   /** Consumer style; default block when pipeline is 1 or on cross, else nohang. */
   consumeMode?: 'block' | 'nohang';
   threads: number;
@@ -209,7 +211,7 @@ async function runLocal(spec: LoadSpec & { queue: string }, part: Part, hooks: H
         kind: spec.kind,
         queue: spec.queue,
         mode,
-        blockMs: 200,
+        blockMs: spec.blockMs ?? 200,
         tracker,
         ...(flow ? { flow } : {}),
       }),
@@ -370,6 +372,9 @@ export async function runLoad(input: LoadSpec, onProgress?: (p: ProgressInfo) =>
     queue: input.queue ?? `bench-${input.workload}-${randomBytes(4).toString('hex')}`,
     replicate: input.workload === 'replicate' && input.replicate === 0 ? 3 : input.replicate,
     addTimeoutMs: input.workload === 'replicate' && input.addTimeoutMs === 0 ? 10_000 : input.addTimeoutMs,
+    // Cross-node: the consumer's node asks others for jobs while clients wait;
+    // 200 ms waits end before the jobs arrive and the flow stalls (both servers).
+    blockMs: input.blockMs ?? (input.workload === 'cross' ? 1000 : 200),
   };
   if (spec.bodySize < MIN_BODY) throw new Error(`--body must be at least ${MIN_BODY} bytes (it carries a sequence number)`);
   if (spec.workload === 'cross' && !spec.consumeAddr) throw new Error('cross needs --consume-addr (another node)');
@@ -657,6 +662,7 @@ export const LOAD_USAGE = `Usage: node dist/bench/load.js [options]
   --producers N           cycle/cross: producer connections (default half)
   --consume-addr h:p      cross: consumers connect here
   --consume-mode M        block | nohang (default block if pipeline 1 or cross)
+  --block-ms MS           blocking consumers' timeout (default 200; cross 1000)
   --replicate N           ADDJOB REPLICATE N (replicate workload: 3)
   --add-timeout MS        ADDJOB ms-timeout (default 0; replicate: 10000)
   --preload N             consume: jobs queued first (default 0 = auto: add for warmup+duration s, max 5M)
@@ -683,6 +689,7 @@ async function main(): Promise<void> {
       producers: { type: 'string' },
       'consume-addr': { type: 'string' },
       'consume-mode': { type: 'string' },
+      'block-ms': { type: 'string' },
       replicate: { type: 'string' },
       'add-timeout': { type: 'string' },
       preload: { type: 'string' },
@@ -720,6 +727,7 @@ async function main(): Promise<void> {
     ...(a.producers ? { producers: Number(a.producers) } : {}),
     ...(a['consume-addr'] ? { consumeAddr: parseAddress(a['consume-addr']) } : {}),
     ...(a['consume-mode'] ? { consumeMode: a['consume-mode'] as 'block' | 'nohang' } : {}),
+    ...(a['block-ms'] ? { blockMs: Number(a['block-ms']) } : {}),
     ...(a.queue ? { queue: a.queue } : {}),
   };
   const tty = process.stderr.isTTY;
