@@ -43,6 +43,7 @@ function hookExit(): void {
   });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
+      process.stderr.write(`\nbench: got ${sig}, stopping the servers it started and exiting\n`);
       for (const c of running) c.kill('SIGKILL');
       process.exit(130);
     });
