@@ -1,0 +1,12 @@
+// Public API of the disque-ts client library.
+export { Disque, type DisqueOptions, type PauseOptions } from './client.js';
+export { Worker, type WorkerOptions, type WorkerStats, type WorkerEvents, type JobHandler, type JobContext, type Backoff } from './worker.js';
+export { task, Task, type TaskOptions, type TaskContext, type TaskEnvelope } from './task.js';
+export { codecs, bufferCodec, stringCodec, jsonCodec, msgpackCodec, type Codec, type BodyInput } from './codec.js';
+export { parseDeadLetter, type DeadLetter, type DeadLetterEnvelope } from './dead-letter.js';
+export { isJobId, parseJobId, type JobIdInfo } from './job-id.js';
+export type { FollowProducersOptions } from './follow.js';
+export type { Address, AddressSpec } from './nodes.js';
+export type { FailoverReason, ConnectionEvents } from './connection.js';
+export * from './errors.js';
+export type * from './types.js';
