@@ -1,0 +1,32 @@
+// The Redis keys of one node: `<prefix>{<node ID>}:<name>`. The node ID
+// keeps nodes sharing a Redis apart; the braces put all keys of a node in
+// one hash slot, so the MULTI that swaps snapshots also works on a Redis
+// Cluster.
+//
+//   meta         hash: v (layout version), snap (seq of the committed
+//                snapshot, absent before the first one), pending (seq of a
+//                snapshot being written), time, jobs, bytes, chunks
+//   snap:<seq>   list of snapshot chunks; it holds the state as of journal
+//                entry <seq>
+//   journal      sorted set of journal entries scored by their seq; entries
+//                with seq <= meta.snap are already in the snapshot
+export class NodeKeys {
+  readonly meta: string;
+  readonly journal: string;
+  private readonly base: string;
+
+  constructor(prefix: string, nodeId: string) {
+    this.base = `${prefix}{${nodeId}}:`;
+    this.meta = `${this.base}meta`;
+    this.journal = `${this.base}journal`;
+  }
+
+  snap(seq: number): string {
+    return `${this.base}snap:${seq}`;
+  }
+
+  /** SCAN pattern for every key of this node (glob characters escaped). */
+  pattern(): string {
+    return `${this.base.replace(/[*?[\]\\]/g, '\\$&')}*`;
+  }
+}
