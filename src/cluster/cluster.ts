@@ -822,6 +822,7 @@ export class Cluster {
       this.nodes.set(this.myself.id, this.myself);
     }
     this.store.flushAll();
+    this.node.persistence.flushAll();
     this.updateState();
     this.saveNodesFile();
   }

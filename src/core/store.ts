@@ -223,6 +223,7 @@ export class JobStore {
       this.hooks.queued?.(job, nack);
       if (nack) job.nacks++;
       else job.deliveries++;
+      this.hooks.persistJob?.(job); // the counters survive a restart
     } else {
       job.flags |= JOB_FLAG_BCAST_QUEUED;
     }

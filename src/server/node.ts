@@ -252,8 +252,8 @@ export class Node {
       out.error(errors.oom);
       return;
     }
-    const misconf = this.persistence.writeError();
-    if (misconf !== null && cmd.has('write')) {
+    const misconf = cmd.has('write') ? this.persistence.writeError(cmd.name) : null;
+    if (misconf !== null) {
       out.error(`MISCONF Errors writing to Redis: ${misconf}`);
       return;
     }
