@@ -51,7 +51,7 @@ export interface WorkerOptions<T = Buffer> {
   deadLetterOptions?: Omit<AddJobOptions, 'codec'>;
   /** Delay before NACKing a failed job (WORKING keeps it meanwhile). Default 0. */
   backoff?: Backoff<T>;
-  /** Milliseconds each blocking GETJOB waits before asking again. Default 1000. */
+  /** Milliseconds each blocking GETJOB waits before asking again; close() may wait this long for it. Default 1000. */
   fetchTimeout?: number;
   /** Milliseconds close() waits for running handlers. Default 30000. */
   closeTimeout?: number;
@@ -110,6 +110,19 @@ const sleep = (ms: number, signal?: AbortSignal) =>
       resolve();
     });
   });
+
+/** Waits for `p` until `deadline`; true if it settled in time. */
+async function settlesBefore(p: Promise<unknown>, deadline: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<boolean>((r) => {
+    timer = setTimeout(() => r(false), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([p.then(() => true, () => true), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
   readonly queues: string[];
@@ -180,10 +193,12 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
   }
 
   /**
-   * Stops fetching, NACKs jobs waiting for a backoff, and waits up to
-   * `timeoutMs` for running handlers. Handlers still running then are
-   * abandoned (their signal is aborted, WORKING stops, no ACK is sent) and
-   * the server queues their jobs again after the retry time.
+   * Stops fetching (a GETJOB already waiting returns within `fetchTimeout`;
+   * jobs it brings are handed back with ENQUEUE), NACKs jobs waiting for a
+   * backoff, and waits for running handlers, all within `timeoutMs`.
+   * Handlers still running then are abandoned (their signal is aborted,
+   * WORKING stops, no ACK is sent) and the server queues their jobs again
+   * after their retry time. The client given to the worker stays open.
    */
   close(timeoutMs = this.opts.closeTimeout): Promise<void> {
     this.closing ??= this.shutdown(timeoutMs);
@@ -191,25 +206,16 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
   }
 
   private async shutdown(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
     this.stop.abort();
     for (const [sig, h] of this.signalHandlers) process.off(sig, h);
-    // A blocked GETJOB cannot be cancelled on the server: drop the connection.
-    // Jobs the server sent in that instant are queued again after their retry time.
-    this.fetcher?.disconnect();
     this.wakeSlotWaiters();
-    await this.loop;
+    // Let a blocked GETJOB return (within fetchTimeout) rather than drop the
+    // connection: jobs the server is sending to a client that goes away are
+    // only queued again after their retry time (5 minutes by default).
+    if (this.loop && !(await settlesBefore(this.loop, deadline))) this.fetcher?.disconnect();
     await Promise.all([...this.delayed.values()].map((d) => (clearTimeout(d.timer), d.nack())));
-    const pending = [...this.settling];
-    if (pending.length > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.allSettled(pending),
-        new Promise<void>((r) => {
-          timer = setTimeout(r, timeoutMs);
-        }),
-      ]);
-      clearTimeout(timer);
-    }
+    await settlesBefore(Promise.allSettled([...this.settling]), deadline);
     for (const r of this.running) {
       if (r.done) continue;
       r.done = true;
@@ -218,7 +224,8 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
       this.counters.abandoned++;
     }
     this.running.clear();
-    await Promise.all([...this.pinned.values()].map((c) => c.quit().catch(() => c.disconnect())));
+    const clients = [...this.pinned.values(), ...(this.fetcher ? [this.fetcher] : [])];
+    await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())));
     this.pinned.clear();
     this.emit('closed');
   }
@@ -257,7 +264,21 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
         continue;
       }
       const nodeId = fetcher.node?.id;
+      if (this.stop.signal.aborted) {
+        // The reply raced close(): hand the jobs back rather than start them.
+        await this.handBack(jobs, nodeId);
+        break;
+      }
       for (const raw of jobs) this.begin(raw, nodeId);
+    }
+  }
+
+  private async handBack(jobs: Job<Buffer>[], nodeId: string | undefined): Promise<void> {
+    if (jobs.length === 0) return;
+    try {
+      await this.jobClient(nodeId).enqueue(jobs.map((j) => j.id));
+    } catch (e) {
+      this.report(e); // the server queues them again after their retry time
     }
   }
 
