@@ -52,7 +52,7 @@ export interface LoadSpec {
   addTimeoutMs: number;
   /** cycle/cross: how many of the conns produce; default half (rounded up). */
   producers?: number;
-  /** Blocking GETJOB TIMEOUT / BRPOP timeout in ms (default 200: short, so a run stops promptly; cross 1000). */
+  /** Blocking GETJOB TIMEOUT / BRPOP timeout in ms (default 200: short, so a run stops promptly). */
   blockMs?: number;
   /** Consumer style; default block when pipeline is 1 or on cross, else nohang. */
   consumeMode?: 'block' | 'nohang';
@@ -372,9 +372,7 @@ export async function runLoad(input: LoadSpec, onProgress?: (p: ProgressInfo) =>
     queue: input.queue ?? `bench-${input.workload}-${randomBytes(4).toString('hex')}`,
     replicate: input.workload === 'replicate' && input.replicate === 0 ? 3 : input.replicate,
     addTimeoutMs: input.workload === 'replicate' && input.addTimeoutMs === 0 ? 10_000 : input.addTimeoutMs,
-    // Cross-node: the consumer's node asks others for jobs while clients wait;
-    // 200 ms waits end before the jobs arrive and the flow stalls (both servers).
-    blockMs: input.blockMs ?? (input.workload === 'cross' ? 1000 : 200),
+    blockMs: input.blockMs ?? 200,
   };
   if (spec.bodySize < MIN_BODY) throw new Error(`--body must be at least ${MIN_BODY} bytes (it carries a sequence number)`);
   if (spec.workload === 'cross' && !spec.consumeAddr) throw new Error('cross needs --consume-addr (another node)');
@@ -385,13 +383,18 @@ export async function runLoad(input: LoadSpec, onProgress?: (p: ProgressInfo) =>
 
   const tracker = new Tracker();
   let preload: LoadResult['preload'];
-  if (spec.workload === 'consume') {
+  // consume: the queue must outlast the run. cross: the consumers' node
+  // broadcasts NEEDJOBS when its clients first wait, then backs off (2 s, 4 s,
+  // ... in the reference) while nobody answers; jobs already queued on the
+  // producers' node make that first request succeed, as in a running system.
+  const preloadJobs = spec.workload === 'consume' ? spec.preload : spec.workload === 'cross' ? spec.preload || 2000 : 0;
+  if (spec.workload === 'consume' || preloadJobs > 0) {
     const t = performance.now();
     const r = await fill(spec.addr, {
       kind: spec.kind,
       queue: spec.queue,
-      total: spec.preload > 0 ? spec.preload : 5_000_000,
-      ...(spec.preload > 0 ? {} : { forMs: (spec.warmupSec + spec.durationSec) * 1000 }),
+      total: preloadJobs > 0 ? preloadJobs : 5_000_000,
+      ...(preloadJobs > 0 ? {} : { forMs: (spec.warmupSec + spec.durationSec) * 1000 }),
       bodySize: spec.bodySize,
       pidBase: PRELOAD_PID,
       tracker,
@@ -662,10 +665,11 @@ export const LOAD_USAGE = `Usage: node dist/bench/load.js [options]
   --producers N           cycle/cross: producer connections (default half)
   --consume-addr h:p      cross: consumers connect here
   --consume-mode M        block | nohang (default block if pipeline 1 or cross)
-  --block-ms MS           blocking consumers' timeout (default 200; cross 1000)
+  --block-ms MS           blocking consumers' timeout (default 200)
   --replicate N           ADDJOB REPLICATE N (replicate workload: 3)
   --add-timeout MS        ADDJOB ms-timeout (default 0; replicate: 10000)
-  --preload N             consume: jobs queued first (default 0 = auto: add for warmup+duration s, max 5M)
+  --preload N             consume: jobs queued first (default 0 = auto: add for warmup+duration s, max 5M);
+                          cross: jobs queued on the producers' node first (default 2000)
   --max-backlog N         cycle/cross: producers wait while this many jobs are queued (default 10000, 0 = no cap)
   --queue NAME            queue/list name (default random per run)
   --no-verify             skip the final drain and lost/duplicate check
