@@ -274,13 +274,15 @@ async function runLocal(spec: LoadSpec & { queue: string }, part: Part, hooks: H
   ]);
   clearTimeout(guard);
   clearInterval(ticker);
-  if (!settled) stats.error({ message: 'some connections did not finish their last batch within 30 s' } as never);
   for (const c of conns) c.close();
 
   const td = tracker.toData();
   td.produced = producers.map((p) => p.producedData());
   const snap = snapshot ?? stats.snapshot();
-  if (!settled) snap.errors++;
+  if (!settled) {
+    snap.errors++;
+    snap.errorSamples.push('some connections did not finish their last batch within 30 s');
+  }
   return { stats: snap, elapsedMs, drainedEarly, tracker: td };
 }
 
