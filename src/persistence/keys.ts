@@ -25,8 +25,4 @@ export class NodeKeys {
     return `${this.base}snap:${seq}`;
   }
 
-  /** SCAN pattern for every key of this node (glob characters escaped). */
-  pattern(): string {
-    return `${this.base.replace(/[*?[\]\\]/g, '\\$&')}*`;
-  }
 }

@@ -121,6 +121,8 @@ export class Persistence {
   private flushScheduled = false;
   /** Replies waiting for the next resync snapshot to commit. */
   private heldGates: Deferred[] = [];
+  /** The held gate replies share while a resync is wanted (one per resync). */
+  private resyncGate: Deferred | null = null;
 
   // Failure and recovery.
   private failure: string | null = null;
@@ -148,6 +150,8 @@ export class Persistence {
   private snapshotJobs = 0;
   private snapshotBytes = 0;
   private lastSnapshotTime = 0;
+  /** Date.now() of the last snapshot, or of the moment journaling began: snapshot-seconds counts from it. */
+  private snapshotDue = Date.now();
   private lastSnapshotMs = -1;
   private lastBgStatus: 'ok' | 'err' = 'ok';
   private lastWriteStatus: 'ok' | 'err' = 'ok';
@@ -198,9 +202,9 @@ export class Persistence {
     this.node.loading = true;
     this.loadingNow = true;
     const started = Date.now();
+    this.node.log.notice(`Loading jobs from Redis at ${redactUrl(cfg.str('redis-url'))}, keys ${this.keys.meta.replace(/meta$/, '*')}`);
     try {
       await this.waitReady(redis, 10_000);
-      this.node.log.notice(`Loading jobs from Redis at ${redactUrl(cfg.str('redis-url'))}, keys ${this.keys.meta.replace(/meta$/, '*')}`);
       const st = await readState(redis, this.keys, this.node.log);
       const n = this.applyState(st, this.enqueueOnce);
       this.node.log.notice(
@@ -236,6 +240,7 @@ export class Persistence {
     this.snapshotJobs = st.snapshotJobs;
     this.snapshotBytes = st.snapshotBytes;
     this.lastSnapshotTime = st.snapshotTime;
+    this.snapshotDue = st.snapshotTime > 0 ? Math.min(st.snapshotTime, Date.now()) : Date.now();
     // Damaged or foreign data: replace it with a clean snapshot at once.
     if (st.problems > 0 && this.enabled) this.resyncWanted = true;
     if (this.enqueueOnce) {
@@ -455,6 +460,8 @@ export class Persistence {
         this.lastWriteStatus = 'ok';
         gate.resolve();
         this.flushJournal();
+        // Checked per write, not only per cron tick, so the journal never runs far past its limits.
+        this.maybeSnapshot();
       },
       (e: Error) => {
         if (epoch !== this.epoch) return;
@@ -476,7 +483,18 @@ export class Persistence {
       if (this.pendingGate === null) this.pendingGate = deferred();
       return this.pendingGate.promise;
     }
-    return this.inflight?.promise ?? null;
+    if (this.inflight !== null) return this.inflight.promise;
+    // A resync (appendonly just turned on, DEBUG FLUSHALL) replaces what
+    // Redis holds: replies wait until it is in place. While Redis is failing
+    // nothing is captured, and replies do not wait.
+    if (this.resyncWanted && this.failure === null && this.enabled) {
+      if (this.resyncGate === null) {
+        this.resyncGate = deferred();
+        this.heldGates.push(this.resyncGate);
+      }
+      return this.resyncGate.promise;
+    }
+    return null;
   }
 
   /** Waits (a bounded time) for captured records to reach Redis. */
@@ -685,6 +703,7 @@ export class Persistence {
     this.snapshotJobs = jobs;
     this.snapshotBytes = bytes;
     this.lastSnapshotTime = this.node.store.clock.base + this.node.store.clock.now();
+    this.snapshotDue = Date.now();
     this.lastSnapshotMs = Date.now() - run.startedAt;
     this.lastBgStatus = 'ok';
     this.node.log.verbose(`Persistence: snapshot of ${jobs} jobs (${bytes} bytes) written in ${this.lastSnapshotMs} ms`);
@@ -703,6 +722,7 @@ export class Persistence {
       this.lastWriteStatus = 'ok';
       const gates = this.heldGates;
       this.heldGates = [];
+      this.resyncGate = null;
       for (const g of gates) g.resolve();
       if (wasFailing) this.node.log.notice('Persistence: snapshot written, Redis writes are accepted again');
       else this.node.log.notice('Persistence: snapshot written, journaling to Redis');
@@ -719,7 +739,7 @@ export class Persistence {
     const seconds = cfg.int('snapshot-seconds');
     // Redis holds snapshot + journal: keep that within twice the live jobs' size.
     const bySize = this.journalBytes >= JOURNAL_MIN_BYTES && this.snapshotBytes + this.journalBytes > 2 * this.liveBytesEstimate();
-    const byTime = seconds > 0 && this.journalRecords > 0 && Date.now() - this.lastSnapshotTime >= seconds * 1000;
+    const byTime = seconds > 0 && this.journalRecords > 0 && Date.now() - this.snapshotDue >= seconds * 1000;
     if (this.journalRecords < recordsMax && !bySize && !byTime) return;
     this.startSnapshot('compact');
   }
@@ -766,6 +786,7 @@ export class Persistence {
     this.pending = [];
     const gates = [...this.heldGates, ...(this.pendingGate ? [this.pendingGate] : []), ...(this.inflight ? [this.inflight] : [])];
     this.heldGates = [];
+    this.resyncGate = null;
     this.pendingGate = null;
     this.inflight = null;
     for (const g of gates) g.resolve();
