@@ -131,11 +131,14 @@ export class Disque<T = Buffer> {
 
   /**
    * A new client with its own connection and the same options (overridable),
-   * starting with the nodes this one has learned.
+   * starting with the nodes this one has learned, and on the same node if
+   * that is among the best.
    */
   duplicate(overrides: Omit<DisqueOptions<T>, 'codec'> = {}): Disque<T> {
     const d = new Disque<T>({ ...this.options, ...overrides, codec: this.codec });
     for (const n of this.conn.directory.nodes()) d.conn.directory.adopt(n);
+    const here = this.conn.node;
+    if (here) d.conn.directory.prefer({ host: here.host, port: here.port });
     return d;
   }
 

@@ -38,6 +38,8 @@ export class NodeDirectory {
   private readonly known = new Map<string, NodeInfo>();
   /** Address key -> time until which the address is tried last. */
   private readonly trouble = new Map<string, number>();
+  /** Address tried first among equals (a duplicate starts where its original is). */
+  private preferred: string | undefined;
 
   constructor(seeds: Address[], private readonly discover: boolean) {
     this.seeds = seeds.length > 0 ? seeds : [DEFAULT_ADDRESS];
@@ -93,6 +95,11 @@ export class NodeDirectory {
     return undefined;
   }
 
+  /** Try `a` before other nodes of the same priority. */
+  prefer(a: Address): void {
+    this.preferred = addressKey(a);
+  }
+
   /** Try `a` only after the other nodes for a while. */
   markTrouble(a: Address): void {
     this.trouble.set(addressKey(a), Date.now() + TROUBLE_MS);
@@ -129,7 +136,11 @@ export class NodeDirectory {
       const k = addressKey(s);
       if (!byKey.has(k)) byKey.set(k, { a: s, priority: this.priorityOf(s) });
     }
-    const list = [...byKey.values()].map((c) => ({ ...c, trouble: this.inTrouble(c.a), r: Math.random() }));
+    const list = [...byKey.values()].map((c) => ({
+      ...c,
+      trouble: this.inTrouble(c.a),
+      r: addressKey(c.a) === this.preferred ? -1 : Math.random(),
+    }));
     list.sort((x, y) => Number(x.trouble) - Number(y.trouble) || x.priority - y.priority || x.r - y.r);
     return list.map((c) => c.a);
   }

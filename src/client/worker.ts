@@ -6,7 +6,7 @@ import type { Disque } from './client.js';
 import { bufferCodec } from './codec.js';
 import { makeEnvelope } from './dead-letter.js';
 import { ClientClosedError, MaxAttemptsError, NoJobError, TooLateError } from './errors.js';
-import type { AddJobOptions, Job } from './types.js';
+import type { AddJobOptions, Job, NodeInfo } from './types.js';
 
 /** What a handler gets besides the job. */
 export interface JobContext {
@@ -185,6 +185,11 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
   /** Counters since the worker was created. */
   stats(): WorkerStats {
     return { ...this.counters, inFlight: this.running.size, waitingRetry: this.delayed.size };
+  }
+
+  /** The node jobs are fetched from (undefined before the first fetch connects). */
+  get node(): NodeInfo | undefined {
+    return this.fetcher?.node;
   }
 
   /** True once close() was called. */
