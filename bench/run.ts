@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { parseAddress, type Address } from './conn.js';
 import { DEFAULT_SPEC, fmtRate, runLoad, WORKLOADS, type LoadResult, type LoadSpec, type Workload } from './load.js';
 import { describeMemory, measureMemory } from './memory.js';
+import { coreTable, DEFAULT_SIZES, parseSizes, runCore } from './core.js';
 import { FLAVOR_TITLE, markdown, summarize, type MemoryRecord, type RunRecord, type Scenario } from './report.js';
 import {
   externalServer,
@@ -41,6 +42,8 @@ Servers (each one: started by us from a binary, or an address someone runs):
   --base-port N             first port to try for servers we start (default 7850)
 
 What to run:
+  --core                    only the in-process core micro-benchmarks (bench/core.ts, no servers; ~1 min, quick ~20 s)
+  --core-sizes N,N          jobs registered for the core store cases (default 1000,1000000)
   --quick                   smoke run, under a minute (short runs, 1 round, no cluster, 100k-job memory)
   --only w1,w2              workloads: ${WORKLOADS.join(',')},memory
   --conns N                 connections per run (default 50)
@@ -87,6 +90,8 @@ function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
       'reference-cluster': { type: 'string' },
       'base-port': { type: 'string', default: '7850' },
       quick: { type: 'boolean', default: false },
+      core: { type: 'boolean', default: false },
+      'core-sizes': { type: 'string' },
       only: { type: 'string' },
       conns: { type: 'string', default: '50' },
       pipelines: { type: 'string', default: '1,16' },
@@ -223,8 +228,31 @@ async function clusterFor(flavor: Flavor, o: Opts, s: Servers): Promise<ServerHa
   }
 }
 
+/** --core: the in-process micro-benchmarks alone; no servers are started. */
+async function mainCore(o: Opts, a: Record<string, string | boolean | undefined>): Promise<void> {
+  const sizes = a['core-sizes'] ? parseSizes(a['core-sizes'] as string) : DEFAULT_SIZES;
+  const t0 = Date.now();
+  const results = await runCore({ quick: o.quick, sizes }, log);
+  const header = [
+    `${new Date().toISOString()}, ${((Date.now() - t0) / 1000).toFixed(0)} s${o.quick ? ', --quick' : ''}`,
+    `machine: ${cpus()[0]?.model ?? '?'} × ${availableParallelism()} cores, Node ${process.versions.node}`,
+  ];
+  const md = `# disque-ts core micro-benchmarks\n\n${header.join('  \n')}\n\n${coreTable(results, sizes)}\n`;
+  mkdirSync(o.out, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:]/g, '').replace(/\..*/, '');
+  const base = join(o.out, `core-${stamp}${o.quick ? '-quick' : ''}`);
+  const json = JSON.stringify({ header, sizes, results }, null, 2);
+  writeFileSync(`${base}.json`, json);
+  writeFileSync(`${base}.md`, md);
+  writeFileSync(join(o.out, 'core-latest.json'), json);
+  writeFileSync(join(o.out, 'core-latest.md'), md);
+  process.stdout.write('\n' + md);
+  log(`results: ${base}.md and .json`);
+}
+
 async function main(): Promise<void> {
   const { o, a } = parse();
+  if (a.core) return mainCore(o, a);
   if (o.pin && !pinSelf('1')) log('note: taskset failed, not pinning');
   const t0 = Date.now();
   const servers = await setupServers(o, a);
