@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync, renameSync, existsSync, openSync, fsyncSyn
 import type { Node } from '../server/node.js';
 import type { Job } from '../core/job.js';
 import type { StoreHooks } from '../core/store.js';
-import { Link, MsgType, MSG_NAMES, BUS_PROTOCOL_VERSION, encodeFrame, type BusMessage, type BusHeader, MSG_FLAG_INCR_DELIV, MSG_FLAG_INCR_NACKS } from './bus.js';
+import { Link, MsgType, MSG_NAMES, BUS_PROTOCOL_VERSION, FrameEncoder, type BusMessage, type BusHeader, MSG_FLAG_INCR_DELIV, MSG_FLAG_INCR_NACKS } from './bus.js';
 import { Replication } from './replication.js';
 import { Requeue } from './requeue.js';
 import { Acks } from './acks.js';
@@ -96,6 +96,7 @@ export class Cluster {
   readonly federation: Federation;
   private readonly blacklist = new Map<string, number>();
   private readonly inbound = new Set<Link>();
+  private readonly encoder = new FrameEncoder(() => this.header());
   private busServer: net.Server | null = null;
   private cronIteration = 0;
   private saveScheduled = false;
@@ -283,7 +284,7 @@ export class Cluster {
   }
 
   frame(type: number, body: Record<string, unknown>, mflags = 0): Buffer {
-    return encodeFrame({ ...this.header(), t: type, m: mflags, ...body });
+    return this.encoder.encode(type, mflags, body);
   }
 
   /** Sends a message to the nodes with the given IDs (myself and unknown ones skipped). */
