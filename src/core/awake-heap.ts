@@ -3,10 +3,9 @@
 // WILLQUEUE, collecting acks, expiring. One binary min-heap for every
 // registered job, stored in two parallel arrays, instead of a timer per job.
 //
-// Entries are never moved when a job's time changes: a new entry is pushed
-// and the old one is recognised as stale when it reaches the top (its time no
-// longer equals job.awake; an unregistered job's is NEVER). The heap is rebuilt
-// without stale entries when they outnumber the live ones.
+// Each job knows its position (job.heapIndex), so a changed time moves its
+// entry and a deleted job leaves the heap at once: stale entries would keep
+// deleted jobs (and their bodies) in memory until a clean-up.
 import { Job } from './job.js';
 
 export class AwakeHeap {
@@ -18,94 +17,100 @@ export class AwakeHeap {
     return this.n;
   }
 
-  push(job: Job, at: number): void {
-    if (this.n === this.times.length) {
-      const bigger = new Float64Array(this.times.length * 2);
-      bigger.set(this.times);
-      this.times = bigger;
+  /** Enters the job at time `at`, or moves its entry there. */
+  set(job: Job, at: number): void {
+    let i = job.heapIndex;
+    if (i < 0) {
+      if (this.n === this.times.length) {
+        const bigger = new Float64Array(this.times.length * 2);
+        bigger.set(this.times);
+        this.times = bigger;
+      }
+      i = this.n++;
+      this.siftUp(i, job, at);
+      return;
     }
-    let i = this.n++;
-    const times = this.times;
-    const jobs = this.jobs;
-    // Sift up.
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (times[parent]! <= at) break;
-      times[i] = times[parent]!;
-      jobs[i] = jobs[parent];
-      i = parent;
-    }
-    times[i] = at;
-    jobs[i] = job;
+    const old = this.times[i]!;
+    if (at < old) this.siftUp(i, job, at);
+    else if (at > old) this.siftDown(i, job, at);
   }
 
-  /** Time of the earliest entry (stale or not), Infinity when empty. */
+  /** Removes the job's entry, if it has one. */
+  remove(job: Job): void {
+    const i = job.heapIndex;
+    if (i < 0) return;
+    job.heapIndex = -1;
+    const last = --this.n;
+    const moved = this.jobs[last]!;
+    const t = this.times[last]!;
+    this.jobs[last] = undefined;
+    if (i === last) return;
+    // The last entry fills the hole, then goes up or down to its place.
+    if (t < this.times[i]!) this.siftUp(i, moved, t);
+    else this.siftDown(i, moved, t);
+  }
+
+  /** Time of the earliest entry, Infinity when empty. */
   peekTime(): number {
     return this.n === 0 ? Infinity : this.times[0]!;
   }
 
-  /** Removes the earliest entry and returns its job if the entry is live. */
-  popLive(): Job | undefined {
-    if (this.n === 0) return undefined;
-    const job = this.jobs[0]!;
-    const at = this.times[0]!;
-    this.removeTop();
-    return job.awake === at ? job : undefined;
+  /** Time of the job's entry, or undefined if it has none. */
+  timeOf(job: Job): number | undefined {
+    return job.heapIndex < 0 ? undefined : this.times[job.heapIndex];
   }
 
-  /** Drops stale entries when there are more than `live` entries by a margin. */
-  compactIfNeeded(live: number): void {
-    if (this.n < 4096 || this.n < live * 2) return;
-    const times = this.times;
-    const jobs = this.jobs;
-    let w = 0;
-    for (let r = 0; r < this.n; r++) {
-      const job = jobs[r]!;
-      if (job.awake === times[r]) {
-        times[w] = times[r]!;
-        jobs[w++] = job;
-      }
-    }
-    for (let r = w; r < this.n; r++) jobs[r] = undefined;
-    jobs.length = w;
-    this.n = w;
-    for (let i = (w >> 1) - 1; i >= 0; i--) this.siftDown(i);
+  /** Removes and returns the earliest job. */
+  pop(): Job | undefined {
+    if (this.n === 0) return undefined;
+    const job = this.jobs[0]!;
+    this.remove(job);
+    return job;
   }
 
   clear(): void {
+    for (let i = 0; i < this.n; i++) this.jobs[i]!.heapIndex = -1;
     this.times = new Float64Array(1024);
     this.jobs = [];
     this.n = 0;
   }
 
-  private removeTop(): void {
-    const last = --this.n;
-    if (last === 0) {
-      this.jobs[0] = undefined;
-      return;
+  /** Places `job` with time `t` at `i` or above it. */
+  private siftUp(i: number, job: Job, t: number): void {
+    const times = this.times;
+    const jobs = this.jobs;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (times[parent]! <= t) break;
+      times[i] = times[parent]!;
+      const p = jobs[parent]!;
+      jobs[i] = p;
+      p.heapIndex = i;
+      i = parent;
     }
-    this.times[0] = this.times[last]!;
-    this.jobs[0] = this.jobs[last];
-    this.jobs[last] = undefined;
-    this.siftDown(0);
+    times[i] = t;
+    jobs[i] = job;
+    job.heapIndex = i;
   }
 
-  private siftDown(i: number): void {
+  /** Places `job` with time `t` at `i` or below it. */
+  private siftDown(i: number, job: Job, t: number): void {
     const times = this.times;
     const jobs = this.jobs;
     const n = this.n;
-    const t = times[i]!;
-    const j = jobs[i];
     for (;;) {
       let child = 2 * i + 1;
       if (child >= n) break;
       if (child + 1 < n && times[child + 1]! < times[child]!) child++;
       if (times[child]! >= t) break;
       times[i] = times[child]!;
-      jobs[i] = jobs[child];
+      const c = jobs[child]!;
+      jobs[i] = c;
+      c.heapIndex = i;
       i = child;
     }
     times[i] = t;
-    jobs[i] = j;
+    jobs[i] = job;
+    job.heapIndex = i;
   }
 }

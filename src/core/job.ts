@@ -77,6 +77,8 @@ export class Job {
   qtime = NEVER;
   /** Next time the scheduler looks at this job, or NEVER when unregistered. */
   awake = NEVER;
+  /** Position of this job's entry in the schedule heap, -1 when it has none. */
+  heapIndex = -1;
   /** Next job in the same registry bucket, and the ID's hash there. */
   next: Job | null = null;
   hash = 0;

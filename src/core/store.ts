@@ -148,6 +148,7 @@ export class JobStore {
     this.jobs.remove(job);
     job.flags &= ~JOB_FLAG_REGISTERED;
     job.awake = NEVER;
+    this.awake.remove(job);
     this.usedMemory -= jobMemory(job);
     return true;
   }
@@ -193,9 +194,8 @@ export class JobStore {
     this.awakePending = [];
     for (const job of pending) {
       job.flags &= ~JOB_FLAG_AWAKE_PENDING;
-      if (job.registered) this.awake.push(job, job.awake);
+      if (job.registered) this.awake.set(job, job.awake);
     }
-    this.awake.compactIfNeeded(this.jobs.size);
   }
 
   /** Sets when the job is queued again here, unless it must never be (at-most-once). */
@@ -288,8 +288,10 @@ export class JobStore {
     this.flushSchedule();
     const now = this.clock.now();
     while (max-- > 0 && this.awake.peekTime() <= now) {
-      const job = this.awake.popLive();
-      if (job) this.processJob(job, now);
+      const at = this.awake.peekTime();
+      const job = this.awake.pop()!;
+      // A job whose time changed during this loop is entered again by the flush.
+      if (job.awake === at) this.processJob(job, now);
     }
     this.flushSchedule();
     const next = this.awake.peekTime() - now;

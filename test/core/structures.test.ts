@@ -76,20 +76,57 @@ describe('JobList', () => {
 });
 
 describe('AwakeHeap', () => {
-  it('pops live entries in time order and skips stale ones', () => {
+  it('pops in time order while entries move and leave', () => {
     const h = new AwakeHeap();
     const a = job(0);
     const b = job(0);
-    a.awake = 50;
-    h.push(a, 50);
-    b.awake = 20;
-    h.push(b, 20);
-    // a moves earlier: its old entry goes stale.
-    a.awake = 10;
-    h.push(a, 10);
-    const order: (Job | undefined)[] = [];
-    while (h.peekTime() !== Infinity) order.push(h.popLive());
-    expect(order).toEqual([a, b, undefined]);
+    const c = job(0);
+    h.set(a, 50);
+    h.set(b, 20);
+    h.set(c, 30);
+    h.set(a, 10); // earlier: moves up
+    h.set(b, 60); // later: moves down
+    h.remove(c);
+    expect(c.heapIndex).toBe(-1);
+    expect(h.length).toBe(2);
+    const order: [Job | undefined, number][] = [];
+    while (h.peekTime() !== Infinity) {
+      const t = h.peekTime();
+      order.push([h.pop(), t]);
+    }
+    expect(order).toEqual([
+      [a, 10],
+      [b, 60],
+    ]);
+    expect(a.heapIndex).toBe(-1);
+  });
+
+  it('agrees with a sorted model over random sets, moves and removals', () => {
+    const h = new AwakeHeap();
+    const model = new Map<Job, number>();
+    const pool = Array.from({ length: 300 }, () => job(0));
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+    for (let step = 0; step < 20000; step++) {
+      const j = pool[rnd(pool.length)]!;
+      const op = rnd(10);
+      if (op < 6) {
+        const t = rnd(1000);
+        h.set(j, t);
+        model.set(j, t);
+      } else if (op < 8) {
+        h.remove(j);
+        model.delete(j);
+      } else if (model.size > 0) {
+        const min = Math.min(...model.values());
+        expect(h.peekTime()).toBe(min);
+        const popped = h.pop()!;
+        expect(model.get(popped)).toBe(min);
+        model.delete(popped);
+      }
+      expect(h.length).toBe(model.size);
+    }
+    for (const [j, t] of model) expect(h.timeOf(j)).toBe(t);
   });
 });
 
