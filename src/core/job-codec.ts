@@ -56,6 +56,8 @@ export function encodeJob(job: Job, clock: Clock, storage: boolean): WireJob {
 }
 
 function bytesToLatin1(x: unknown): string | null {
+  // msgpackr gives Buffers in Node; a plain Uint8Array needs a Buffer view.
+  if (Buffer.isBuffer(x)) return x.latin1Slice(0, x.length);
   if (x instanceof Uint8Array) return Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('latin1');
   if (typeof x === 'string') return x;
   return null;
