@@ -338,10 +338,11 @@ export class Disque<T = Buffer> {
   private async *scan(command: string, args: Arg[], buffer: boolean): AsyncIterableIterator<unknown> {
     let cursor = '0';
     let nodeId: string | undefined;
-    do {
+    for (;;) {
       const { reply, node } = await this.conn.send(command, [cursor, ...args], buffer);
       if (nodeId !== undefined && node.id !== nodeId) {
-        // Cursors are node-local: start over on the new node.
+        // Cursors are node-local: start over on the new node. (Not a
+        // do-while `continue`: that would test cursor '0' and stop.)
         nodeId = node.id;
         cursor = '0';
         continue;
@@ -350,7 +351,8 @@ export class Disque<T = Buffer> {
       const page = parseScanPage(reply);
       for (const item of page.items) yield item;
       cursor = page.cursor;
-    } while (cursor !== '0');
+      if (cursor === '0') return;
+    }
   }
 
   /**

@@ -67,6 +67,23 @@ describe('cluster', () => {
     expect((await consumer.getJob(q, { timeout: 2000 }))[0]?.id).toBe(id);
   });
 
+  it('a scan whose client moves to another node starts over there', async () => {
+    const prefix = `move-scan-${Date.now()}-`;
+    for (let i = 0; i < 30; i++) await B.r.call('ADDJOB', `${prefix}b${i}`, 'x', '0', 'REPLICATE', '1');
+    const onC = `${prefix}c`;
+    await C.r.call('ADDJOB', onC, 'x', '0', 'REPLICATE', '1');
+    // The scan on B takes more than one call, so it is still running when the client moves.
+    expect(((await B.r.call('QSCAN', '0', 'COUNT', '2')) as [string, unknown])[0]).not.toBe('0');
+    const d = connectTo(B, { preferBestNode: false });
+    expect((await d.connect()).id).toBe(B.id);
+    const seen: string[] = [];
+    for await (const name of d.qscan({ count: 2 })) {
+      if (seen.push(name) === 1) expect(await d.moveTo(C.id)).toBe(true);
+    }
+    expect(d.node?.id).toBe(C.id);
+    expect(seen).toContain(onC);
+  });
+
   it('a worker on a node that starts leaving moves to another node and keeps processing', async () => {
     const q = queue();
     const client = connectTo(A);
