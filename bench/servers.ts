@@ -103,6 +103,8 @@ export interface StartOptions {
   port: number;
   /** Prefix the command with `taskset -c <cpus>`. */
   cpus?: string;
+  /** More arguments after ours (e.g. `--appendonly yes`). */
+  args?: string[];
 }
 
 /** Starts a server in a fresh temporary directory (removed on stop). */
@@ -122,6 +124,7 @@ export async function startServer(flavor: Flavor, o: StartOptions): Promise<Serv
       cmd = [o.bin, '--port', String(o.port), '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', logFile];
       break;
   }
+  if (o.args) cmd.push(...o.args);
   if (o.cpus) cmd = ['taskset', '-c', o.cpus, ...cmd];
   const child = spawn(cmd[0]!, cmd.slice(1), { stdio: 'ignore', detached: false });
   running.add(child);
@@ -193,6 +196,23 @@ export async function joinCluster(nodes: ServerHandle[], timeoutMs = 20_000): Pr
     if (Date.now() > deadline) throw new Error(`cluster of ${nodes.map((n) => n.addr.port).join(',')} did not form in ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Deletes the keys under `prefix` (SCAN + UNLINK); returns how many. */
+export async function deleteKeys(addr: Address, prefix: string): Promise<number> {
+  const c = await Client.open(addr);
+  let n = 0;
+  try {
+    let cursor = '0';
+    do {
+      const r = (await c.ok('SCAN', cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)) as [string, string[]];
+      cursor = r[0];
+      if (r[1].length > 0) n += Number(await c.ok('UNLINK', ...r[1]));
+    } while (cursor !== '0');
+  } finally {
+    c.close();
+  }
+  return n;
 }
 
 /** Finds redis-server on PATH (null if absent). */
