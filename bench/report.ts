@@ -21,6 +21,58 @@ export interface Scenario {
   conns: number;
   pipeline: number;
   cluster: boolean;
+  /** Runs on a fresh server per round with `appendonly yes`, `appendfsync everysec`. */
+  aof?: boolean;
+  /** Runs on a fresh server per round holding this many other jobs, queued in another queue. */
+  registered?: number;
+}
+
+/** The workload column: the workload and its setup, if any. */
+export function scenarioLabel(sc: Scenario): string {
+  if (sc.aof) return `${sc.workload}, AOF everysec`;
+  if (sc.registered !== undefined) return `${sc.workload}, ${fmtCount(sc.registered)} registered`;
+  return sc.workload;
+}
+
+/** 1000 -> 1K, 1000000 -> 1M. */
+export function fmtCount(n: number): string {
+  return n >= 1e6 && n % 1e6 === 0 ? `${n / 1e6}M` : n >= 1e3 && n % 1e3 === 0 ? `${n / 1e3}K` : fmtOps(n);
+}
+
+export interface RegisteredRatio {
+  workload: Workload;
+  pipeline: number;
+  flavor: Flavor;
+  small: number;
+  large: number;
+  smallOpsPerSec: number;
+  largeOpsPerSec: number;
+  /** large / small: the issue's goal is at least 0.80. */
+  ratio: number;
+}
+
+/** Throughput with many registered jobs over that with few, per workload, pipeline and server. */
+export function registeredRatios(summaries: Summary[]): RegisteredRatio[] {
+  const out: RegisteredRatio[] = [];
+  const reg = summaries.filter((s) => s.scenario.registered !== undefined);
+  for (const l of reg)
+    for (const s of reg) {
+      const a = l.scenario;
+      const b = s.scenario;
+      if (l.flavor !== s.flavor || a.workload !== b.workload || a.pipeline !== b.pipeline || a.registered! <= b.registered!) continue;
+      if (s.opsPerSec === 0) continue;
+      out.push({
+        workload: a.workload,
+        pipeline: a.pipeline,
+        flavor: l.flavor,
+        small: b.registered!,
+        large: a.registered!,
+        smallOpsPerSec: s.opsPerSec,
+        largeOpsPerSec: l.opsPerSec,
+        ratio: Math.round((l.opsPerSec / s.opsPerSec) * 1000) / 1000,
+      });
+    }
+  return out;
 }
 
 export interface Summary {
@@ -148,8 +200,8 @@ export function markdown(inp: ReportInput): string {
         .map((sc) => {
           const redisCmd = REDIS_WHAT[sc.workload]?.(sc.pipeline);
           return [
-            sc.workload,
-            WHAT[sc.workload] + (flavors.includes('redis') && redisCmd && !sc.cluster ? ` (Redis: ${redisCmd})` : ''),
+            scenarioLabel(sc),
+            WHAT[sc.workload] + (redisCmd && get(sc, 'redis') ? ` (Redis: ${redisCmd})` : ''),
             String(sc.conns),
             String(sc.pipeline),
             ...flavors.map((f) => {
@@ -173,7 +225,7 @@ export function markdown(inp: ReportInput): string {
       inp.scenarios
         .filter((sc) => flavors.some((f) => get(sc, f)))
         .map((sc) => [
-          sc.workload,
+          scenarioLabel(sc),
           String(sc.conns),
           String(sc.pipeline),
           ...flavors.map((f) => {
@@ -192,7 +244,7 @@ export function markdown(inp: ReportInput): string {
       const s = get(sc, f);
       if (!s) continue;
       checkRows.push([
-        `${sc.workload} p${sc.pipeline}`,
+        `${scenarioLabel(sc)} p${sc.pipeline}`,
         FLAVOR_TITLE[f],
         sc.workload === 'ping' ? '–' : `${fmtOps(s.checked)} / ${s.lost} / ${s.duplicated}${s.unexpected ? ` (+${s.unexpected} unexpected)` : ''}`,
         String(s.errors),
@@ -201,6 +253,28 @@ export function markdown(inp: ReportInput): string {
       ]);
     }
   out.push(table(['scenario', 'server', 'checked / lost / dup', 'errors', 'CPU gen / server', 'notes'], checkRows, ['l', 'l', 'r', 'r', 'r', 'l']), '');
+
+  const reg = registeredRatios(summaries);
+  if (reg.length) {
+    out.push('## Registered jobs: throughput with many jobs registered ÷ with few (issue 7 goal: ≥ 0.80)', '');
+    out.push(
+      table(
+        ['workload', 'pipeline', 'server', 'few', 'ops/s', 'many', 'ops/s', 'many ÷ few'],
+        reg.map((r) => [
+          r.workload,
+          String(r.pipeline),
+          FLAVOR_TITLE[r.flavor],
+          fmtCount(r.small),
+          fmtOps(r.smallOpsPerSec),
+          fmtCount(r.large),
+          fmtOps(r.largeOpsPerSec),
+          r.ratio.toFixed(2),
+        ]),
+        ['l', 'r', 'l', 'r', 'r', 'r', 'r', 'r'],
+      ),
+      '',
+    );
+  }
 
   if (inp.memory.length) {
     const mb = (b: number): string => `${(b / 1048576).toFixed(1)} MB`;
