@@ -6,6 +6,7 @@
 // so drifts in machine load hit all of them alike), shows progress on stderr,
 // prints summary tables and writes JSON + markdown to bench/results/.
 // See docs/bench.md for every option.
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { cpus, availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -14,8 +15,20 @@ import { parseAddress, type Address } from './conn.js';
 import { DEFAULT_SPEC, fmtRate, runLoad, WORKLOADS, type LoadResult, type LoadSpec, type Workload } from './load.js';
 import { describeMemory, measureMemory } from './memory.js';
 import { coreTable, DEFAULT_SIZES, parseSizes, runCore } from './core.js';
-import { FLAVOR_TITLE, markdown, summarize, type MemoryRecord, type RunRecord, type Scenario } from './report.js';
+import { fill } from './queueops.js';
 import {
+  FLAVOR_TITLE,
+  fmtCount,
+  markdown,
+  registeredRatios,
+  scenarioLabel,
+  summarize,
+  type MemoryRecord,
+  type RunRecord,
+  type Scenario,
+} from './report.js';
+import {
+  deleteKeys,
   externalServer,
   findOnPath,
   freePort,
@@ -54,6 +67,8 @@ What to run:
   --threads N               generator worker threads (default 1)
   --cluster / --no-cluster  cluster workloads (replicate, cross; default on, off with --quick)
   --memory-jobs N           jobs for the memory workload (default 1000000; quick 100000)
+  --persist / --no-persist  produce with AOF on (appendfsync everysec), fresh servers (default on, off with --quick)
+  --registered N            produce and cycle with N, then 1000, jobs registered, fresh servers (default 1000000; quick 0 = skip)
   --body N                  job body bytes (default 64)
   --pin                     pin servers to CPU 0 and the generator to CPU 1 (taskset)
   --out DIR                 results directory (default bench/results)
@@ -70,6 +85,8 @@ interface Opts {
   threads: number;
   cluster: boolean;
   memoryJobs: number;
+  persist: boolean;
+  registered: number;
   body: number;
   pin: boolean;
   out: string;
@@ -102,6 +119,9 @@ function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
       cluster: { type: 'boolean' },
       'no-cluster': { type: 'boolean', default: false },
       'memory-jobs': { type: 'string' },
+      persist: { type: 'boolean' },
+      'no-persist': { type: 'boolean', default: false },
+      registered: { type: 'string' },
       body: { type: 'string', default: '64' },
       pin: { type: 'boolean', default: false },
       out: { type: 'string', default: join(REPO_ROOT, 'bench/results') },
@@ -128,6 +148,8 @@ function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
       threads: Number(a.threads),
       cluster: a['no-cluster'] ? false : (a.cluster ?? !quick),
       memoryJobs: Number(a['memory-jobs'] ?? (quick ? 100_000 : 1_000_000)),
+      persist: a['no-persist'] ? false : (a.persist ?? !quick),
+      registered: Number(a.registered ?? (quick ? 0 : 1_000_000)),
       body: Number(a.body),
       pin: a.pin!,
       out: a.out!,
@@ -135,6 +157,14 @@ function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
     },
   };
 }
+
+/** The registered-jobs scenarios compare --registered N with this many. */
+const REGISTERED_FEW = 1000;
+/** Where our server persists with `appendonly yes` (its default redis-url). */
+const PERSIST_REDIS: Address = { host: '127.0.0.1', port: 6379 };
+
+/** Scenarios that need a fresh server per round, and the setup key they share one with. */
+const setupOf = (sc: Scenario): string | null => (sc.aof ? 'aof' : sc.registered !== undefined ? `reg${sc.registered}` : null);
 
 /** Scenario list, in run order. The quick run keeps the ones the issue names. */
 function scenarios(o: Opts): Scenario[] {
@@ -148,6 +178,19 @@ function scenarios(o: Opts): Scenario[] {
       out.push({ id: `${w}-c${o.conns}-p${p}`, workload: w, conns: o.conns, pipeline: p, cluster: false });
     }
   }
+  // On fresh servers we start (ours, the reference): ADDJOB with the AOF on;
+  // produce and cycle with few, then many jobs registered (issue 7).
+  if (o.persist && o.only.has('produce'))
+    for (const p of o.pipelines) out.push({ id: `produce-c${o.conns}-p${p}-aof`, workload: 'produce', conns: o.conns, pipeline: p, cluster: false, aof: true });
+  if (o.registered > 0)
+    for (const reg of new Set([REGISTERED_FEW, o.registered]))
+      for (const w of ['produce', 'cycle'] as const) {
+        if (!o.only.has(w)) continue;
+        for (const p of o.pipelines) {
+          if (o.quick && w === 'cycle' && p > 1) continue;
+          out.push({ id: `${w}-c${o.conns}-p${p}-reg${reg}`, workload: w, conns: o.conns, pipeline: p, cluster: false, registered: reg });
+        }
+      }
   if (o.cluster) {
     if (o.only.has('replicate'))
       for (const p of o.pipelines) out.push({ id: `replicate-c${o.conns}-p${p}`, workload: 'replicate', conns: o.conns, pipeline: p, cluster: true });
@@ -262,11 +305,18 @@ async function main(): Promise<void> {
   const runs: RunRecord[] = [];
   const memory: MemoryRecord[] = [];
   const clusterFlavors = flavors.filter((f) => f !== 'redis');
+  // Fresh-server scenarios: only the Disque flavors we start from a binary.
+  const freshFlavors = clusterFlavors.filter((f) => servers.binaries.has(f));
+  const freshScs = scs.filter((s) => setupOf(s) !== null);
+  if (freshScs.length > 0)
+    for (const f of clusterFlavors)
+      if (!freshFlavors.includes(f)) log(`note: ${FLAVOR_TITLE[f]} is not started here: skipping its AOF / registered-jobs scenarios`);
 
   // Count runs for the progress display.
-  const singleRuns = scs.filter((s) => !s.cluster).length * o.rounds * flavors.length;
+  const singleRuns = scs.filter((s) => !s.cluster && setupOf(s) === null).length * o.rounds * flavors.length;
+  const freshRuns = freshScs.length * o.rounds * freshFlavors.length;
   const clusterRuns = scs.filter((s) => s.cluster).length * clusterFlavors.length;
-  const total = singleRuns + clusterRuns;
+  const total = singleRuns + freshRuns + clusterRuns;
   let n = 0;
 
   const spec = (sc: Scenario, h: ServerHandle): LoadSpec => ({
@@ -285,7 +335,7 @@ async function main(): Promise<void> {
 
   const runOne = async (sc: Scenario, flavor: Flavor, round: number, s: LoadSpec): Promise<void> => {
     n++;
-    const label = `[${n}/${total}] ${sc.workload} c${sc.conns} p${sc.pipeline} · ${FLAVOR_TITLE[flavor]}${o.rounds > 1 && !sc.cluster ? ` · round ${round}` : ''}`;
+    const label = `[${n}/${total}] ${scenarioLabel(sc)} c${sc.conns} p${sc.pipeline} · ${FLAVOR_TITLE[flavor]}${o.rounds > 1 && !sc.cluster ? ` · round ${round}` : ''}`;
     let r: LoadResult;
     try {
       r = await runLoad(s, (p) => {
@@ -307,10 +357,53 @@ async function main(): Promise<void> {
     );
   };
 
+  // One fresh server for a group of scenarios sharing a setup: the AOF on (our
+  // server persists under a prefix of its own in Redis, deleted afterwards), or
+  // `registered` jobs added first to another queue, where they stay.
+  const runFresh = async (group: Scenario[], f: Flavor, round: number): Promise<void> => {
+    const sc0 = group[0]!;
+    const what = `${sc0.aof ? 'AOF' : `${fmtCount(sc0.registered!)} registered`} · ${FLAVOR_TITLE[f]}`;
+    const prefix = `bench-${randomBytes(6).toString('hex')}:`;
+    const args = !sc0.aof
+      ? []
+      : ['--appendonly', 'yes', '--appendfsync', 'everysec', ...(f === 'ours' ? ['--redis-url', `redis://${PERSIST_REDIS.host}:${PERSIST_REDIS.port}`, '--redis-key-prefix', prefix] : [])];
+    const n0 = n;
+    let h: ServerHandle | null = null;
+    try {
+      status(`${what}: starting a fresh server...`);
+      h = await startServer(f, { bin: servers.binaries.get(f)!, port: await freePort(o.basePort, servers.ports), args, ...(o.pin ? { cpus: '0' } : {}) });
+      if (sc0.registered) {
+        const r = await fill(h.addr, {
+          kind: h.kind,
+          queue: `bench-registered-${randomBytes(4).toString('hex')}`,
+          total: sc0.registered,
+          bodySize: o.body,
+          pidBase: 980_000,
+          onProgress: (d) => status(`${what}: adding ${d.toLocaleString('en-US')}/${sc0.registered!.toLocaleString('en-US')} jobs`),
+        });
+        if (r.errors > 0) throw new Error(`adding the registered jobs: ${r.errors} errors, e.g. ${r.errorSamples[0]}`);
+        log(`${what}${o.rounds > 1 ? ` · round ${round}` : ''}: ${r.added.toLocaleString('en-US')} jobs added in ${(r.elapsedMs / 1000).toFixed(1)} s`);
+      }
+      for (const sc of group) await runOne(sc, f, round, spec(sc, h));
+    } catch (e) {
+      log(`${what}: FAILED: ${(e as Error).message}`);
+      n = n0 + group.length;
+    } finally {
+      await h?.stop();
+      if (sc0.aof && f === 'ours')
+        await deleteKeys(PERSIST_REDIS, prefix).catch((e: Error) => log(`note: could not delete the Redis keys ${prefix}*: ${e.message}`));
+    }
+  };
+
   try {
-    for (const sc of scs.filter((s) => !s.cluster))
+    for (const sc of scs.filter((s) => !s.cluster && setupOf(s) === null))
       for (let round = 1; round <= o.rounds; round++)
         for (const f of flavors) await runOne(sc, f, round, spec(sc, servers.single.get(f)!));
+
+    const setups = [...new Set(freshScs.map(setupOf))];
+    for (let round = 1; round <= o.rounds; round++)
+      for (const key of setups)
+        for (const f of freshFlavors) await runFresh(freshScs.filter((s) => setupOf(s) === key), f, round);
 
     const clusterScs = scs.filter((s) => s.cluster);
     if (clusterScs.length > 0) {
@@ -383,12 +476,19 @@ async function main(): Promise<void> {
     `each run: ${o.warmup}s warmup + ${o.duration}s measured, ${o.rounds} round(s) alternating servers, ${o.threads} generator thread(s)${o.pin ? ', pinned (servers CPU 0, generator CPU 1)' : ''}, ${o.body}-byte bodies`,
     'ops/s: PINGs, jobs added (produce, replicate), or jobs consumed and acknowledged (consume, cycle, cross)',
     'consume: queue preloaded; cycle/cross: half the connections produce, half consume, at most 10k jobs queued',
+    ...(freshScs.length
+      ? [
+          'AOF, registered: a fresh server per round (ours and the reference, started here); AOF = appendonly yes, appendfsync everysec' +
+            ` (ours persists to Redis at ${PERSIST_REDIS.host}:${PERSIST_REDIS.port}); registered = jobs queued in another queue before the runs`,
+        ]
+      : []),
     'gen CPU near 100% means the load generator, not the server, may be the limit (see docs/bench.md)',
   ];
   const md = markdown({ title: 'disque-ts benchmark', header, scenarios: scs, flavors, summaries, memory });
   mkdirSync(o.out, { recursive: true });
   const base = join(o.out, `bench-${stamp}${o.quick ? '-quick' : ''}`);
-  const json = JSON.stringify({ options: { ...o, only: [...o.only] }, header, flavors, scenarios: scs, summaries, runs, memory }, null, 2);
+  const registered = registeredRatios(summaries);
+  const json = JSON.stringify({ options: { ...o, only: [...o.only] }, header, flavors, scenarios: scs, summaries, registered, runs, memory }, null, 2);
   writeFileSync(`${base}.json`, json);
   writeFileSync(`${base}.md`, md + '\n');
   writeFileSync(join(o.out, 'latest.json'), json);
