@@ -115,8 +115,10 @@ export class RequestReader {
         }
         case Mode.MultibulkHeader:
         case Mode.BulkHeader: {
-          const nl = chunk.indexOf(0x0a, i);
-          if (nl < 0) {
+          // Headers are a few bytes: a plain loop beats indexOf's call overhead.
+          let nl = i;
+          while (nl < n && chunk[nl] !== 0x0a) nl++;
+          if (nl === n) {
             this.keepPartial(chunk.subarray(i));
             this.requestBytes += n - i;
             i = n;
@@ -129,19 +131,27 @@ export class RequestReader {
             }
             break;
           }
-          const line = this.takeLine(chunk.subarray(i, nl));
+          // The line is line[from, to): in the chunk itself unless it began in an earlier read.
+          let line = chunk;
+          let from = i;
+          let to = nl;
+          if (this.partialLen > 0) {
+            line = this.takeLine(chunk.subarray(i, nl));
+            from = 0;
+            to = line.length;
+          }
           this.requestBytes += nl + 1 - i;
           i = nl + 1;
           // Headers end with "\r\n" (the CR may have come in an earlier read).
-          const header = line[line.length - 1] === 0x0d ? line.subarray(0, line.length - 1) : null;
-          if (header === null) {
+          if (to === from || line[to - 1] !== 0x0d) {
             this.execute(chunk, runStart, requestStart);
             return this.fail(
               this.mode === Mode.MultibulkHeader ? 'Protocol error: invalid multibulk length' : 'Protocol error: invalid bulk length',
             );
           }
+          to--;
           if (this.mode === Mode.MultibulkHeader) {
-            const count = parseDecimal(header, 1);
+            const count = parseDecimal(line, from + 1, to);
             if (count === undefined || count > MULTIBULK_MAX_ARGS) {
               this.execute(chunk, runStart, requestStart);
               return this.fail('Protocol error: invalid multibulk length');
@@ -158,11 +168,11 @@ export class RequestReader {
               this.mode = Mode.BulkHeader;
             }
           } else {
-            if (header[0] !== 0x24) {
+            if (line[from] !== 0x24) {
               this.execute(chunk, runStart, requestStart);
-              return this.fail(`Protocol error: expected '$', got '${String.fromCharCode(header[0] ?? 0x20)}'`);
+              return this.fail(`Protocol error: expected '$', got '${String.fromCharCode(to > from ? line[from]! : 0x20)}'`);
             }
-            const len = parseDecimal(header, 1);
+            const len = parseDecimal(line, from + 1, to);
             if (len === undefined || len < 0 || len > this.limits.maxBulkLen) {
               this.execute(chunk, runStart, requestStart);
               return this.fail('Protocol error: invalid bulk length');
@@ -249,17 +259,17 @@ export class RequestReader {
   }
 }
 
-/** Parses [-]digits from `from` to the end; undefined if not a valid integer. */
-function parseDecimal(b: Buffer, from: number): number | undefined {
+/** Parses [-]digits in b[from, to); undefined if not a valid integer. */
+function parseDecimal(b: Buffer, from: number, to: number): number | undefined {
   let i = from;
   let neg = false;
-  if (b[i] === 0x2d) {
+  if (i < to && b[i] === 0x2d) {
     neg = true;
     i++;
   }
-  if (i >= b.length || b.length - i > 18) return undefined;
+  if (i >= to || to - i > 18) return undefined;
   let v = 0;
-  for (; i < b.length; i++) {
+  for (; i < to; i++) {
     const c = b[i]! - 48;
     if (c < 0 || c > 9) return undefined;
     v = v * 10 + c;

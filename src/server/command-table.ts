@@ -34,10 +34,21 @@ export interface CommandSpec {
 
 export class Command {
   readonly flags: ReadonlySet<CommandFlag>;
+  /** The flags dispatch checks on every call, as plain fields. */
+  readonly isWrite: boolean;
+  readonly isDenyOom: boolean;
+  readonly isNoAuth: boolean;
+  readonly isLoading: boolean;
+  readonly isFast: boolean;
   calls = 0;
   usec = 0;
   constructor(readonly spec: CommandSpec) {
     this.flags = new Set(spec.flags);
+    this.isWrite = this.flags.has('write');
+    this.isDenyOom = this.flags.has('denyoom');
+    this.isNoAuth = this.flags.has('noauth');
+    this.isLoading = this.flags.has('loading');
+    this.isFast = this.flags.has('fast');
   }
   get name(): string {
     return this.spec.name;
@@ -56,13 +67,21 @@ export class Command {
 
 export class CommandTable {
   private readonly byName = new Map<string, Command>();
+  /** Names as clients spell them ("ADDJOB"), so most lookups skip lowercasing. */
+  private readonly bySpelling = new Map<string, Command>();
 
   constructor(specs: readonly CommandSpec[]) {
     for (const s of specs) this.byName.set(s.name, new Command(s));
   }
 
+  /** The command named `name`, whatever its case. */
   lookup(name: string): Command | undefined {
-    return this.byName.get(name);
+    const seen = this.bySpelling.get(name);
+    if (seen !== undefined) return seen;
+    const cmd = this.byName.get(name.toLowerCase());
+    // Only real names are remembered, and only a few spellings of each.
+    if (cmd !== undefined && this.bySpelling.size < 4 * this.byName.size) this.bySpelling.set(name, cmd);
+    return cmd;
   }
 
   all(): Command[] {
@@ -77,6 +96,7 @@ export class CommandTable {
   rename(from: string, to: string): boolean {
     const cmd = this.byName.get(from.toLowerCase());
     if (!cmd) return false;
+    this.bySpelling.clear();
     this.byName.delete(from.toLowerCase());
     if (to !== '') this.byName.set(to.toLowerCase(), cmd);
     return true;

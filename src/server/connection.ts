@@ -91,7 +91,10 @@ export class Connection implements QueueWaiter {
     // Arguments become latin1 strings at once: byte for byte, and they no
     // longer point into the reused read buffer.
     const argv = new Array<string>(args.length);
-    for (let i = 0; i < args.length; i++) argv[i] = args[i]!.toString('latin1');
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i]!;
+      argv[i] = a.latin1Slice(0, a.length);
+    }
     if (this.blocker !== null || this.waiting.length > 0) {
       this.waiting.push(argv);
       this.transport.pause();

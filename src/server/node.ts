@@ -224,16 +224,14 @@ export class Node {
 
   /** Runs one request of a client (the reference's processCommand). */
   execute(conn: Connection, argv: string[]): void {
-    const name = argv[0]!.toLowerCase();
     const out = conn.out;
     conn.lastInteraction = Date.now();
-
-    if (name === 'quit') {
+    const cmd = this.commands.lookup(argv[0]!);
+    if (cmd === undefined && argv[0]!.toLowerCase() === 'quit') {
       out.ok();
       conn.closeAfterReplies();
       return;
     }
-    const cmd = this.commands.lookup(name);
     if (!cmd) {
       out.error(`ERR unknown command '${argv[0]}'`);
       return;
@@ -243,21 +241,21 @@ export class Node {
       out.error(`ERR wrong number of arguments for '${cmd.name}' command`);
       return;
     }
-    if (!conn.authenticated && !cmd.has('noauth')) {
+    if (!conn.authenticated && !cmd.isNoAuth) {
       out.error(errors.noauth);
       return;
     }
     // Over 95% of maxmemory, try to evict; refuse commands that need memory if that fails.
-    if (!this.store.freeMemoryIfNeeded() && cmd.has('denyoom')) {
+    if (!this.store.freeMemoryIfNeeded() && cmd.isDenyOom) {
       out.error(errors.oom);
       return;
     }
-    const misconf = cmd.has('write') ? this.persistence.writeError(cmd.name) : null;
+    const misconf = cmd.isWrite ? this.persistence.writeError(cmd.name) : null;
     if (misconf !== null) {
       out.error(`MISCONF Errors writing to Redis: ${misconf}`);
       return;
     }
-    if (this.loading && !cmd.has('loading')) {
+    if (this.loading && !cmd.isLoading) {
       out.error(errors.loading);
       return;
     }
@@ -274,7 +272,7 @@ export class Node {
     cmd.calls++;
     cmd.usec += usec;
     this.stats.commandsProcessed++;
-    this.recordSlow(argv, usec, cmd.has('fast'));
+    this.recordSlow(argv, usec, cmd.isFast);
     this.store.serveBlockedClients();
   }
 
