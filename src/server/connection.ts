@@ -43,8 +43,7 @@ export class Connection implements QueueWaiter {
   private readonly reader: RequestReader;
   private dirty = false;
   /** Replies held until persistence confirms, written in order. */
-  private heldWrites = 0;
-  private writeChain: Promise<unknown> = Promise.resolve();
+  private readonly held: { data: Buffer; gate: Promise<void> | null }[] = [];
 
   constructor(
     readonly node: Node,
@@ -129,24 +128,35 @@ export class Connection implements QueueWaiter {
       // Replies to commands whose changes are still being written to Redis
       // wait for the write to be confirmed (appendfsync always/everysec).
       const gate = this.node.persistence.replyGate();
-      if (gate !== null || this.heldWrites > 0) {
-        const data = this.out.take();
-        this.heldWrites++;
-        const prev = this.writeChain;
-        this.writeChain = (gate ? Promise.all([prev, gate]) : prev).then(() => {
-          this.heldWrites--;
-          this.write(data);
-          if (this.heldWrites === 0 && this.closeAfterReply) this.end();
-        });
+      if (gate !== null || this.held.length > 0) {
+        // In order: a reply that needs no confirmation still waits behind held ones.
+        this.held.push({ data: this.out.take(), gate });
+        if (this.held.length === 1) this.writeHeld();
         return;
       }
       this.node.stats.netOutputBytes += this.out.flushTo(this.writeOut);
       this.checkOutputLimit();
     }
-    if (this.closeAfterReply && this.heldWrites === 0) this.end();
+    if (this.closeAfterReply && this.held.length === 0) this.end();
   }
 
   private readonly writeOut = (data: Buffer): boolean => this.transport.write(data);
+
+  /** Writes held replies from the first, each once its gate resolved. */
+  private writeHeld(): void {
+    while (this.held.length > 0) {
+      const first = this.held[0]!;
+      if (first.gate !== null) {
+        const gate = first.gate;
+        first.gate = null;
+        void gate.then(() => this.writeHeld());
+        return;
+      }
+      this.held.shift();
+      this.write(first.data);
+    }
+    if (this.closeAfterReply) this.end();
+  }
 
   private write(data: Buffer): void {
     if (this.closed) return;
