@@ -740,7 +740,11 @@ export class Persistence {
     // Redis holds snapshot + journal: keep that within twice the live jobs' size.
     const bySize = this.journalBytes >= JOURNAL_MIN_BYTES && this.snapshotBytes + this.journalBytes > 2 * this.liveBytesEstimate();
     const byTime = seconds > 0 && this.journalRecords > 0 && Date.now() - this.snapshotDue >= seconds * 1000;
-    if (this.journalRecords < recordsMax && !bySize && !byTime) return;
+    // By count only once the journal also holds as many records as the last
+    // snapshot has jobs: a growing set is then rewritten each time it
+    // doubles, not every recordsMax additions (amortized O(1) per record).
+    const byCount = this.journalRecords >= Math.max(recordsMax, this.snapshotJobs);
+    if (!byCount && !bySize && !byTime) return;
     this.startSnapshot('compact');
   }
 

@@ -65,4 +65,30 @@ describe('snapshot compaction', () => {
     expect(Number(await info(c, 'registered_jobs'))).toBe(500);
     for (const id of live.slice(0, 20)) expect(await c.call('SHOW', id)).not.toBeNull();
   });
+
+  it('rewrites a growing set each time it doubles, not every snapshot-journal-max records', async () => {
+    const growPrefix = `${prefix}grow:`;
+    const g = await startServer({ config: { appendonly: 'yes', 'redis-key-prefix': growPrefix, 'snapshot-journal-max': '200' } });
+    const gc = disque(g);
+    try {
+      const sizes = new Set<number>();
+      let maxJournal = 0;
+      for (let batch = 0; batch < 32; batch++) {
+        await Promise.all(Array.from({ length: 100 }, (_, i) => gc.call('ADDJOB', 'grow', `job ${batch}-${i}`, '0')));
+        sizes.add(Number(await info(gc, 'aof_last_snapshot_jobs')));
+        maxJournal = Math.max(maxJournal, Number(await info(gc, 'aof_journal_records')));
+      }
+      // 3200 jobs: snapshots near 200, 400, 800, 1600 (plus 0 before the first);
+      // one every 200 records would have made about 16 different sizes.
+      sizes.delete(0);
+      expect(sizes.size).toBeGreaterThanOrEqual(3);
+      expect(sizes.size).toBeLessThanOrEqual(6);
+      // The journal never grew much past the last snapshot's size (one batch of slack, and one snapshot in flight).
+      expect(maxJournal).toBeLessThan(2 * 1600 + 200);
+    } finally {
+      gc.disconnect();
+      await g.destroy();
+      await deleteUnder(shared, growPrefix);
+    }
+  });
 });
