@@ -99,7 +99,7 @@ export class FrameEncoder {
         w.key(k);
         w.value(v);
       }
-      this.headerBytes = Buffer.from(w.buf.subarray(0, w.pos));
+      this.headerBytes = w.copy();
       this.headerFlags = h.f;
       this.headerPort = h.p;
       this.headerId = h.s;
@@ -120,9 +120,8 @@ export class FrameEncoder {
       w.key(k);
       w.value(v);
     }
-    const out = Buffer.allocUnsafe(w.pos);
-    w.buf.copy(out, 0, 0, w.pos);
-    out.writeUInt32BE(w.pos - 4, 0);
+    const out = w.copy();
+    out.writeUInt32BE(out.length - 4, 0);
     return out;
   }
 }

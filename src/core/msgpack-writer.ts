@@ -1,5 +1,4 @@
-// A small msgpack writer for the hot paths (bus frames, persistence
-// records): values are written into one reused buffer, map keys are encoded
+// A small msgpack writer for the bus frames (a hot path): values are written into one reused buffer, map keys are encoded
 // once, and only unusual values go through msgpackr. The output is plain
 // msgpack that msgpackr reads back as the same values (maps as objects,
 // byte strings as Buffers, integers beyond 32 bits as doubles).
@@ -17,43 +16,14 @@ export class MsgWriter {
     this.buf = Buffer.allocUnsafe(size);
   }
 
-  /** Starts over (the buffer is reused). */
-  reset(): void {
-    this.pos = 0;
-  }
-
-  /** A copy of what was written since `from`. */
+  /** A copy of what was written, from `from` on. */
   copy(from = 0): Buffer {
     const out = Buffer.allocUnsafe(this.pos - from);
     this.buf.copy(out, 0, from, this.pos);
     return out;
   }
 
-  /** Reserves an array32 header whose count is set later with setArrayCount. */
-  reserveArray(): number {
-    this.ensure(5);
-    const at = this.pos;
-    this.buf[at] = 0xdd;
-    this.pos += 5;
-    return at;
-  }
-
-  setArrayCount(at: number, n: number): void {
-    this.buf.writeUInt32BE(n, at + 1);
-  }
-
-  arrayHeader(n: number): void {
-    this.lengthHeader(n, 0x90, 16, -1, 0xdc, 0xdd);
-  }
-
-  /** Encodes one value on its own. */
-  static encode(v: unknown): Buffer {
-    shared.reset();
-    shared.value(v);
-    return shared.copy();
-  }
-
-  ensure(n: number): void {
+  private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
     this.buf.copy(bigger, 0, 0, this.pos);
@@ -161,5 +131,3 @@ export class MsgWriter {
     }
   }
 }
-
-const shared = new MsgWriter(64 * 1024);
