@@ -130,6 +130,8 @@ const writer = new MsgWriter(64 * 1024);
 
 export interface LinkEvents {
   message(link: Link, msg: BusMessage): void;
+  /** The messages of one read were handled. */
+  read(link: Link): void;
   closed(link: Link): void;
   /** A protocol violation, logged by the owner. */
   bad(link: Link, reason: string): void;
@@ -258,41 +260,45 @@ export class Link {
     // The transport reuses its read buffer: keep copies of partial frames.
     this.chunks.push(d);
     this.buffered += d.length;
-    while (!this.closed && this.buffered >= 4) {
-      const head = this.peek(4);
-      const len = head.readUInt32BE(0);
-      if (len > this.opts.maxFrame()) {
-        this.events.bad(this, `oversized frame (${len} bytes)`);
-        this.close();
-        return;
+    try {
+      while (!this.closed && this.buffered >= 4) {
+        const head = this.peek(4);
+        const len = head.readUInt32BE(0);
+        if (len > this.opts.maxFrame()) {
+          this.events.bad(this, `oversized frame (${len} bytes)`);
+          this.close();
+          return;
+        }
+        if (this.buffered < 4 + len) break;
+        const frame = this.take(4 + len).subarray(4);
+        let msg: BusMessage;
+        try {
+          // Decoded byte fields may point into the read buffer: handlers
+          // consume them before returning.
+          msg = packr.unpack(frame) as BusMessage;
+        } catch {
+          this.events.bad(this, 'undecodable frame');
+          this.close();
+          return;
+        }
+        if (msg === null || typeof msg !== 'object' || typeof msg.t !== 'number' || typeof msg.s !== 'string') {
+          this.events.bad(this, 'malformed message');
+          this.close();
+          return;
+        }
+        if (msg.v !== BUS_PROTOCOL_VERSION) {
+          this.events.bad(this, `unknown protocol version ${String(msg.v)}`);
+          this.close();
+          return;
+        }
+        if (!this.authenticated) {
+          this.handshake(msg);
+          continue;
+        }
+        this.events.message(this, msg);
       }
-      if (this.buffered < 4 + len) break;
-      const frame = this.take(4 + len).subarray(4);
-      let msg: BusMessage;
-      try {
-        // Decoded byte fields may point into the read buffer: handlers
-        // consume them before returning.
-        msg = packr.unpack(frame) as BusMessage;
-      } catch {
-        this.events.bad(this, 'undecodable frame');
-        this.close();
-        return;
-      }
-      if (msg === null || typeof msg !== 'object' || typeof msg.t !== 'number' || typeof msg.s !== 'string') {
-        this.events.bad(this, 'malformed message');
-        this.close();
-        return;
-      }
-      if (msg.v !== BUS_PROTOCOL_VERSION) {
-        this.events.bad(this, `unknown protocol version ${String(msg.v)}`);
-        this.close();
-        return;
-      }
-      if (!this.authenticated) {
-        this.handshake(msg);
-        continue;
-      }
-      this.events.message(this, msg);
+    } finally {
+      this.events.read(this);
     }
     if (this.buffered === 0 || this.closed) {
       this.chunks = [];

@@ -234,8 +234,9 @@ export class Cluster {
     message: (link: Link, msg: BusMessage) => {
       this.messagesReceived++;
       this.processMessage(link, msg);
-      this.node.afterEvent();
     },
+    // Replies and queue changes are settled once per read, as for clients.
+    read: () => this.node.afterEvent(),
     closed: (link: Link) => {
       this.inbound.delete(link);
       const n = link.node as ClusterNode | null;
