@@ -8,6 +8,7 @@
 import type { Clock } from './clock.js';
 import { Job, JobState, NEVER, JOB_FLAG_BCAST_WILLQUEUE, JOB_INTERNAL_FLAGS, type NodeIdList } from './job.js';
 import { isValidJobId } from './job-id.js';
+import type { MsgWriter } from './msgpack-writer.js';
 
 export interface WireJob {
   id: string;
@@ -53,6 +54,49 @@ export function encodeJob(job: Job, clock: Clock, storage: boolean): WireJob {
     w.qt = job.qtime === NEVER ? -1 : clock.base + job.qtime;
   }
   return w;
+}
+
+/**
+ * Writes what encodeJob(job, clock, storage) returns, as msgpack, straight
+ * from the job: no intermediate object or Buffers, and one shape of code
+ * (msgpackr packing varied objects was the largest cost of journaling).
+ */
+export function writeJob(w: MsgWriter, job: Job, clock: Clock, storage: boolean): void {
+  const now = clock.now();
+  w.mapHeader(storage ? 15 : 12);
+  w.key('id');
+  w.value(job.id);
+  w.key('q');
+  w.latin1Bytes(job.queue ?? '');
+  w.key('b');
+  w.latin1Bytes(job.body ?? '');
+  w.key('r');
+  w.number(job.repl);
+  w.key('ct');
+  w.number(clock.base + job.ctime);
+  w.key('cs');
+  w.number(job.cseq);
+  w.key('e');
+  w.number(storage ? clock.base + job.etime : Math.max(1, job.etime - now));
+  w.key('d');
+  w.number(job.delay);
+  w.key('rt');
+  w.number(job.retry);
+  w.key('n');
+  w.number(job.nacks);
+  w.key('dl');
+  w.number(job.deliveries);
+  w.key('nd');
+  w.arrayHeader(job.delivered.length);
+  for (const id of job.delivered) w.value(id);
+  if (storage) {
+    w.key('st');
+    w.number(job.state);
+    w.key('fl');
+    w.number(job.flags & ~JOB_INTERNAL_FLAGS);
+    w.key('qt');
+    w.number(job.qtime === NEVER ? -1 : clock.base + job.qtime);
+  }
 }
 
 function bytesToLatin1(x: unknown): string | null {

@@ -1,4 +1,5 @@
-// A small msgpack writer for the bus frames (a hot path): values are written into one reused buffer, map keys are encoded
+// A small msgpack writer for the hot paths (bus frames, persistence
+// records): values are written into one reused buffer, map keys are encoded
 // once, and only unusual values go through msgpackr. The output is plain
 // msgpack that msgpackr reads back as the same values (maps as objects,
 // byte strings as Buffers, integers beyond 32 bits as doubles).
@@ -21,6 +22,17 @@ export class MsgWriter {
     const out = Buffer.allocUnsafe(this.pos - from);
     this.buf.copy(out, 0, from, this.pos);
     return out;
+  }
+
+  arrayHeader(n: number): void {
+    this.lengthHeader(n, 0x90, 16, -1, 0xdc, 0xdd);
+  }
+
+  /** A latin1 string (one char per byte) as a msgpack byte string. */
+  latin1Bytes(s: string): void {
+    this.lengthHeader(s.length, -1, 0, 0xc4, 0xc5, 0xc6);
+    this.ensure(s.length);
+    this.pos += this.buf.write(s, this.pos, 'latin1');
   }
 
   private ensure(n: number): void {
@@ -86,7 +98,7 @@ export class MsgWriter {
     this.buf[this.pos++] = b;
   }
 
-  private number(v: number): void {
+  number(v: number): void {
     this.ensure(9);
     const buf = this.buf;
     if (Number.isInteger(v) && v >= 0 && v <= 0xffffffff) {

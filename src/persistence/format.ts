@@ -1,5 +1,6 @@
-// What this node writes to Redis, as bytes. Every value is msgpackr-encoded
-// and self-contained (record definitions travel inline), so any chunk or
+// What this node writes to Redis, as bytes. Every value is plain msgpack,
+// written by MsgWriter (earlier versions wrote msgpackr records with inline
+// definitions; the reader decodes both), and self-contained, so any chunk or
 // journal entry decodes on its own, whatever was written before it.
 //
 //   snapshot chunk   [job, job, ...]              jobs in storage form
@@ -10,7 +11,10 @@
 // Records are full states, never deltas, so replaying an entry twice, or a
 // state newer than the one a snapshot captured, gives the same result.
 import { Packr } from 'msgpackr';
-import type { WireJob } from '../core/job-codec.js';
+import { writeJob } from '../core/job-codec.js';
+import { MsgWriter } from '../core/msgpack-writer.js';
+import type { Clock } from '../core/clock.js';
+import type { Job } from '../core/job.js';
 
 /** Layout version, kept in the meta hash; a node refuses to read other versions. */
 export const FORMAT_VERSION = 1;
@@ -18,12 +22,18 @@ export const FORMAT_VERSION = 1;
 /** Target size of one snapshot chunk or journal entry, so no value is huge. */
 export const CHUNK_BYTES = 512 * 1024;
 
-export type JournalRecord = WireJob | string;
+/** A job to keep (written in storage form), or the ID of a job that is gone. */
+export type JournalRecord = Job | string;
 
-const packr = new Packr({ useRecords: true });
+const packr = new Packr({ useRecords: true, mapsAsObjects: true });
+const writer = new MsgWriter(CHUNK_BYTES * 2);
 
-export function packChunk(jobs: WireJob[]): Buffer {
-  return packr.pack(jobs);
+/** A snapshot chunk: the jobs in storage form. */
+export function packChunk(jobs: Job[], clock: Clock): Buffer {
+  writer.pos = 0;
+  writer.arrayHeader(jobs.length);
+  for (const job of jobs) writeJob(writer, job, clock, true);
+  return writer.copy();
 }
 
 /** The records of a chunk, or null when it is not a chunk of ours. */
@@ -36,8 +46,16 @@ export function unpackChunk(buf: Buffer): unknown[] | null {
   }
 }
 
-export function packJournalEntry(seq: number, records: JournalRecord[]): Buffer {
-  return packr.pack([seq, records]);
+export function packJournalEntry(seq: number, records: JournalRecord[], clock: Clock): Buffer {
+  writer.pos = 0;
+  writer.arrayHeader(2);
+  writer.number(seq);
+  writer.arrayHeader(records.length);
+  for (const r of records) {
+    if (typeof r === 'string') writer.value(r);
+    else writeJob(writer, r, clock, true);
+  }
+  return writer.copy();
 }
 
 export interface JournalEntry {
@@ -60,6 +78,6 @@ export function unpackJournalEntry(buf: Buffer): JournalEntry | null {
 }
 
 /** Rough encoded size of a job, to cut chunks and entries before packing them. */
-export function estimateJobBytes(w: WireJob): number {
-  return 120 + w.b.length + w.q.length + 42 * w.nd.length;
+export function estimateJobBytes(job: Job): number {
+  return 120 + (job.body?.length ?? 0) + (job.queue?.length ?? 0) + 42 * job.delivered.length;
 }

@@ -26,7 +26,7 @@ import type { Node } from '../server/node.js';
 import type { StoreHooks } from '../core/store.js';
 import { TIME_ERROR } from '../core/store.js';
 import { Job, JobState, NEVER } from '../core/job.js';
-import { encodeJob, decodeJob, type WireJob } from '../core/job-codec.js';
+import { decodeJob } from '../core/job-codec.js';
 import { NodeKeys } from './keys.js';
 import {
   CHUNK_BYTES,
@@ -423,7 +423,7 @@ export class Persistence {
     let count = 0;
     const cut = (): void => {
       const seq = ++this.seq;
-      const buf = packJournalEntry(seq, entry);
+      const buf = packJournalEntry(seq, entry, clock);
       args.push(seq, buf);
       this.journalBytes += buf.length + ENTRY_OVERHEAD;
       count += entry.length;
@@ -436,11 +436,10 @@ export class Persistence {
         est += r.length + 2;
       } else {
         if (r.queue === null) continue; // a dummy ack: nothing to keep
-        const w = encodeJob(r, clock, true);
-        const size = estimateJobBytes(w);
+        const size = estimateJobBytes(r);
         this.putBytes += size;
         this.puts++;
-        entry.push(w);
+        entry.push(r);
         est += size;
       }
       if (est >= CHUNK_BYTES) cut();
@@ -638,14 +637,13 @@ export class Persistence {
       let i = 0;
       const list = run.jobs;
       while (i < list.length) {
-        const batch: WireJob[] = [];
+        const batch: Job[] = [];
         let est = 0;
         while (i < list.length && est < CHUNK_BYTES) {
           const job = list[i++]!;
           if (!job.registered || (job.state !== JobState.Active && job.state !== JobState.Queued)) continue;
-          const w = encodeJob(job, clock, true);
-          batch.push(w);
-          est += estimateJobBytes(w);
+          batch.push(job);
+          est += estimateJobBytes(job);
         }
         if (batch.length === 0) continue;
         if (!prepared) {
@@ -657,7 +655,7 @@ export class Persistence {
           this.abandoned.clear();
           prepared = true;
         }
-        const buf = packChunk(batch);
+        const buf = packChunk(batch, clock);
         await redis.rpush(keys.snap(run.seq), buf);
         check();
         chunks++;

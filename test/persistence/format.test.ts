@@ -27,8 +27,8 @@ describe('persistence format', () => {
   it('journal entries and chunks decode with a fresh decoder, whatever was packed before', () => {
     const clock = new FakeClock();
     clock.set(1000);
-    packChunk([encodeJob(job(0, clock), clock, true)]); // leaves nothing behind for the next one
-    const entry = packJournalEntry(7, [encodeJob(job(1, clock), clock, true), 'D-gone', encodeJob(job(2, clock), clock, true)]);
+    packChunk([job(0, clock)], clock); // leaves nothing behind for the next one
+    const entry = packJournalEntry(7, [job(1, clock), 'D-gone', job(2, clock)], clock);
     const raw = new Packr().unpack(entry) as unknown[];
     expect(raw[0]).toBe(7);
     const e = unpackJournalEntry(entry)!;
@@ -47,8 +47,26 @@ describe('persistence format', () => {
     expect(later.base + back.etime).toBe(clock.base + 1000 + 60_000);
     expect([...back.delivered]).toEqual([NODE]);
 
-    const chunk = packChunk([encodeJob(job(3, clock), clock, true), encodeJob(job(4, clock), clock, true)]);
+    const chunk = packChunk([job(3, clock), job(4, clock)], clock);
     expect(unpackChunk(chunk)).toHaveLength(2);
+  });
+
+  it('writes jobs as encodeJob describes them, and still reads the msgpackr records of earlier versions', () => {
+    const clock = new FakeClock();
+    clock.set(1000);
+    const j = job(5, clock);
+    j.queue = 'q\u00e9\u0000'.repeat(100); // a queue name over 255 bytes
+    j.body = 'x'.repeat(70_000);
+    j.delivered = [NODE, 'b'.repeat(40)];
+    j.qtime = clock.now() + 5000;
+    const written = unpackChunk(packChunk([j], clock))![0];
+    const plain = new Packr({ useRecords: false, mapsAsObjects: true });
+    expect(written).toEqual(plain.unpack(plain.pack(encodeJob(j, clock, true))));
+    // Earlier versions wrote msgpackr records.
+    const old = new Packr({ useRecords: true }).pack([3, [encodeJob(j, clock, true), 'D-gone']]);
+    const e = unpackJournalEntry(old)!;
+    expect(e.seq).toBe(3);
+    expect(e.records[0]).toEqual(written);
   });
 
   it('rejects foreign bytes instead of throwing', () => {
