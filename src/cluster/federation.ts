@@ -8,7 +8,8 @@
 import type { Cluster, ClusterNode } from './cluster.js';
 import type { Queue } from '../core/queue.js';
 import { JobState, JOB_FLAG_BCAST_QUEUED, type Job } from '../core/job.js';
-import { encodeJob, decodeJob } from '../core/job-codec.js';
+import { writeJob, decodeJob } from '../core/job-codec.js';
+import type { MsgWriter } from '../core/msgpack-writer.js';
 import { MsgType, type BusMessage } from './bus.js';
 import { TIME_ERROR } from '../core/store.js';
 
@@ -100,7 +101,11 @@ export class Federation {
       jobs.push(job);
     }
     const clock = store.clock;
-    this.cluster.send(sender, this.cluster.frame(MsgType.YOURJOBS, { js: jobs.map((j) => encodeJob(j, clock, false)) }));
+    const js = (w: MsgWriter) => {
+      w.arrayHeader(jobs.length);
+      for (const j of jobs) writeJob(w, j, clock, false);
+    };
+    this.cluster.send(sender, this.cluster.frame(MsgType.YOURJOBS, { js }));
     // At-most-once jobs must exist in one place only: they moved.
     for (const job of jobs) if (job.retry === 0) store.unregisterJob(job);
   }

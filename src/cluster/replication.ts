@@ -7,7 +7,8 @@
 import type { Cluster, ClusterNode } from './cluster.js';
 import type { Connection, Blocker } from '../server/connection.js';
 import { Job, JobState, JOB_FLAG_BCAST_QUEUED, nodeListAdd } from '../core/job.js';
-import { encodeJob, decodeJob } from '../core/job-codec.js';
+import { writeJob, decodeJob } from '../core/job-codec.js';
+import type { MsgWriter } from '../core/msgpack-writer.js';
 import { MsgType, MSG_FLAG_NOREPLY, type BusMessage } from './bus.js';
 import { errors } from '../protocol/errors.js';
 import { TIME_ERROR } from '../core/store.js';
@@ -93,7 +94,9 @@ export class Replication {
         if (--count === 0) break;
       }
     }
-    const wire = encodeJob(job, cluster.store.clock, false);
+    const clock = cluster.store.clock;
+    // Written into the frame straight from the job (see writeJob).
+    const wire = (w: MsgWriter) => writeJob(w, job, clock, false);
     let askFrame: Buffer | null = null;
     let quietFrame: Buffer | null = null;
     for (const id of job.delivered) {

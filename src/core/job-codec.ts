@@ -8,7 +8,7 @@
 import type { Clock } from './clock.js';
 import { Job, JobState, NEVER, JOB_FLAG_BCAST_WILLQUEUE, JOB_INTERNAL_FLAGS, type NodeIdList } from './job.js';
 import { isValidJobId } from './job-id.js';
-import type { MsgWriter } from './msgpack-writer.js';
+import { MsgWriter } from './msgpack-writer.js';
 
 export interface WireJob {
   id: string;
@@ -56,6 +56,25 @@ export function encodeJob(job: Job, clock: Clock, storage: boolean): WireJob {
   return w;
 }
 
+/** Keys of the job map, encoded once. */
+const K = {
+  id: MsgWriter.encodedKey('id'),
+  q: MsgWriter.encodedKey('q'),
+  b: MsgWriter.encodedKey('b'),
+  r: MsgWriter.encodedKey('r'),
+  ct: MsgWriter.encodedKey('ct'),
+  cs: MsgWriter.encodedKey('cs'),
+  e: MsgWriter.encodedKey('e'),
+  d: MsgWriter.encodedKey('d'),
+  rt: MsgWriter.encodedKey('rt'),
+  n: MsgWriter.encodedKey('n'),
+  dl: MsgWriter.encodedKey('dl'),
+  nd: MsgWriter.encodedKey('nd'),
+  st: MsgWriter.encodedKey('st'),
+  fl: MsgWriter.encodedKey('fl'),
+  qt: MsgWriter.encodedKey('qt'),
+};
+
 /**
  * Writes what encodeJob(job, clock, storage) returns, as msgpack, straight
  * from the job: no intermediate object or Buffers, and one shape of code
@@ -64,37 +83,37 @@ export function encodeJob(job: Job, clock: Clock, storage: boolean): WireJob {
 export function writeJob(w: MsgWriter, job: Job, clock: Clock, storage: boolean): void {
   const now = clock.now();
   w.mapHeader(storage ? 15 : 12);
-  w.key('id');
+  w.bytes(K.id);
   w.value(job.id);
-  w.key('q');
+  w.bytes(K.q);
   w.latin1Bytes(job.queue ?? '');
-  w.key('b');
+  w.bytes(K.b);
   w.latin1Bytes(job.body ?? '');
-  w.key('r');
+  w.bytes(K.r);
   w.number(job.repl);
-  w.key('ct');
+  w.bytes(K.ct);
   w.number(clock.base + job.ctime);
-  w.key('cs');
+  w.bytes(K.cs);
   w.number(job.cseq);
-  w.key('e');
+  w.bytes(K.e);
   w.number(storage ? clock.base + job.etime : Math.max(1, job.etime - now));
-  w.key('d');
+  w.bytes(K.d);
   w.number(job.delay);
-  w.key('rt');
+  w.bytes(K.rt);
   w.number(job.retry);
-  w.key('n');
+  w.bytes(K.n);
   w.number(job.nacks);
-  w.key('dl');
+  w.bytes(K.dl);
   w.number(job.deliveries);
-  w.key('nd');
+  w.bytes(K.nd);
   w.arrayHeader(job.delivered.length);
   for (const id of job.delivered) w.value(id);
   if (storage) {
-    w.key('st');
+    w.bytes(K.st);
     w.number(job.state);
-    w.key('fl');
+    w.bytes(K.fl);
     w.number(job.flags & ~JOB_INTERNAL_FLAGS);
-    w.key('qt');
+    w.bytes(K.qt);
     w.number(job.qtime === NEVER ? -1 : clock.base + job.qtime);
   }
 }

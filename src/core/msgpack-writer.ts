@@ -43,9 +43,21 @@ export class MsgWriter {
   }
 
   bytes(b: Uint8Array): void {
-    this.ensure(b.byteLength);
-    this.buf.set(b, this.pos);
-    this.pos += b.byteLength;
+    const n = b.byteLength;
+    this.ensure(n);
+    if (n <= 16) {
+      // A loop beats TypedArray.set's fixed cost for a few bytes (keys).
+      const buf = this.buf;
+      for (let i = 0; i < n; i++) buf[this.pos + i] = b[i]!;
+    } else {
+      this.buf.set(b, this.pos);
+    }
+    this.pos += n;
+  }
+
+  /** The msgpack encoding of a map key, to write with bytes() where the key is fixed. */
+  static encodedKey(k: string): Buffer {
+    return Buffer.from(packr.pack(k));
   }
 
   key(k: string): void {
@@ -63,6 +75,7 @@ export class MsgWriter {
 
   value(v: unknown): void {
     if (typeof v === 'number') this.number(v);
+    else if (typeof v === 'function') (v as (w: MsgWriter) => void)(this); // writes its own value
     else if (typeof v === 'string') {
       const n = Buffer.byteLength(v, 'utf8');
       this.lengthHeader(n, 0xa0, 32, 0xd9, 0xda, 0xdb);

@@ -3,6 +3,10 @@
 import { describe, it, expect } from 'vitest';
 import { Packr } from 'msgpackr';
 import { FrameEncoder, encodeFrame, type BusHeader } from '../../src/cluster/bus.js';
+import { FakeClock } from '../../src/core/clock.js';
+import { Job, JobState } from '../../src/core/job.js';
+import { encodeJob, writeJob } from '../../src/core/job-codec.js';
+import type { MsgWriter } from '../../src/core/msgpack-writer.js';
 
 const unpackr = new Packr({ useRecords: false, mapsAsObjects: true });
 const decode = (frame: Buffer) => {
@@ -37,5 +41,30 @@ describe('FrameEncoder', () => {
     // The header follows a change of the node's flags.
     header.f = 8;
     expect(decode(enc.encode(5, 0, { id: 'x' })).f).toBe(8);
+  });
+
+  it('writes a job given as a writer (REPLJOB, YOURJOBS) as its message form', () => {
+    const clock = new FakeClock();
+    clock.set(5000);
+    const job = new Job('D-aaaaaaaa-000000000000000000000001-05a1', JobState.Active, ['a'.repeat(40), 'b'.repeat(40)]);
+    job.queue = 'queue \u00e9';
+    job.body = '\u0000\u00ff body';
+    job.etime = clock.now() + 60_000;
+    job.retry = 30;
+    const header: BusHeader = { v: 1, s: 'a'.repeat(40), p: 7711, f: 0 };
+    const enc = new FrameEncoder(() => header);
+    const one = decode(enc.encode(4, 0, { j: (w: MsgWriter) => writeJob(w, job, clock, false) }));
+    const many = decode(
+      enc.encode(13, 0, {
+        js: (w: MsgWriter) => {
+          w.arrayHeader(2);
+          writeJob(w, job, clock, false);
+          writeJob(w, job, clock, false);
+        },
+      }),
+    );
+    const expected = decode(encodeFrame({ ...header, t: 4, m: 0, j: encodeJob(job, clock, false) })).j;
+    expect(one.j).toEqual(expected);
+    expect(many.js).toEqual([expected, expected]);
   });
 });
