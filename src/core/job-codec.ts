@@ -1,5 +1,8 @@
-// Jobs as plain objects for msgpackr: on the cluster bus (REPLJOB, YOURJOBS)
-// and in persistence snapshots. Two forms, as in the reference:
+// Jobs as msgpack maps: on the cluster bus (REPLJOB, YOURJOBS) and in
+// persistence records. writeJob writes them straight from the job; encodeJob
+// gives the same map as an object (WireJob), which documents the fields and
+// is what tests compare writeJob against; decodeJob reads either. Two forms,
+// as in the reference:
 //   - message: the expire time is sent as the TTL left, since clocks of
 //     different nodes may disagree; the receiver gets an active job with its
 //     own re-queue time;
@@ -32,6 +35,7 @@ export interface WireJob {
   qt?: number;
 }
 
+/** The job as the object writeJob writes (the readable form of the wire and storage maps). */
 export function encodeJob(job: Job, clock: Clock, storage: boolean): WireJob {
   const now = clock.now();
   const w: WireJob = {
