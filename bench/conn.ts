@@ -7,6 +7,7 @@
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { encode, ReplyParser, RespError, type Reply } from './resp.js';
+import { wrapSocket, type Transport } from '../src/server/transport.js';
 
 export interface Address {
   host: string;
@@ -21,46 +22,13 @@ export function parseAddress(s: string, defaultHost = '127.0.0.1'): Address {
 
 export const fmtAddr = (a: Address): string => `${a.host}:${a.port}`;
 
-// Node's stream machinery (Readable 'data' events, Writable queues) costs
-// ~10 µs of CPU per request/reply round, which on 2 cores caps a plain
-// (unpipelined) generator well below what the server can do. Like the server's
-// transport, we drive the TCP handle directly when Node exposes it
-// (process.binding('stream_wrap'), stable since Node 12): reads land in one
-// shared buffer, writes go straight to libuv. BENCH_PORTABLE=1 forces the
-// public socket API (slower, for comparison or if the internals change).
-interface StreamBinding {
-  WriteWrap: new () => WriteReq;
-  kReadBytesOrError: number;
-  kLastWriteWasAsync: number;
-  streamBaseState: Int32Array;
-}
-interface WriteReq {
-  handle: unknown;
-  oncomplete: (status: number) => void;
-  async: boolean;
-  bytes: number;
-  buffer: Buffer | null;
-}
-interface TcpHandle {
-  onread: (this: TcpHandle, ab?: ArrayBuffer) => unknown;
-  useUserBuffer(buf: Uint8Array): void;
-  readStart(): number;
-  readStop(): number;
-  writeBuffer(req: WriteReq, data: Buffer): number;
-}
-
-let binding: StreamBinding | null = null;
-if (process.env.BENCH_PORTABLE === undefined) {
-  try {
-    binding = (process as unknown as { binding(name: string): unknown }).binding('stream_wrap') as StreamBinding;
-    if (typeof binding.WriteWrap !== 'function' || !(binding.streamBaseState instanceof Int32Array)) binding = null;
-  } catch {
-    binding = null;
-  }
-}
-
-/** Shared by all raw connections of a thread: each read is parsed before the next one. */
-const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
+// Node's stream machinery costs ~10 µs of CPU per request/reply round, which
+// on 2 cores caps a plain (unpipelined) generator well below what the server
+// can do, so connections run on the server's own transport
+// (src/server/transport.ts: the TCP handle driven directly, one shared read
+// buffer). BENCH_PORTABLE=1 forces the public socket API (slower, for
+// comparison or if Node's internals change).
+if (process.env.BENCH_PORTABLE !== undefined) process.env.DISQUE_PORTABLE_TRANSPORT = '1';
 
 export class Conn {
   /**
@@ -73,44 +41,26 @@ export class Conn {
   onClose: ((err?: Error) => void) | null = null;
   closed = false;
   private readonly parser: ReplyParser;
-  private readonly handle: TcpHandle | null;
+  private readonly transport: Transport;
 
   private constructor(readonly socket: net.Socket) {
     this.parser = new ReplyParser((r) => this.onReply(r));
     socket.setNoDelay(true);
-    const closed = (err?: Error): void => {
-      if (this.closed) return;
-      this.closed = true;
-      this.onClose?.(err);
-    };
-    socket.on('error', closed);
-    socket.on('close', () => closed());
-    const h = (socket as unknown as { _handle?: TcpHandle | null })._handle;
-    if (binding !== null && h && typeof h.useUserBuffer === 'function' && typeof h.writeBuffer === 'function') {
-      this.handle = h;
-      const state = binding.streamBaseState;
-      const kNread = binding.kReadBytesOrError;
-      const parser = this.parser;
-      h.useUserBuffer(READ_BUFFER);
-      h.onread = () => {
-        const nread = state[kNread]!;
-        if (nread > 0) {
-          this.now = performance.now();
-          parser.feed(READ_BUFFER.subarray(0, nread));
-        } else if (nread < 0) {
-          socket.destroy(); // EOF or error: Node closes the handle and emits 'close'
-        }
-        return undefined;
-      };
-      h.readStart();
-    } else {
-      this.handle = null;
-      socket.on('data', (chunk: Buffer) => {
+    let error: Error | undefined;
+    socket.on('error', (e) => (error = e));
+    this.transport = wrapSocket(socket);
+    // The parser copies what it keeps: the transport reuses its read buffer.
+    this.transport.start(
+      (chunk) => {
         this.now = performance.now();
         this.parser.feed(chunk);
-      });
-      socket.resume();
-    }
+      },
+      () => {
+        if (this.closed) return;
+        this.closed = true;
+        this.onClose?.(error);
+      },
+    );
   }
 
   static open(addr: Address, timeoutMs = 5000): Promise<Conn> {
@@ -136,33 +86,12 @@ export class Conn {
 
   /** Writes `buf`. The caller must not modify it afterwards (it may still be queued). */
   write(buf: Buffer): void {
-    if (this.closed) return;
-    const h = this.handle;
-    if (h === null) {
-      this.socket.write(buf);
-      return;
-    }
-    const b = binding!;
-    const req = new b.WriteWrap();
-    req.handle = h;
-    req.async = false;
-    req.bytes = 0;
-    req.buffer = null;
-    req.oncomplete = (status: number) => {
-      req.buffer = null;
-      if (status < 0) this.socket.destroy();
-    };
-    if (h.writeBuffer(req, buf) !== 0) {
-      this.socket.destroy();
-      return;
-    }
-    // Kernel buffer full: libuv keeps writing in the background; keep the bytes alive.
-    if (b.streamBaseState[b.kLastWriteWasAsync]) req.buffer = buf;
+    if (!this.closed) this.transport.write(buf);
   }
 
   close(): void {
     this.closed = true;
-    this.socket.destroy();
+    this.transport.destroy();
   }
 }
 
