@@ -80,7 +80,7 @@ export const DIRECTIVES: readonly Directive[] = [
   // ours
   { name: 'redis-url', type: 'string', default: 'redis://127.0.0.1:6379', settable: false, doc: 'Redis that keeps the snapshots and journal (ours).' },
   { name: 'redis-key-prefix', type: 'string', default: 'disque:', settable: false, doc: 'Prefix of every key this node writes in Redis; each node adds its ID (ours).' },
-  { name: 'snapshot-journal-max', type: 'int', default: '100000', min: 1, settable: true, doc: 'Write a new snapshot when the journal has this many records and at least as many as the last snapshot has jobs (ours).' },
+  { name: 'snapshot-journal-max', type: 'int', default: '100000', min: 1, settable: true, doc: 'Write a new snapshot when this many stored records are obsolete (deleted or superseded jobs), and at least as many as there are live jobs (ours).' },
   { name: 'snapshot-seconds', type: 'int', default: '3600', min: 0, settable: true, doc: 'Write a new snapshot at least this often when anything changed (0: only by size) (ours).' },
 
   // Cluster

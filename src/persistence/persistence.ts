@@ -738,10 +738,14 @@ export class Persistence {
     // Redis holds snapshot + journal: keep that within twice the live jobs' size.
     const bySize = this.journalBytes >= JOURNAL_MIN_BYTES && this.snapshotBytes + this.journalBytes > 2 * this.liveBytesEstimate();
     const byTime = seconds > 0 && this.journalRecords > 0 && Date.now() - this.snapshotDue >= seconds * 1000;
-    // By count only once the journal also holds as many records as the last
-    // snapshot has jobs: a growing set is then rewritten each time it
-    // doubles, not every recordsMax additions (amortized O(1) per record).
-    const byCount = this.journalRecords >= Math.max(recordsMax, this.snapshotJobs);
+    // By count of the records a new snapshot would drop (jobs since deleted,
+    // their deletions, superseded states), once they are recordsMax and as
+    // many as the live jobs: a set that only grows is never rewritten (the
+    // rewrite would hold the same records), and each rewrite is paid for by
+    // as many dropped records (amortized O(1) per record).
+    const live = this.node.store.jobCount;
+    const dropped = this.snapshotJobs + this.journalRecords - live;
+    const byCount = dropped >= Math.max(recordsMax, live);
     if (!byCount && !bySize && !byTime) return;
     this.startSnapshot('compact');
   }

@@ -66,25 +66,30 @@ describe('snapshot compaction', () => {
     for (const id of live.slice(0, 20)) expect(await c.call('SHOW', id)).not.toBeNull();
   });
 
-  it('rewrites a growing set each time it doubles, not every snapshot-journal-max records', async () => {
+  it('never rewrites a set that only grows; rewrites once as many stored records are obsolete as jobs are live', async () => {
     const growPrefix = `${prefix}grow:`;
     const g = await startServer({ config: { appendonly: 'yes', 'redis-key-prefix': growPrefix, 'snapshot-journal-max': '200' } });
     const gc = disque(g);
     try {
-      const sizes = new Set<number>();
-      let maxJournal = 0;
+      const ids: string[] = [];
       for (let batch = 0; batch < 32; batch++) {
-        await Promise.all(Array.from({ length: 100 }, (_, i) => gc.call('ADDJOB', 'grow', `job ${batch}-${i}`, '0')));
-        sizes.add(Number(await info(gc, 'aof_last_snapshot_jobs')));
-        maxJournal = Math.max(maxJournal, Number(await info(gc, 'aof_journal_records')));
+        ids.push(...((await Promise.all(Array.from({ length: 100 }, (_, i) => gc.call('ADDJOB', 'grow', `job ${batch}-${i}`, '0')))) as string[]));
+        // A rewrite would hold the same 100 * batch jobs the journal holds.
+        expect(await info(gc, 'aof_rewrite_in_progress')).toBe('0');
       }
-      // 3200 jobs: snapshots near 200, 400, 800, 1600 (plus 0 before the first);
-      // one every 200 records would have made about 16 different sizes.
-      sizes.delete(0);
-      expect(sizes.size).toBeGreaterThanOrEqual(3);
-      expect(sizes.size).toBeLessThanOrEqual(6);
-      // The journal never grew much past the last snapshot's size (one batch of slack, and one snapshot in flight).
-      expect(maxJournal).toBeLessThan(2 * 1600 + 200);
+      expect(await info(gc, 'aof_last_snapshot_jobs')).toBe('0');
+      expect(await info(gc, 'aof_journal_records')).toBe('3200');
+
+      // Each ack makes the job's record and its own obsolete: 2 per ack.
+      // With 3200 - k jobs live, that reaches them after k = 1067 acks.
+      let acked = 0;
+      while (acked < 2000 && (await info(gc, 'aof_rewrite_in_progress')) === '0' && (await info(gc, 'aof_last_snapshot_jobs')) === '0') {
+        expect(await gc.call('ACKJOB', ...ids.slice(acked, acked + 100))).toBe(100);
+        acked += 100;
+      }
+      expect(acked).toBe(1100);
+      await waitFor(async () => (await info(gc, 'aof_last_snapshot_jobs')) !== '0', 'the snapshot committed');
+      expect(await info(gc, 'aof_last_snapshot_jobs')).toBe('2100');
     } finally {
       gc.disconnect();
       await g.destroy();
