@@ -151,11 +151,3 @@ export class ReplyParser {
     }
   }
 }
-
-// latin1Slice is a long-standing (undocumented in typings) Buffer method; it
-// skips the encoding dispatch of toString().
-declare global {
-  interface Buffer {
-    latin1Slice(start: number, end: number): string;
-  }
-}

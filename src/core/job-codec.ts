@@ -88,7 +88,7 @@ export function writeJob(w: MsgWriter, job: Job, clock: Clock, storage: boolean)
   const now = clock.now();
   w.mapHeader(storage ? 15 : 12);
   w.bytes(K.id);
-  w.value(job.id);
+  w.string(job.id);
   w.bytes(K.q);
   w.latin1Bytes(job.queue ?? '');
   w.bytes(K.b);
@@ -111,7 +111,7 @@ export function writeJob(w: MsgWriter, job: Job, clock: Clock, storage: boolean)
   w.number(job.deliveries);
   w.bytes(K.nd);
   w.arrayHeader(job.delivered.length);
-  for (const id of job.delivered) w.value(id);
+  for (const id of job.delivered) w.string(id);
   if (storage) {
     w.bytes(K.st);
     w.number(job.state);

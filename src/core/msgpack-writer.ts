@@ -32,7 +32,15 @@ export class MsgWriter {
   latin1Bytes(s: string): void {
     this.lengthHeader(s.length, -1, 0, 0xc4, 0xc5, 0xc6);
     this.ensure(s.length);
-    this.pos += this.buf.write(s, this.pos, 'latin1');
+    this.pos += this.buf.latin1Write(s, this.pos);
+  }
+
+  /** A string as a msgpack string (UTF-8). */
+  string(s: string): void {
+    const n = Buffer.byteLength(s, 'utf8');
+    this.lengthHeader(n, 0xa0, 32, 0xd9, 0xda, 0xdb);
+    this.ensure(n);
+    this.pos += this.buf.utf8Write(s, this.pos);
   }
 
   private ensure(n: number): void {
@@ -76,12 +84,8 @@ export class MsgWriter {
   value(v: unknown): void {
     if (typeof v === 'number') this.number(v);
     else if (typeof v === 'function') (v as (w: MsgWriter) => void)(this); // writes its own value
-    else if (typeof v === 'string') {
-      const n = Buffer.byteLength(v, 'utf8');
-      this.lengthHeader(n, 0xa0, 32, 0xd9, 0xda, 0xdb);
-      this.ensure(n);
-      this.pos += this.buf.write(v, this.pos, 'utf8');
-    } else if (v instanceof Uint8Array) {
+    else if (typeof v === 'string') this.string(v);
+    else if (v instanceof Uint8Array) {
       this.lengthHeader(v.byteLength, -1, 0, 0xc4, 0xc5, 0xc6);
       this.bytes(v);
     } else if (Array.isArray(v)) {

@@ -52,7 +52,7 @@ export function packJournalEntry(seq: number, records: JournalRecord[], clock: C
   writer.number(seq);
   writer.arrayHeader(records.length);
   for (const r of records) {
-    if (typeof r === 'string') writer.value(r);
+    if (typeof r === 'string') writer.string(r);
     else writeJob(writer, r, clock, true);
   }
   return writer.copy();
