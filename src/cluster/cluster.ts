@@ -236,7 +236,10 @@ export class Cluster {
       this.processMessage(link, msg);
     },
     // Replies and queue changes are settled once per read, as for clients.
-    read: () => this.node.afterEvent(),
+    read: () => {
+      this.replication.flushGotJobs();
+      this.node.afterEvent();
+    },
     closed: (link: Link) => {
       this.inbound.delete(link);
       const n = link.node as ClusterNode | null;

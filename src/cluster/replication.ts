@@ -24,6 +24,11 @@ interface Waiting {
 export class Replication {
   /** Jobs in wait-repl state and the ADDJOB client waiting for each. */
   private readonly waiting = new Map<Job, Waiting>();
+  /**
+   * GOTJOB confirmations owed, per node: the REPLJOBs of one link read are
+   * confirmed by one message listing their IDs (`ids`), not one message each.
+   */
+  private readonly gotJobs = new Map<ClusterNode, string[]>();
 
   constructor(private readonly cluster: Cluster) {}
 
@@ -152,12 +157,29 @@ export class Replication {
     return this.achieved(job);
   }
 
+  /** GOTJOB carries one job ID (`id`) or several (`ids`). */
   private onGotJob(sender: ClusterNode, msg: BusMessage): void {
-    if (typeof msg.id !== 'string') return;
-    const job = this.cluster.store.lookupJob(msg.id);
+    if (typeof msg.id === 'string') this.gotJob(sender, msg.id);
+    else if (Array.isArray(msg.ids)) {
+      for (const id of msg.ids) if (typeof id === 'string') this.gotJob(sender, id);
+    }
+  }
+
+  private gotJob(sender: ClusterNode, id: string): void {
+    const job = this.cluster.store.lookupJob(id);
     if (!job || job.state !== JobState.WaitRepl || job.confirmed === null) return;
     job.confirmed.add(sender.id);
     if (job.confirmed.size === job.repl) this.achieved(job);
+  }
+
+  /** Sends the GOTJOBs owed (called once a link read was handled). */
+  flushGotJobs(): void {
+    if (this.gotJobs.size === 0) return;
+    const cluster = this.cluster;
+    for (const [n, ids] of this.gotJobs) {
+      cluster.send(n, ids.length === 1 ? cluster.jobIdFrame(MsgType.GOTJOB, ids[0]!) : cluster.frame(MsgType.GOTJOB, { ids }));
+    }
+    this.gotJobs.clear();
   }
 
   private onReplJob(sender: ClusterNode, msg: BusMessage): void {
@@ -183,6 +205,10 @@ export class Replication {
       store.hooks.persistJob?.(job);
     }
     // Answer even if we had it: our earlier GOTJOB may have been lost.
-    if (!((msg.m ?? 0) & MSG_FLAG_NOREPLY)) cluster.sendJobId(sender, MsgType.GOTJOB, job.id);
+    if (!((msg.m ?? 0) & MSG_FLAG_NOREPLY)) {
+      const owed = this.gotJobs.get(sender);
+      if (owed) owed.push(job.id);
+      else this.gotJobs.set(sender, [job.id]);
+    }
   }
 }

@@ -49,6 +49,26 @@ describe('replication and re-queue', () => {
     expect((await copies(id)).size).toBe(3);
   });
 
+  it('replicates many concurrent jobs (the REPLJOBs of one read are confirmed by one GOTJOB listing them)', async () => {
+    // A client waits for each ADDJOB's replication before its next request
+    // runs, so many clients at once give the replicas several REPLJOBs per read.
+    const q = queue();
+    const node = c.nodes[2]!;
+    const clients = Array.from({ length: 30 }, () => client(node.server.port));
+    try {
+      const ids = (
+        await Promise.all(
+          clients.map((r, k) => Promise.all(Array.from({ length: 10 }, (_, i) => r.call('ADDJOB', q, `many ${k}-${i}`, '5000', 'REPLICATE', '5')))),
+        )
+      ).flat() as string[];
+      expect(new Set(ids).size).toBe(300);
+      expect(await node.r.call('QLEN', q)).toBe(300);
+      for (const id of [ids[0]!, ids[150]!, ids[299]!]) expect((await copies(id)).size).toBe(5);
+    } finally {
+      for (const r of clients) r.disconnect();
+    }
+  });
+
   it('NOREPL when the reachable nodes cannot hold the copies', async () => {
     expect(await err(c.nodes[0]!.r.call('ADDJOB', queue(), 'x', '2000', 'REPLICATE', '6'))).toBe(
       'NOREPL Not enough reachable nodes for the requested replication level',
