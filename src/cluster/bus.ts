@@ -140,12 +140,34 @@ export interface LinkEvents {
 /** Links with frames waiting to be written at the end of this event-loop turn. */
 const dirtyLinks = new Set<Link>();
 let flushScheduled = false;
+/** Called at the end of the turn before links are written: senders that batch messages send them here. */
+const beforeFlush = new Set<() => void>();
 
 function flushLinks(): void {
   flushScheduled = false;
+  for (const f of beforeFlush) f();
   const links = [...dirtyLinks];
   dirtyLinks.clear();
   for (const l of links) l.flush();
+}
+
+function scheduleFlush(): void {
+  if (flushScheduled) return;
+  flushScheduled = true;
+  setImmediate(flushLinks);
+}
+
+/**
+ * Runs `f` at the end of every event-loop turn in which `requestTurnEnd`
+ * was called, before the links write. Returns a function that unregisters it.
+ */
+export function atTurnEnd(f: () => void): () => void {
+  beforeFlush.add(f);
+  return () => beforeFlush.delete(f);
+}
+
+export function requestTurnEnd(): void {
+  scheduleFlush();
 }
 
 /**
@@ -231,10 +253,7 @@ export class Link {
   private schedule(): void {
     if (this.transport === null || this.pending.length === 0) return;
     dirtyLinks.add(this);
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flushLinks);
-    }
+    scheduleFlush();
   }
 
   /** Writes the frames of this turn at once. */

@@ -8,8 +8,10 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync, renameSync, existsSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import type { Node } from '../server/node.js';
 import type { Job } from '../core/job.js';
+import { writeJob } from '../core/job-codec.js';
+import type { MsgWriter } from '../core/msgpack-writer.js';
 import type { StoreHooks } from '../core/store.js';
-import { Link, MsgType, MSG_NAMES, BUS_PROTOCOL_VERSION, FrameEncoder, type BusMessage, type BusHeader, MSG_FLAG_INCR_DELIV, MSG_FLAG_INCR_NACKS } from './bus.js';
+import { Link, MsgType, MSG_NAMES, BUS_PROTOCOL_VERSION, FrameEncoder, atTurnEnd, requestTurnEnd, type BusMessage, type BusHeader, MSG_FLAG_INCR_DELIV, MSG_FLAG_INCR_NACKS } from './bus.js';
 import { Replication } from './replication.js';
 import { Requeue } from './requeue.js';
 import { Acks } from './acks.js';
@@ -42,6 +44,20 @@ const RECONNECT_MAX_DELAY_MS = 500;
 /** Failure reports older than node-timeout times this are ignored. */
 const FAIL_REPORT_VALIDITY_MULT = 2;
 
+/**
+ * Consecutive job messages of one kind to one node, sent as one message at
+ * the end of the event-loop turn, or before any other message to that node
+ * so the order of messages is kept: job-ID messages list their IDs (`ids`),
+ * REPLJOB its jobs (`js`, written when the batch is sent).
+ */
+interface Batch {
+  type: number;
+  aux: number;
+  mflags: number;
+  ids: string[];
+  jobs: Job[];
+}
+
 export class ClusterNode {
   readonly ctime = Date.now();
   flags: number;
@@ -57,6 +73,8 @@ export class ClusterNode {
   /** Reconnection backoff. */
   reconnectAt = 0;
   reconnectDelay = 0;
+  /** Job messages to it not sent yet (see Batch). */
+  batch: Batch | null = null;
 
   constructor(
     public id: string,
@@ -91,6 +109,9 @@ export class Cluster {
   messagesSent = 0;
   messagesReceived = 0;
   readonly replication: Replication;
+  /** Nodes with a Batch open. */
+  private readonly batched = new Set<ClusterNode>();
+  private readonly stopBatching: () => void;
   readonly requeue: Requeue;
   readonly acks: Acks;
   readonly federation: Federation;
@@ -106,6 +127,7 @@ export class Cluster {
     this.myself = new ClusterNode(randomNodeId(), NodeFlag.MYSELF);
     this.nodes.set(this.myself.id, this.myself);
     this.replication = new Replication(this);
+    this.stopBatching = atTurnEnd(this.sendBatches);
     this.requeue = new Requeue(this);
     this.acks = new Acks(this);
     this.federation = new Federation(this);
@@ -208,6 +230,7 @@ export class Cluster {
   }
 
   async shutdown(): Promise<void> {
+    this.stopBatching();
     if (this.saveScheduled) this.saveNodesFile();
     for (const n of this.nodes.values()) n.link?.close();
     for (const l of this.inbound) l.close();
@@ -236,10 +259,7 @@ export class Cluster {
       this.processMessage(link, msg);
     },
     // Replies and queue changes are settled once per read, as for clients.
-    read: () => {
-      this.replication.flushGotJobs();
-      this.node.afterEvent();
-    },
+    read: () => this.node.afterEvent(),
     closed: (link: Link) => {
       this.inbound.delete(link);
       const n = link.node as ClusterNode | null;
@@ -283,8 +303,58 @@ export class Cluster {
   /** Sends to a node over its outbound link; dropped if not connected (best effort). */
   send(n: ClusterNode, frame: Buffer): void {
     if (!n.link || n === this.myself) return;
+    if (n.batch !== null) this.sendBatch(n);
     n.link.send(frame);
     this.messagesSent++;
+  }
+
+  private sendBatch(n: ClusterNode): void {
+    const b = n.batch!;
+    n.batch = null;
+    if (!n.link) return;
+    let body: Record<string, unknown>;
+    if (b.type === MsgType.REPLJOB) {
+      // Written into the frame straight from the jobs (see writeJob).
+      const clock = this.store.clock;
+      const jobs = b.jobs;
+      body =
+        jobs.length === 1
+          ? { j: (w: MsgWriter) => writeJob(w, jobs[0]!, clock, false) }
+          : {
+              js: (w: MsgWriter) => {
+                w.arrayHeader(jobs.length);
+                for (const job of jobs) writeJob(w, job, clock, false);
+              },
+            };
+    } else {
+      body = b.ids.length === 1 ? { id: b.ids[0], a: b.aux } : { ids: b.ids, a: b.aux };
+    }
+    n.link.send(this.frame(b.type, body, b.mflags));
+    this.messagesSent++;
+  }
+
+  /** At the end of the turn: the batched job messages go out. */
+  private readonly sendBatches = (): void => {
+    for (const n of this.batched) if (n.batch !== null) this.sendBatch(n);
+    this.batched.clear();
+  };
+
+  /** The open batch of `type` to `n`, a new one when the last message to it differs. */
+  private batchFor(n: ClusterNode, type: number, aux: number, mflags: number): Batch {
+    const b = n.batch;
+    if (b !== null && b.type === type && b.aux === aux && b.mflags === mflags) return b;
+    if (b !== null) this.sendBatch(n);
+    const nb: Batch = { type, aux, mflags, ids: [], jobs: [] };
+    n.batch = nb;
+    this.batched.add(n);
+    requestTurnEnd();
+    return nb;
+  }
+
+  /** REPLJOB: the job is written as it is when the batch is sent (this turn). */
+  sendReplJob(n: ClusterNode, job: Job, mflags: number): void {
+    if (n === this.myself || !n.link || n.has(NodeFlag.HANDSHAKE)) return;
+    this.batchFor(n, MsgType.REPLJOB, 0, mflags).jobs.push(job);
   }
 
   frame(type: number, body: Record<string, unknown>, mflags = 0): Buffer {
@@ -308,18 +378,21 @@ export class Cluster {
 
   // ------------------------------------------------- job message helpers
 
-  /** A message carrying a job ID and an optional number (the reference's JobID messages). */
-  jobIdFrame(type: number, id: string, aux = 0, mflags = 0): Buffer {
-    return this.frame(type, { id, a: aux }, mflags);
+  /**
+   * A message carrying a job ID and an optional number (the reference's
+   * JobID messages). Consecutive ones of the same kind to the same node are
+   * sent as one message listing the IDs (see Batch): with many clients,
+   * a turn confirms, acks or deletes many jobs, and one message per job was
+   * a large part of the cost of replication.
+   */
+  sendJobId(n: ClusterNode | string, type: number, id: string, aux = 0, mflags = 0): void {
+    const node = typeof n === 'string' ? this.nodes.get(n) : n;
+    if (!node || node === this.myself || !node.link || node.has(NodeFlag.HANDSHAKE)) return;
+    this.batchFor(node, type, aux, mflags).ids.push(id);
   }
 
   broadcastJobId(ids: Iterable<string>, type: number, id: string, aux = 0, mflags = 0): void {
-    this.sendToIds(ids, this.jobIdFrame(type, id, aux, mflags));
-  }
-
-  sendJobId(n: ClusterNode | string, type: number, id: string, aux = 0): void {
-    const node = typeof n === 'string' ? this.nodes.get(n) : n;
-    if (node) this.send(node, this.jobIdFrame(type, id, aux));
+    for (const nid of ids) this.sendJobId(nid, type, id, aux, mflags);
   }
 
   /** QUEUED to the other owners: they push back their re-queue time. */
@@ -337,7 +410,7 @@ export class Cluster {
 
   /** DELJOB to every node: FASTACK of a job this node does not know. */
   broadcastDelJobId(id: string): void {
-    this.broadcast(this.jobIdFrame(MsgType.DELJOB, id));
+    for (const n of this.nodes.values()) this.sendJobId(n, MsgType.DELJOB, id);
   }
 
   /** ENQUEUE: ask a node holding a copy to queue the job (after `delay` seconds). */
@@ -380,7 +453,17 @@ export class Cluster {
       return;
     }
     try {
-      handler(sender, msg);
+      // Job-ID messages may list several IDs (see Batch): one call per ID.
+      const ids = msg.ids;
+      if (Array.isArray(ids)) {
+        for (const id of ids) {
+          if (typeof id !== 'string') continue;
+          msg.id = id;
+          handler(sender, msg);
+        }
+      } else {
+        handler(sender, msg);
+      }
     } catch (e) {
       this.log.warning(`Error handling ${MSG_NAMES[type] ?? type} from ${msg.s}: ${(e as Error).stack ?? e}`);
     }

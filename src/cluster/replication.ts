@@ -7,8 +7,7 @@
 import type { Cluster, ClusterNode } from './cluster.js';
 import type { Connection, Blocker } from '../server/connection.js';
 import { Job, JobState, JOB_FLAG_BCAST_QUEUED, nodeListAdd } from '../core/job.js';
-import { writeJob, decodeJob } from '../core/job-codec.js';
-import type { MsgWriter } from '../core/msgpack-writer.js';
+import { decodeJob } from '../core/job-codec.js';
 import { MsgType, MSG_FLAG_NOREPLY, type BusMessage } from './bus.js';
 import { errors } from '../protocol/errors.js';
 import { TIME_ERROR } from '../core/store.js';
@@ -24,11 +23,6 @@ interface Waiting {
 export class Replication {
   /** Jobs in wait-repl state and the ADDJOB client waiting for each. */
   private readonly waiting = new Map<Job, Waiting>();
-  /**
-   * GOTJOB confirmations owed, per node: the REPLJOBs of one link read are
-   * confirmed by one message listing their IDs (`ids`), not one message each.
-   */
-  private readonly gotJobs = new Map<ClusterNode, string[]>();
 
   constructor(private readonly cluster: Cluster) {}
 
@@ -99,18 +93,12 @@ export class Replication {
         if (--count === 0) break;
       }
     }
-    const clock = cluster.store.clock;
-    // Written into the frame straight from the job (see writeJob).
-    const wire = (w: MsgWriter) => writeJob(w, job, clock, false);
-    let askFrame: Buffer | null = null;
-    let quietFrame: Buffer | null = null;
     for (const id of job.delivered) {
       const n = cluster.nodes.get(id);
       if (!n || n === cluster.myself || n.link === null) continue;
       const acked = job.confirmed !== null && job.confirmed.has(id);
       if (acked && added === 0) continue;
-      if (noreply || acked) cluster.send(n, (quietFrame ??= cluster.frame(MsgType.REPLJOB, { j: wire }, MSG_FLAG_NOREPLY)));
-      else cluster.send(n, (askFrame ??= cluster.frame(MsgType.REPLJOB, { j: wire })));
+      cluster.sendReplJob(n, job, noreply || acked ? MSG_FLAG_NOREPLY : 0);
     }
     return added;
   }
@@ -157,37 +145,27 @@ export class Replication {
     return this.achieved(job);
   }
 
-  /** GOTJOB carries one job ID (`id`) or several (`ids`). */
   private onGotJob(sender: ClusterNode, msg: BusMessage): void {
-    if (typeof msg.id === 'string') this.gotJob(sender, msg.id);
-    else if (Array.isArray(msg.ids)) {
-      for (const id of msg.ids) if (typeof id === 'string') this.gotJob(sender, id);
-    }
-  }
-
-  private gotJob(sender: ClusterNode, id: string): void {
-    const job = this.cluster.store.lookupJob(id);
+    if (typeof msg.id !== 'string') return;
+    const job = this.cluster.store.lookupJob(msg.id);
     if (!job || job.state !== JobState.WaitRepl || job.confirmed === null) return;
     job.confirmed.add(sender.id);
     if (job.confirmed.size === job.repl) this.achieved(job);
   }
 
-  /** Sends the GOTJOBs owed (called once a link read was handled). */
-  flushGotJobs(): void {
-    if (this.gotJobs.size === 0) return;
-    const cluster = this.cluster;
-    for (const [n, ids] of this.gotJobs) {
-      cluster.send(n, ids.length === 1 ? cluster.jobIdFrame(MsgType.GOTJOB, ids[0]!) : cluster.frame(MsgType.GOTJOB, { ids }));
-    }
-    this.gotJobs.clear();
+  /** REPLJOB carries one job (`j`) or several (`js`, see Cluster.sendReplJob). */
+  private onReplJob(sender: ClusterNode, msg: BusMessage): void {
+    const reply = !((msg.m ?? 0) & MSG_FLAG_NOREPLY);
+    if (Array.isArray(msg.js)) for (const j of msg.js) this.replJob(sender, j, reply);
+    else this.replJob(sender, msg.j, reply);
   }
 
-  private onReplJob(sender: ClusterNode, msg: BusMessage): void {
+  private replJob(sender: ClusterNode, raw: unknown, reply: boolean): void {
     const cluster = this.cluster;
     const store = cluster.store;
     // No new copies under memory pressure or when leaving the cluster.
     if (store.memoryWarningLevel() > 0 || cluster.leaving) return;
-    const job = decodeJob(msg.j, store.clock, false, (id) => cluster.internId(id), () => store.timeError(TIME_ERROR));
+    const job = decodeJob(raw, store.clock, false, (id) => cluster.internId(id), () => store.timeError(TIME_ERROR));
     if (!job) {
       cluster.log.warning(`Received corrupted job description from node ${sender.id}`);
       return;
@@ -205,10 +183,6 @@ export class Replication {
       store.hooks.persistJob?.(job);
     }
     // Answer even if we had it: our earlier GOTJOB may have been lost.
-    if (!((msg.m ?? 0) & MSG_FLAG_NOREPLY)) {
-      const owed = this.gotJobs.get(sender);
-      if (owed) owed.push(job.id);
-      else this.gotJobs.set(sender, [job.id]);
-    }
+    if (reply) cluster.sendJobId(sender, MsgType.GOTJOB, job.id);
   }
 }
