@@ -49,7 +49,7 @@ describe('replication and re-queue', () => {
     expect((await copies(id)).size).toBe(3);
   });
 
-  it('replicates many concurrent jobs (one REPLJOB carries a turn's jobs to a node, one GOTJOB confirms them)', async () => {
+  it('replicates many concurrent jobs (one REPLJOB carries the jobs of a turn to a node, one GOTJOB confirms them)', async () => {
     // A client waits for each ADDJOB's replication before its next request
     // runs, so many clients at once give the replicas several REPLJOBs per read.
     const q = queue();
