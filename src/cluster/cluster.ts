@@ -58,6 +58,12 @@ interface Batch {
   jobs: Job[];
 }
 
+function sameJobs(a: Job[], b: Job[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export class ClusterNode {
   readonly ctime = Date.now();
   flags: number;
@@ -312,6 +318,12 @@ export class Cluster {
     const b = n.batch!;
     n.batch = null;
     if (!n.link) return;
+    const shared = this.sharedReplJob;
+    if (shared !== null && b.type === MsgType.REPLJOB && b.mflags === shared.mflags && sameJobs(b.jobs, shared.jobs)) {
+      n.link.send(shared.frame);
+      this.messagesSent++;
+      return;
+    }
     let body: Record<string, unknown>;
     if (b.type === MsgType.REPLJOB) {
       // Written into the frame straight from the jobs (see writeJob).
@@ -329,13 +341,28 @@ export class Cluster {
     } else {
       body = b.ids.length === 1 ? { id: b.ids[0], a: b.aux } : { ids: b.ids, a: b.aux };
     }
-    n.link.send(this.frame(b.type, body, b.mflags));
+    const frame = this.frame(b.type, body, b.mflags);
+    if (shared !== null && b.type === MsgType.REPLJOB) {
+      shared.jobs = b.jobs;
+      shared.mflags = b.mflags;
+      shared.frame = frame;
+    }
+    n.link.send(frame);
     this.messagesSent++;
   }
 
+  /**
+   * While the batches of a turn go out: the last REPLJOB written, reused for
+   * the next node whose batch holds the same jobs (with REPLICATE 3 on three
+   * nodes, both peers get every job), so each job is encoded once.
+   */
+  private sharedReplJob: { jobs: Job[]; mflags: number; frame: Buffer } | null = null;
+
   /** At the end of the turn: the batched job messages go out. */
   private readonly sendBatches = (): void => {
+    this.sharedReplJob = { jobs: [], mflags: -1, frame: Buffer.alloc(0) };
     for (const n of this.batched) if (n.batch !== null) this.sendBatch(n);
+    this.sharedReplJob = null;
     this.batched.clear();
   };
 
