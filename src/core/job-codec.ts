@@ -11,7 +11,7 @@
 import type { Clock } from './clock.js';
 import { Job, JobState, NEVER, JOB_FLAG_BCAST_WILLQUEUE, JOB_INTERNAL_FLAGS, type NodeIdList } from './job.js';
 import { isValidJobId } from './job-id.js';
-import { MsgWriter } from './msgpack-writer.js';
+import { MsgWriter, putLatin1Bytes, putLength, putNumber, putRaw, putString } from './msgpack-writer.js';
 
 export interface WireJob {
   id: string;
@@ -83,43 +83,53 @@ const K = {
  * Writes what encodeJob(job, clock, storage) returns, as msgpack, straight
  * from the job: no intermediate object or Buffers, and one shape of code
  * (msgpackr packing varied objects was the largest cost of journaling).
+ * Room for the whole job is made once, then values go in at a local position.
  */
 export function writeJob(w: MsgWriter, job: Job, clock: Clock, storage: boolean): void {
-  const now = clock.now();
-  w.mapHeader(storage ? 15 : 12);
-  w.bytes(K.id);
-  w.string(job.id);
-  w.bytes(K.q);
-  w.latin1Bytes(job.queue ?? '');
-  w.bytes(K.b);
-  w.latin1Bytes(job.body ?? '');
-  w.bytes(K.r);
-  w.number(job.repl);
-  w.bytes(K.ct);
-  w.number(clock.base + job.ctime);
-  w.bytes(K.cs);
-  w.number(job.cseq);
-  w.bytes(K.e);
-  w.number(storage ? clock.base + job.etime : Math.max(1, job.etime - now));
-  w.bytes(K.d);
-  w.number(job.delay);
-  w.bytes(K.rt);
-  w.number(job.retry);
-  w.bytes(K.n);
-  w.number(job.nacks);
-  w.bytes(K.dl);
-  w.number(job.deliveries);
-  w.bytes(K.nd);
-  w.arrayHeader(job.delivered.length);
-  for (const id of job.delivered) w.string(id);
+  const queue = job.queue ?? '';
+  const body = job.body ?? '';
+  const nodes = job.delivered;
+  // Keys, numbers and headers take under 200 bytes; a string up to 3 bytes per char.
+  let room = 200 + 3 * job.id.length + queue.length + body.length;
+  for (const id of nodes) room += 5 + 3 * id.length;
+  w.reserve(room);
+  const buf = w.buf;
+  let p = w.pos;
+  buf[p++] = storage ? 0x8f : 0x8c; // fixmap of 15 or 12 entries
+  p = putRaw(buf, p, K.id);
+  p = putString(buf, p, job.id);
+  p = putRaw(buf, p, K.q);
+  p = putLatin1Bytes(buf, p, queue);
+  p = putRaw(buf, p, K.b);
+  p = putLatin1Bytes(buf, p, body);
+  p = putRaw(buf, p, K.r);
+  p = putNumber(buf, p, job.repl);
+  p = putRaw(buf, p, K.ct);
+  p = putNumber(buf, p, clock.base + job.ctime);
+  p = putRaw(buf, p, K.cs);
+  p = putNumber(buf, p, job.cseq);
+  p = putRaw(buf, p, K.e);
+  p = putNumber(buf, p, storage ? clock.base + job.etime : Math.max(1, job.etime - clock.now()));
+  p = putRaw(buf, p, K.d);
+  p = putNumber(buf, p, job.delay);
+  p = putRaw(buf, p, K.rt);
+  p = putNumber(buf, p, job.retry);
+  p = putRaw(buf, p, K.n);
+  p = putNumber(buf, p, job.nacks);
+  p = putRaw(buf, p, K.dl);
+  p = putNumber(buf, p, job.deliveries);
+  p = putRaw(buf, p, K.nd);
+  p = putLength(buf, p, nodes.length, 0x90, 16, -1, 0xdc, 0xdd);
+  for (const id of nodes) p = putString(buf, p, id);
   if (storage) {
-    w.bytes(K.st);
-    w.number(job.state);
-    w.bytes(K.fl);
-    w.number(job.flags & ~JOB_INTERNAL_FLAGS);
-    w.bytes(K.qt);
-    w.number(job.qtime === NEVER ? -1 : clock.base + job.qtime);
+    p = putRaw(buf, p, K.st);
+    p = putNumber(buf, p, job.state);
+    p = putRaw(buf, p, K.fl);
+    p = putNumber(buf, p, job.flags & ~JOB_INTERNAL_FLAGS);
+    p = putRaw(buf, p, K.qt);
+    p = putNumber(buf, p, job.qtime === NEVER ? -1 : clock.base + job.qtime);
   }
+  w.pos = p;
 }
 
 function bytesToLatin1(x: unknown): string | null {

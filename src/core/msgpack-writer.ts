@@ -7,6 +7,90 @@ import { Packr } from 'msgpackr';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
+// Writers of single values at a position of a buffer with room for them;
+// each returns the position after what it wrote. MsgWriter's methods make
+// room and call them; writeJob makes room for a whole job once and calls
+// them directly.
+
+/** A length with its type byte: fix form (`fix | n` below `fixMax`), else 8/16/32-bit forms. Up to 5 bytes. */
+export function putLength(buf: Buffer, p: number, n: number, fix: number, fixMax: number, t8: number, t16: number, t32: number): number {
+  if (fix >= 0 && n < fixMax) {
+    buf[p] = fix | n;
+    return p + 1;
+  }
+  if (t8 >= 0 && n < 0x100) {
+    buf[p] = t8;
+    buf[p + 1] = n;
+    return p + 2;
+  }
+  if (n < 0x10000) {
+    buf[p] = t16;
+    buf.writeUInt16BE(n, p + 1);
+    return p + 3;
+  }
+  buf[p] = t32;
+  buf.writeUInt32BE(n, p + 1);
+  return p + 5;
+}
+
+/** A number: the smallest integer form, or a double. Up to 9 bytes. */
+export function putNumber(buf: Buffer, p: number, v: number): number {
+  if (Number.isInteger(v) && v >= 0 && v <= 0xffffffff) {
+    if (v < 128) {
+      buf[p] = v;
+      return p + 1;
+    }
+    if (v < 0x10000) {
+      buf[p] = 0xcd;
+      buf.writeUInt16BE(v, p + 1);
+      return p + 3;
+    }
+    buf[p] = 0xce;
+    buf.writeUInt32BE(v, p + 1);
+    return p + 5;
+  }
+  if (Number.isInteger(v) && v < 0 && v >= -0x80000000) {
+    buf[p] = 0xd2;
+    buf.writeInt32BE(v, p + 1);
+    return p + 5;
+  }
+  // Larger integers (times in ms) are exact as doubles; msgpackr reads them as numbers.
+  buf[p] = 0xcb;
+  buf.writeDoubleBE(v, p + 1);
+  return p + 9;
+}
+
+/** Bytes as they are (encoded keys): a loop beats TypedArray.set's fixed cost for a few bytes. */
+export function putRaw(buf: Buffer, p: number, b: Uint8Array): number {
+  const n = b.byteLength;
+  if (n <= 16) {
+    for (let i = 0; i < n; i++) buf[p + i] = b[i]!;
+  } else {
+    buf.set(b, p);
+  }
+  return p + n;
+}
+
+/** A latin1 string (one char per byte) as a msgpack byte string. Up to 5 + length bytes. */
+export function putLatin1Bytes(buf: Buffer, p: number, s: string): number {
+  p = putLength(buf, p, s.length, -1, 0, 0xc4, 0xc5, 0xc6);
+  return p + buf.latin1Write(s, p);
+}
+
+/**
+ * A msgpack string, for strings that are mostly ASCII (IDs): written with
+ * a header for one byte per char, and written again with the right header
+ * in the rare case the UTF-8 form is longer. Up to 5 + 3 * length bytes.
+ */
+export function putString(buf: Buffer, p: number, s: string): number {
+  const at = p;
+  p = putLength(buf, p, s.length, 0xa0, 32, 0xd9, 0xda, 0xdb);
+  const n = buf.utf8Write(s, p);
+  if (n === s.length) return p + n;
+  p = putLength(buf, at, n, 0xa0, 32, 0xd9, 0xda, 0xdb);
+  return p + buf.utf8Write(s, p);
+}
+
 /** A msgpack writer into one reused buffer (frames are copied out of it). */
 export class MsgWriter {
   buf: Buffer;
@@ -30,20 +114,18 @@ export class MsgWriter {
 
   /** A latin1 string (one char per byte) as a msgpack byte string. */
   latin1Bytes(s: string): void {
-    this.lengthHeader(s.length, -1, 0, 0xc4, 0xc5, 0xc6);
-    this.ensure(s.length);
-    this.pos += this.buf.latin1Write(s, this.pos);
+    this.reserve(5 + s.length);
+    this.pos = putLatin1Bytes(this.buf, this.pos, s);
   }
 
   /** A string as a msgpack string (UTF-8). */
   string(s: string): void {
-    const n = Buffer.byteLength(s, 'utf8');
-    this.lengthHeader(n, 0xa0, 32, 0xd9, 0xda, 0xdb);
-    this.ensure(n);
-    this.pos += this.buf.utf8Write(s, this.pos);
+    this.reserve(5 + 3 * s.length);
+    this.pos = putString(this.buf, this.pos, s);
   }
 
-  private ensure(n: number): void {
+  /** Makes room for n more bytes. */
+  reserve(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
     this.buf.copy(bigger, 0, 0, this.pos);
@@ -51,16 +133,8 @@ export class MsgWriter {
   }
 
   bytes(b: Uint8Array): void {
-    const n = b.byteLength;
-    this.ensure(n);
-    if (n <= 16) {
-      // A loop beats TypedArray.set's fixed cost for a few bytes (keys).
-      const buf = this.buf;
-      for (let i = 0; i < n; i++) buf[this.pos + i] = b[i]!;
-    } else {
-      this.buf.set(b, this.pos);
-    }
-    this.pos += n;
+    this.reserve(b.byteLength);
+    this.pos = putRaw(this.buf, this.pos, b);
   }
 
   /** The msgpack encoding of a map key, to write with bytes() where the key is fixed. */
@@ -111,52 +185,17 @@ export class MsgWriter {
   }
 
   private byte(b: number): void {
-    this.ensure(1);
+    this.reserve(1);
     this.buf[this.pos++] = b;
   }
 
   number(v: number): void {
-    this.ensure(9);
-    const buf = this.buf;
-    if (Number.isInteger(v) && v >= 0 && v <= 0xffffffff) {
-      if (v < 128) buf[this.pos++] = v;
-      else if (v < 0x10000) {
-        buf[this.pos++] = 0xcd;
-        buf.writeUInt16BE(v, this.pos);
-        this.pos += 2;
-      } else {
-        buf[this.pos++] = 0xce;
-        buf.writeUInt32BE(v, this.pos);
-        this.pos += 4;
-      }
-    } else if (Number.isInteger(v) && v < 0 && v >= -0x80000000) {
-      buf[this.pos++] = 0xd2;
-      buf.writeInt32BE(v, this.pos);
-      this.pos += 4;
-    } else {
-      // Larger integers (times in ms) are exact as doubles; msgpackr reads them as numbers.
-      buf[this.pos++] = 0xcb;
-      buf.writeDoubleBE(v, this.pos);
-      this.pos += 8;
-    }
+    this.reserve(9);
+    this.pos = putNumber(this.buf, this.pos, v);
   }
 
-  /** A length with its type byte: fix form (`fix | n` below `fixMax`), else 8/16/32-bit forms. */
   private lengthHeader(n: number, fix: number, fixMax: number, t8: number, t16: number, t32: number): void {
-    this.ensure(5);
-    const buf = this.buf;
-    if (fix >= 0 && n < fixMax) buf[this.pos++] = fix | n;
-    else if (t8 >= 0 && n < 0x100) {
-      buf[this.pos++] = t8;
-      buf[this.pos++] = n;
-    } else if (n < 0x10000) {
-      buf[this.pos++] = t16;
-      buf.writeUInt16BE(n, this.pos);
-      this.pos += 2;
-    } else {
-      buf[this.pos++] = t32;
-      buf.writeUInt32BE(n, this.pos);
-      this.pos += 4;
-    }
+    this.reserve(5);
+    this.pos = putLength(this.buf, this.pos, n, fix, fixMax, t8, t16, t32);
   }
 }
