@@ -13,7 +13,13 @@ import { Packr } from 'msgpackr';
 import { wrapSocket, type Transport } from '../server/transport.js';
 import { MsgWriter } from '../core/msgpack-writer.js';
 
-export const BUS_PROTOCOL_VERSION = 1;
+/**
+ * 2: job messages may carry several jobs or job IDs (REPLJOB `js`, job-ID
+ * messages `ids`; see Cluster's Batch). A version-1 node would ignore those
+ * lists and let replication time out, so nodes of different versions refuse
+ * each other's links instead.
+ */
+export const BUS_PROTOCOL_VERSION = 2;
 
 /** Message types: the reference's, plus the secret handshake. */
 export const MsgType = {
