@@ -3,6 +3,7 @@
 // directly skips that dispatch, which shows on the hot paths.
 interface Buffer {
   latin1Slice(start: number, end: number): string;
+  utf8Slice(start: number, end: number): string;
   latin1Write(s: string, offset: number, length?: number): number;
   utf8Write(s: string, offset: number, length?: number): number;
 }

@@ -12,6 +12,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import { wrapSocket, type Transport } from '../server/transport.js';
 import { MsgWriter } from '../core/msgpack-writer.js';
+import { readJobFrame } from './frame-reader.js';
 
 /**
  * 2: job messages may carry several jobs or job IDs (REPLJOB `js`, job-ID
@@ -300,7 +301,7 @@ export class Link {
         try {
           // Decoded byte fields may point into the read buffer: handlers
           // consume them before returning.
-          msg = packr.unpack(frame) as BusMessage;
+          msg = readJobFrame(frame) ?? (packr.unpack(frame) as BusMessage);
         } catch {
           this.events.bad(this, 'undecodable frame');
           this.close();

@@ -15,8 +15,9 @@ import { MsgWriter, putLatin1Bytes, putLength, putNumber, putRaw, putString } fr
 
 export interface WireJob {
   id: string;
-  q: Uint8Array;
-  b: Uint8Array;
+  /** Bytes; the bus's frame reader gives them as latin1 strings. */
+  q: Uint8Array | string;
+  b: Uint8Array | string;
   r: number;
   /** Creation time, absolute Unix ms, and same-ms counter. */
   ct: number;

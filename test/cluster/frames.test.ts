@@ -7,6 +7,7 @@ import { FakeClock } from '../../src/core/clock.js';
 import { Job, JobState } from '../../src/core/job.js';
 import { encodeJob, writeJob } from '../../src/core/job-codec.js';
 import type { MsgWriter } from '../../src/core/msgpack-writer.js';
+import { readJobFrame } from '../../src/cluster/frame-reader.js';
 
 const unpackr = new Packr({ useRecords: false, mapsAsObjects: true });
 const decode = (frame: Buffer) => {
@@ -66,5 +67,68 @@ describe('FrameEncoder', () => {
     const expected = decode(encodeFrame({ ...header, t: 4, m: 0, j: encodeJob(job, clock, false) })).j;
     expect(one.j).toEqual(expected);
     expect(many.js).toEqual([expected, expected]);
+  });
+});
+
+/** What readJobFrame should give: msgpackr's message, job byte fields as latin1 strings, absent fields undefined. */
+function expectedRead(frame: Buffer): Record<string, unknown> {
+  const msg = { m: undefined, a: undefined, id: undefined, ids: undefined, j: undefined, js: undefined, ...decode(frame) };
+  const job = (j: Record<string, unknown>) => ({
+    st: undefined,
+    fl: undefined,
+    qt: undefined,
+    ...j,
+    q: Buffer.from(j.q as Uint8Array).toString('latin1'),
+    b: Buffer.from(j.b as Uint8Array).toString('latin1'),
+  });
+  if (msg.j) msg.j = job(msg.j as Record<string, unknown>);
+  if (msg.js) msg.js = (msg.js as Record<string, unknown>[]).map(job);
+  return msg;
+}
+
+describe('readJobFrame', () => {
+  const clock = new FakeClock();
+  clock.set(5000);
+  const job = new Job('D-aaaaaaaa-000000000000000000000001-05a1', JobState.Active, ['a'.repeat(40), 'b'.repeat(40)]);
+  job.queue = 'queue \u00e9';
+  job.body = '\u0000\u00ff body'.repeat(50);
+  job.etime = clock.now() + 60_000;
+  job.retry = 30;
+  job.nacks = 300;
+  job.deliveries = 70_000;
+  const header: BusHeader = { v: 2, s: 'a'.repeat(40), p: 7711, f: 3 };
+  const enc = new FrameEncoder(() => header);
+  const one = (w: MsgWriter) => writeJob(w, job, clock, false);
+  const two = (w: MsgWriter) => {
+    w.arrayHeader(2);
+    writeJob(w, job, clock, false);
+    writeJob(w, job, clock, true);
+  };
+
+  it('reads job and job-ID messages as msgpackr does, job bytes as latin1 strings', () => {
+    const bodies: Record<string, unknown>[] = [{ j: one }, { js: two }, { id: job.id, a: 0 }, { id: job.id, a: -5 }, { ids: [job.id, 'D-x'], a: 70_000 }, {}];
+    for (const body of bodies) {
+      const frame = enc.encode(4, 1, body);
+      const msg = readJobFrame(frame.subarray(4));
+      expect(msg).toBeDefined();
+      expect(msg).toEqual(expectedRead(frame));
+    }
+  });
+
+  it('leaves other messages, and malformed ones, to msgpackr', () => {
+    const others: Buffer[] = [
+      enc.encode(0, 0, { g: [{ i: 'x', p: 1 }] }),
+      enc.encode(15, 0, { q: Buffer.from('q'), a: 1 }),
+      enc.encode(4, 0, { id: 1.5 }),
+      encodeFrame({ v: 2, s: 'x', p: 1, t: 4 }), // no flags field
+      encodeFrame({ ...header, t: 4, j: { ...encodeJob(job, clock, false), r: undefined } }), // a job field missing
+      encodeFrame({ ...header, t: 4, j: { ...encodeJob(job, clock, false), extra: 1 } }),
+    ];
+    for (const frame of others) expect(readJobFrame(frame.subarray(4))).toBeUndefined();
+    // Truncated anywhere, or with bytes after the message.
+    const full = enc.encode(4, 0, { js: two }).subarray(4);
+    for (let n = 0; n < full.length; n++) expect(readJobFrame(full.subarray(0, n))).toBeUndefined();
+    expect(readJobFrame(Buffer.concat([full, Buffer.from([0])]))).toBeUndefined();
+    expect(readJobFrame(full)).toBeDefined();
   });
 });
