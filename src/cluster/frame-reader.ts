@@ -26,6 +26,20 @@ class Reader {
     return this.buf[this.pos++]!;
   }
 
+  u16(): number {
+    this.need(2);
+    const v = this.buf.readUInt16BE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+
+  u32(): number {
+    this.need(4);
+    const v = this.buf.readUInt32BE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
   /** `n` bytes are present from pos. */
   need(n: number): void {
     if (this.pos + n > this.end) throw GIVE_UP;
@@ -35,37 +49,25 @@ class Reader {
     const t = this.byte();
     if (t < 0x80) return t;
     if (t >= 0xe0) return t - 0x100;
-    const b = this.buf;
-    const p = this.pos;
     switch (t) {
       case 0xcc:
-        this.need(1);
-        this.pos = p + 1;
-        return b[p]!;
+        return this.byte();
       case 0xcd:
-        this.need(2);
-        this.pos = p + 2;
-        return b.readUInt16BE(p);
+        return this.u16();
       case 0xce:
-        this.need(4);
-        this.pos = p + 4;
-        return b.readUInt32BE(p);
+        return this.u32();
       case 0xd0:
-        this.need(1);
-        this.pos = p + 1;
-        return b.readInt8(p);
+        return (this.byte() << 24) >> 24;
       case 0xd1:
-        this.need(2);
-        this.pos = p + 2;
-        return b.readInt16BE(p);
+        return (this.u16() << 16) >> 16;
       case 0xd2:
-        this.need(4);
-        this.pos = p + 4;
-        return b.readInt32BE(p);
-      case 0xcb:
+        return this.u32() | 0;
+      case 0xcb: {
         this.need(8);
-        this.pos = p + 8;
-        return b.readDoubleBE(p);
+        const v = this.buf.readDoubleBE(this.pos);
+        this.pos += 8;
+        return v;
+      }
       default:
         throw GIVE_UP;
     }
@@ -74,14 +76,8 @@ class Reader {
   /** A msgpack str (UTF-8). */
   string(): string {
     const t = this.byte();
-    let n: number;
-    if (t >= 0xa0 && t <= 0xbf) n = t & 0x1f;
-    else if (t === 0xd9) n = this.byte();
-    else if (t === 0xda) {
-      this.need(2);
-      n = this.buf.readUInt16BE(this.pos);
-      this.pos += 2;
-    } else throw GIVE_UP;
+    const n = t >= 0xa0 && t <= 0xbf ? t & 0x1f : t === 0xd9 ? this.byte() : t === 0xda ? this.u16() : -1;
+    if (n < 0) throw GIVE_UP;
     this.need(n);
     const s = this.buf.utf8Slice(this.pos, this.pos + n);
     this.pos += n;
@@ -91,17 +87,8 @@ class Reader {
   /** A msgpack bin as a latin1 string (one char per byte). */
   latin1(): string {
     const t = this.byte();
-    let n: number;
-    if (t === 0xc4) n = this.byte();
-    else if (t === 0xc5) {
-      this.need(2);
-      n = this.buf.readUInt16BE(this.pos);
-      this.pos += 2;
-    } else if (t === 0xc6) {
-      this.need(4);
-      n = this.buf.readUInt32BE(this.pos);
-      this.pos += 4;
-    } else throw GIVE_UP;
+    const n = t === 0xc4 ? this.byte() : t === 0xc5 ? this.u16() : t === 0xc6 ? this.u32() : -1;
+    if (n < 0) throw GIVE_UP;
     this.need(n);
     const s = this.buf.latin1Slice(this.pos, this.pos + n);
     this.pos += n;
@@ -112,18 +99,8 @@ class Reader {
   arrayLength(): number {
     const t = this.byte();
     if (t >= 0x90 && t <= 0x9f) return t & 0x0f;
-    if (t === 0xdc) {
-      this.need(2);
-      const n = this.buf.readUInt16BE(this.pos);
-      this.pos += 2;
-      return n;
-    }
-    if (t === 0xdd) {
-      this.need(4);
-      const n = this.buf.readUInt32BE(this.pos);
-      this.pos += 4;
-      return n;
-    }
+    if (t === 0xdc) return this.u16();
+    if (t === 0xdd) return this.u32();
     throw GIVE_UP;
   }
 
@@ -131,12 +108,7 @@ class Reader {
   mapLength(): number {
     const t = this.byte();
     if (t >= 0x80 && t <= 0x8f) return t & 0x0f;
-    if (t === 0xde) {
-      this.need(2);
-      const n = this.buf.readUInt16BE(this.pos);
-      this.pos += 2;
-      return n;
-    }
+    if (t === 0xde) return this.u16();
     throw GIVE_UP;
   }
 
