@@ -69,6 +69,8 @@ export class ClusterNode {
   flags: number;
   pingSent = 0;
   pongReceived = 0;
+  /** Last time any message came from it, on any link. */
+  dataReceived = 0;
   failTime = 0;
   ip = '';
   port = 0;
@@ -466,6 +468,7 @@ export class Cluster {
   private processMessage(link: Link, msg: BusMessage): void {
     const type = msg.t;
     const sender = this.nodes.get(msg.s);
+    if (sender) sender.dataReceived = Date.now();
     if (this.log.enabled('debug')) this.log.debug(`--- Processing packet of type ${MSG_NAMES[type] ?? type} from ${msg.s}`);
 
     if (type === MsgType.PING || type === MsgType.PONG || type === MsgType.MEET) {
@@ -738,6 +741,10 @@ export class Cluster {
         continue;
       }
       if (n.pingSent === 0) continue;
+      // A node that spoke to us within the timeout is alive, whatever became
+      // of our last PING (it may have restarted before answering on our new
+      // link; later Redis Cluster versions judge the same way).
+      if (now - n.dataReceived <= timeout) continue;
       if (now - n.pingSent > timeout && !(n.flags & (NodeFlag.PFAIL | NodeFlag.FAIL))) {
         this.log.verbose(`*** NODE ${n.id} possibly failing`);
         n.flags |= NodeFlag.PFAIL;

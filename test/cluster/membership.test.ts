@@ -4,7 +4,8 @@
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import net from 'node:net';
 import { startCluster, clusterNodes, infoField, client, type TestCluster } from '../helpers/cluster.js';
-import { startServer, waitFor } from '../helpers/server.js';
+import { startServer, waitFor, getFreePort } from '../helpers/server.js';
+import { encodeFrame, MsgType, BUS_PROTOCOL_VERSION } from '../../src/cluster/bus.js';
 
 describe('membership', () => {
   let c: TestCluster;
@@ -149,6 +150,62 @@ describe('cluster-secret and cluster-meet', () => {
       rb.disconnect();
       ri.disconnect();
       await Promise.all([a.destroy(), b.destroy(), intruder.destroy()]);
+    }
+  });
+});
+
+describe('failure detection', () => {
+  it('does not flag a peer that keeps talking to it as failing, even when its PING goes unanswered', async () => {
+    // A fake peer that completes the MEET handshake, then never answers this
+    // node's PINGs (as a node that restarted before answering on the new
+    // link), while it keeps sending PINGs of its own.
+    const timeout = 300;
+    const a = await startServer({ config: { 'cluster-node-timeout': String(timeout) } });
+    const ra = client(a.port);
+    const fakePort = await getFreePort();
+    const fakeId = 'f'.repeat(40);
+    const frame = (t: number) => encodeFrame({ v: BUS_PROTOCOL_VERSION, s: fakeId, p: fakePort, f: 0, t });
+    const accepted: net.Socket[] = [];
+    const bus = net.createServer((s) => {
+      accepted.push(s);
+      s.on('error', () => {});
+      // Only the MEET gets its PONG (the first frame A sends on its first link).
+      if (accepted.length === 1) s.once('data', () => s.write(frame(MsgType.PONG)));
+    });
+    await new Promise<void>((r) => bus.listen(fakePort + 10000, '127.0.0.1', r));
+    const out = net.connect(a.port + 10000, '127.0.0.1');
+    out.on('error', () => {});
+    out.on('data', () => {});
+    const pinger = setInterval(() => out.write(frame(MsgType.PING)), 50);
+    const fakeLine = async () => {
+      const lines = ((await ra.call('CLUSTER', 'NODES')) as string).split('\n');
+      const f = lines.find((l) => l.startsWith(fakeId))?.split(' ');
+      return f ? { flags: f[2]!.split(','), pingSent: Number(f[3]) } : null;
+    };
+    try {
+      expect(await ra.call('CLUSTER', 'MEET', '127.0.0.1', String(fakePort))).toBe('OK');
+      await waitFor(async () => (await fakeLine()) !== null, 'the fake peer joins');
+      // Its PING has gone unanswered for several timeouts, yet it is not failing.
+      let flagged: string[] = [];
+      await waitFor(
+        async () => {
+          const f = (await fakeLine())!;
+          flagged = f.flags.filter((x) => x.startsWith('fail'));
+          return flagged.length > 0 || (f.pingSent > 0 && Date.now() - f.pingSent > 4 * timeout);
+        },
+        'an unanswered PING older than 4 node timeouts',
+      );
+      expect(flagged).toEqual([]);
+      // Once it falls silent, it is flagged at once.
+      clearInterval(pinger);
+      await waitFor(async () => (await fakeLine())!.flags.includes('fail?'), 'the silent peer flagged fail?');
+    } finally {
+      clearInterval(pinger);
+      out.destroy();
+      for (const s of accepted) s.destroy();
+      bus.close();
+      ra.disconnect();
+      await a.destroy();
     }
   });
 });
