@@ -26,7 +26,7 @@ import { availableParallelism } from 'node:os';
 import { Client, Conn, detectKind, fmtAddr, parseAddress, type Address, type ServerKind } from './conn.js';
 import { ConsumerDriver, type Driver, Flow, PingDriver, ProducerDriver, Stats, type StatsData } from './drivers.js';
 import { Histogram, type LatencySummary } from './histogram.js';
-import { otherCpuMs, processCpuSnapshot, procCpuMs, selfCpuMs, isLocalHost } from './procstat.js';
+import { otherCpuMs, processCpuSnapshot, procCpuMs, procRunWaitMs, selfCpuMs, isLocalHost } from './procstat.js';
 import { drain, fill } from './queueops.js';
 import { MIN_BODY, Tracker, type TrackerData, type Verification } from './tracker.js';
 
@@ -121,6 +121,8 @@ export interface LoadResult {
   generatorCpuPct: number;
   /** CPU used by the server process(es), % of one core, when readable. */
   serverCpuPct?: number;
+  /** Time the server's threads were runnable but waiting for a core, % of one core (Linux). */
+  serverWaitPct?: number;
   /** CPU used by everything else on the machine during the window, % of one core (Linux, local server). */
   otherCpuPct?: number;
   /** Things that make this number less trustworthy, in words. */
@@ -420,11 +422,12 @@ export async function runLoad(input: LoadSpec, onProgress?: (p: ProgressInfo) =>
   let started = 0;
   let stopped = 0;
   const exclude = new Set([process.pid, ...pids]);
-  let cpu0 = { self: 0, server: 0, others: new Map<number, number>(), wall: 0 };
+  let cpu0 = { self: 0, server: 0, serverWait: 0, others: new Map<number, number>(), wall: 0 };
   let cpu1 = cpu0;
   const sampleCpu = (): typeof cpu0 => ({
     self: selfCpuMs(),
     server: pids.reduce((s, p) => s + (procCpuMs(p) ?? 0), 0),
+    serverWait: pids.reduce((s, p) => s + (procRunWaitMs(p) ?? 0), 0),
     others: processCpuSnapshot(exclude),
     wall: performance.now(),
   });
@@ -522,6 +525,9 @@ export async function runLoad(input: LoadSpec, onProgress?: (p: ProgressInfo) =>
   const generatorCpuPct = started > 0 && wall > 0 ? Math.round(((cpu1.self - cpu0.self) / wall) * 1000) / 10 : 0;
   const serverCpuPct =
     pids.length > 0 && started > 0 && wall > 0 ? Math.round(((cpu1.server - cpu0.server) / wall) * 1000) / 10 : undefined;
+  // Summed over the server's processes and threads, like serverCpuPct.
+  const serverWaitPct =
+    pids.length > 0 && started > 0 && wall > 0 ? Math.round(((cpu1.serverWait - cpu0.serverWait) / wall) * 1000) / 10 : undefined;
   // Everything else running on the machine during the window (other benchmarks, builds...).
   const otherCpuPct =
     started > 0 && wall > 0 && cpu1.others.size > 0 ? Math.round((otherCpuMs(cpu0.others, cpu1.others) / wall) * 1000) / 10 : undefined;
@@ -564,6 +570,7 @@ export async function runLoad(input: LoadSpec, onProgress?: (p: ProgressInfo) =>
     ...(verification ? { verification } : {}),
     generatorCpuPct,
     ...(serverCpuPct !== undefined ? { serverCpuPct } : {}),
+    ...(serverWaitPct !== undefined ? { serverWaitPct } : {}),
     ...(otherCpuPct !== undefined ? { otherCpuPct } : {}),
     warnings,
   };
@@ -648,6 +655,7 @@ export function describe(r: LoadResult): string {
   lines.push(
     `  cpu (% of one core): generator ${r.generatorCpuPct}%` +
       (r.serverCpuPct !== undefined ? `, server ${r.serverCpuPct}%` : '') +
+      (r.serverWaitPct !== undefined ? ` (and ${r.serverWaitPct}% runnable, waiting for a core)` : '') +
       (r.otherCpuPct !== undefined ? `, other processes ${r.otherCpuPct}%` : ''),
   );
   for (const w of r.warnings) lines.push(`  warning: ${w}`);

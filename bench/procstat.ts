@@ -17,6 +17,29 @@ export function procCpuMs(pid: number): number | null {
   }
 }
 
+/**
+ * Time the threads of a process spent runnable but waiting for a CPU, in
+ * milliseconds (second field of /proc/<pid>/task/<tid>/schedstat), or null
+ * where the kernel does not expose it. With the generator and the servers on
+ * the same cores, a high share means the run measured contention as much as
+ * the server.
+ */
+export function procRunWaitMs(pid: number): number | null {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[1]);
+      } catch {
+        // the thread exited meanwhile
+      }
+    }
+    return Number.isFinite(ns) ? ns / 1e6 : null;
+  } catch {
+    return null;
+  }
+}
+
 /** VmRSS of a process in bytes, or null if it cannot be read. */
 export function procRssBytes(pid: number): number | null {
   try {

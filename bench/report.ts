@@ -88,6 +88,7 @@ export interface Summary {
   maxMs: number;
   generatorCpuPct: number;
   serverCpuPct?: number;
+  serverWaitPct?: number;
   checked: number;
   lost: number;
   duplicated: number;
@@ -106,6 +107,7 @@ export function summarize(scenarios: Scenario[], runs: RunRecord[], flavors: Fla
       if (rs.length === 0) continue;
       const ops = rs.map((r) => r.opsPerSec);
       const srv = rs.map((r) => r.serverCpuPct).filter((x): x is number => x !== undefined);
+      const wait = rs.map((r) => r.serverWaitPct).filter((x): x is number => x !== undefined);
       out.push({
         scenario: sc,
         flavor: f,
@@ -118,6 +120,7 @@ export function summarize(scenarios: Scenario[], runs: RunRecord[], flavors: Fla
         maxMs: round2(Math.max(...rs.map((r) => r.latency.maxMs))),
         generatorCpuPct: Math.max(...rs.map((r) => r.generatorCpuPct)),
         ...(srv.length ? { serverCpuPct: Math.round(mean(srv)) } : {}),
+        ...(wait.length ? { serverWaitPct: Math.round(mean(wait)) } : {}),
         checked: rs.reduce((a, r) => a + (r.verification?.expected ?? 0), 0),
         lost: rs.reduce((a, r) => a + (r.verification?.lost ?? 0), 0),
         duplicated: rs.reduce((a, r) => a + (r.verification?.duplicated ?? 0), 0),
@@ -237,7 +240,10 @@ export function markdown(inp: ReportInput): string {
     '',
   );
 
-  out.push('## Checks (all rounds): jobs checked / lost / duplicated, errors, CPU (% of a core: generator / server)', '');
+  out.push(
+    '## Checks (all rounds): jobs checked / lost / duplicated, errors, CPU (% of a core: generator / server, and the time the server was runnable but waiting for a core)',
+    '',
+  );
   const checkRows: string[][] = [];
   for (const sc of inp.scenarios)
     for (const f of flavors) {
@@ -248,7 +254,7 @@ export function markdown(inp: ReportInput): string {
         FLAVOR_TITLE[f],
         sc.workload === 'ping' ? '–' : `${fmtOps(s.checked)} / ${s.lost} / ${s.duplicated}${s.unexpected ? ` (+${s.unexpected} unexpected)` : ''}`,
         String(s.errors),
-        `${s.generatorCpuPct}% / ${s.serverCpuPct ?? '?'}%`,
+        `${s.generatorCpuPct}% / ${s.serverCpuPct ?? '?'}%${s.serverWaitPct !== undefined ? ` (wait ${s.serverWaitPct}%)` : ''}`,
         s.warnings.join('; ') || '',
       ]);
     }
