@@ -380,10 +380,14 @@ export class Cluster {
     return nb;
   }
 
+  /** Job messages go only to connected peers past the handshake. */
+  private takesJobMessages(n: ClusterNode | undefined): n is ClusterNode {
+    return n !== undefined && n !== this.myself && n.link !== null && !n.has(NodeFlag.HANDSHAKE);
+  }
+
   /** REPLJOB: the job is written as it is when the batch is sent (this turn). */
   sendReplJob(n: ClusterNode, job: Job, mflags: number): void {
-    if (n === this.myself || !n.link || n.has(NodeFlag.HANDSHAKE)) return;
-    this.batchFor(n, MsgType.REPLJOB, 0, mflags).jobs.push(job);
+    if (this.takesJobMessages(n)) this.batchFor(n, MsgType.REPLJOB, 0, mflags).jobs.push(job);
   }
 
   frame(type: number, body: Record<string, unknown>, mflags = 0): Buffer {
@@ -416,8 +420,7 @@ export class Cluster {
    */
   sendJobId(n: ClusterNode | string, type: number, id: string, aux = 0, mflags = 0): void {
     const node = typeof n === 'string' ? this.nodes.get(n) : n;
-    if (!node || node === this.myself || !node.link || node.has(NodeFlag.HANDSHAKE)) return;
-    this.batchFor(node, type, aux, mflags).ids.push(id);
+    if (this.takesJobMessages(node)) this.batchFor(node, type, aux, mflags).ids.push(id);
   }
 
   broadcastJobId(ids: Iterable<string>, type: number, id: string, aux = 0, mflags = 0): void {
