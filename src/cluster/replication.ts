@@ -174,13 +174,13 @@ export class Replication {
     if (q && q.pausedIn) return;
     if (q) job.queue = q.name;
     job.flags |= JOB_FLAG_BCAST_QUEUED;
-    const existing = store.lookupJob(job.id);
-    if (existing) {
-      // A repeated REPLJOB: learn about more nodes that may have a copy.
-      for (const id of job.delivered) existing.delivered = nodeListAdd(existing.delivered, id);
-    } else {
-      store.registerJob(job);
+    // One table walk in the common case: the lookup only for a repeated REPLJOB.
+    if (store.registerJob(job)) {
       store.hooks.persistJob?.(job);
+    } else {
+      // A repeated REPLJOB: learn about more nodes that may have a copy.
+      const existing = store.lookupJob(job.id)!;
+      for (const id of job.delivered) existing.delivered = nodeListAdd(existing.delivered, id);
     }
     // Answer even if we had it: our earlier GOTJOB may have been lost.
     if (reply) cluster.sendJobId(sender, MsgType.GOTJOB, job.id);
