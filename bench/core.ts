@@ -20,7 +20,8 @@ import { GCProfiler } from 'node:v8';
 import { FakeClock } from '../src/core/clock.js';
 import { JobStore } from '../src/core/store.js';
 import {
-  Job,
+  type Job,
+  newJobFields,
   JobState,
   JOB_DEFAULT_RETRY_MAX,
   JOB_FLAG_BCAST_QUEUED,
@@ -50,17 +51,17 @@ function body(n: number): string {
 function addJob(store: JobStore, qname: string, jobBody: string): Job {
   const ttl = DAY;
   const retry = Math.min(JOB_DEFAULT_RETRY_MAX, Math.floor(ttl / 10));
-  const q = store.lookupQueue(qname);
   const now = store.clock.now();
-  const job = new Job(generateJobId(MY_ID, ttl, retry), JobState.WaitRepl, store.selfOnly());
-  job.queue = q ? q.name : qname;
-  job.body = jobBody;
-  job.repl = 1;
-  store.nextCtime(job);
-  job.etime = now + ttl * 1000;
-  job.retry = retry;
-  job.qtime = now + retry * 1000;
-  if (!store.registerJob(job)) throw new Error('duplicate job ID');
+  const fields = newJobFields(generateJobId(MY_ID, ttl, retry), JobState.WaitRepl, store.selfOnly());
+  fields.queue = qname;
+  fields.body = jobBody;
+  fields.repl = 1;
+  store.nextCtime(fields);
+  fields.etime = now + ttl * 1000;
+  fields.retry = retry;
+  fields.qtime = now + retry * 1000;
+  const job = store.addJob(fields);
+  if (job === null) throw new Error('duplicate job ID');
   store.enqueueJob(job, false);
   return job;
 }
@@ -96,9 +97,7 @@ function buildStore(size: number): Fixture {
     addJob(store, QUEUE, body(i));
     // Spread creation times over the day like a real backlog (1M jobs in ~17 min).
     if (i % 1000 === 999) clock.advance(1);
-    if (i % 10000 === 9999) store.flushSchedule();
   }
-  store.flushSchedule();
   store.processJobs(); // nothing due: settles the schedule
   return { size, store, clock, q: store.lookupQueue(QUEUE)! };
 }
@@ -114,7 +113,6 @@ function caseAdd(f: Fixture): () => void {
   let n = 0;
   return () => {
     const job = addJob(store, QUEUE, body(n++));
-    store.flushSchedule(); // the node does this after each batch of commands
     store.unregisterJob(job);
   };
 }
@@ -130,7 +128,7 @@ function caseDequeue(f: Fixture): () => void {
     // job of the backlog is fetched in turn (as real consumers would).
     store.nextCtime(job);
     job.state = JobState.Queued;
-    q.jobs.insert(job);
+    q.jobs.insert(job.rec);
   };
 }
 
@@ -156,7 +154,6 @@ function caseNack(f: Fixture): () => void {
   return () => {
     const job = store.fetchJob(q)!;
     store.enqueueJob(job, true);
-    store.flushSchedule();
   };
 }
 
@@ -175,8 +172,9 @@ function caseAck(f: Fixture): () => void {
   return () => {
     const id = ids[i]!;
     if (++i === ids.length) i = 0;
-    const old = ackJob(store, id);
-    const job = new Job(old.id, JobState.Active, old.delivered);
+    // The copy is taken first: once acked and collected, the job is gone.
+    const old = store.lookupJob(id)!;
+    const job = newJobFields(id, JobState.Active, old.delivered);
     job.queue = old.queue;
     job.body = old.body;
     job.ctime = old.ctime;
@@ -185,8 +183,8 @@ function caseAck(f: Fixture): () => void {
     job.retry = old.retry;
     job.qtime = old.qtime;
     job.flags = JOB_FLAG_DELIVERED | JOB_FLAG_BCAST_QUEUED | JOB_FLAG_BCAST_WILLQUEUE;
-    store.registerJob(job);
-    store.flushSchedule();
+    ackJob(store, id);
+    store.addJob(job);
   };
 }
 

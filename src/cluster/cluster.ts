@@ -7,8 +7,8 @@ import dns from 'node:dns/promises';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync, renameSync, existsSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import type { Node } from '../server/node.js';
-import type { Job } from '../core/job.js';
-import { writeJob } from '../core/job-codec.js';
+import { Job } from '../core/job.js';
+import { writeJob, type AnyJob } from '../core/job-codec.js';
 import type { MsgWriter } from '../core/msgpack-writer.js';
 import type { StoreHooks } from '../core/store.js';
 import { Link, MsgType, MSG_NAMES, BUS_PROTOCOL_VERSION, FrameEncoder, atTurnEnd, requestTurnEnd, type BusMessage, type BusHeader, MSG_FLAG_INCR_DELIV, MSG_FLAG_INCR_NACKS } from './bus.js';
@@ -55,10 +55,10 @@ interface Batch {
   aux: number;
   mflags: number;
   ids: string[];
-  jobs: Job[];
+  jobs: AnyJob[];
 }
 
-function sameJobs(a: Job[], b: Job[]): boolean {
+function sameJobs(a: AnyJob[], b: AnyJob[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
@@ -328,9 +328,11 @@ export class Cluster {
     }
     let body: Record<string, unknown>;
     if (b.type === MsgType.REPLJOB) {
-      // Written into the frame straight from the jobs (see writeJob).
+      // Written into the frame straight from the jobs (see writeJob). A job
+      // deleted since it was batched needs no copy anywhere.
       const clock = this.store.clock;
-      const jobs = b.jobs;
+      const jobs = b.jobs.filter((j) => !(j instanceof Job) || j.registered);
+      if (jobs.length === 0) return;
       body =
         jobs.length === 1
           ? { j: (w: MsgWriter) => writeJob(w, jobs[0]!, clock, false) }
@@ -358,7 +360,7 @@ export class Cluster {
    * the next node whose batch holds the same jobs (with REPLICATE 3 on three
    * nodes, both peers get every job), so each job is encoded once.
    */
-  private sharedReplJob: { jobs: Job[]; mflags: number; frame: Buffer } | null = null;
+  private sharedReplJob: { jobs: AnyJob[]; mflags: number; frame: Buffer } | null = null;
 
   /** At the end of the turn: the batched job messages go out. */
   private readonly sendBatches = (): void => {
@@ -386,7 +388,7 @@ export class Cluster {
   }
 
   /** REPLJOB: the job is written as it is when the batch is sent (this turn). */
-  sendReplJob(n: ClusterNode, job: Job, mflags: number): void {
+  sendReplJob(n: ClusterNode, job: AnyJob, mflags: number): void {
     if (this.takesJobMessages(n)) this.batchFor(n, MsgType.REPLJOB, 0, mflags).jobs.push(job);
   }
 
@@ -446,8 +448,8 @@ export class Cluster {
   }
 
   /** ENQUEUE: ask a node holding a copy to queue the job (after `delay` seconds). */
-  sendEnqueue(nodeId: string, job: Job, delay: number): void {
-    this.sendJobId(nodeId, MsgType.ENQUEUE, job.id, delay);
+  sendEnqueue(nodeId: string, id: string, delay: number): void {
+    this.sendJobId(nodeId, MsgType.ENQUEUE, id, delay);
   }
 
   broadcastPause(queue: string, flags: number): void {

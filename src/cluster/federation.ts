@@ -7,7 +7,7 @@
 // out of their queue. PAUSE messages set a queue's paused state (BCAST).
 import type { Cluster, ClusterNode } from './cluster.js';
 import type { Queue } from '../core/queue.js';
-import { JobState, JOB_FLAG_BCAST_QUEUED, type Job } from '../core/job.js';
+import { JOB_FLAG_BCAST_QUEUED, type Job } from '../core/job.js';
 import { writeJob, decodeJob } from '../core/job-codec.js';
 import type { MsgWriter } from '../core/msgpack-writer.js';
 import { MsgType, type BusMessage } from './bus.js';
@@ -119,17 +119,14 @@ export class Federation {
     let i = 0;
     for (const raw of msg.js) {
       i++;
-      const decoded = decodeJob(raw, store.clock, false, (id) => cluster.internId(id), () => store.timeError(TIME_ERROR));
-      if (!decoded) {
+      const fields = decodeJob(raw, store.clock, false, (id) => cluster.internId(id), () => store.timeError(TIME_ERROR));
+      if (!fields) {
         cluster.log.warning(`The ${i}-th job received via YOURJOBS from ${sender.id} is corrupted.`);
         return;
       }
-      let job = store.lookupJob(decoded.id);
+      let job = store.lookupJob(fields.id);
       if (!job) {
-        job = decoded;
-        job.queue = store.internQueueName(job.queue!);
-        job.state = JobState.Active;
-        store.registerJob(job);
+        job = store.addJob(fields)!;
         store.hooks.persistJob?.(job);
       }
       // Moving between queues is not a re-queue: no QUEUED message.

@@ -7,7 +7,7 @@
 import type { Cluster, ClusterNode } from './cluster.js';
 import type { Connection, Blocker } from '../server/connection.js';
 import { Job, JobState, JOB_FLAG_BCAST_QUEUED, nodeListAdd } from '../core/job.js';
-import { decodeJob } from '../core/job-codec.js';
+import { decodeJob, type AnyJob } from '../core/job-codec.js';
 import { MsgType, MSG_FLAG_NOREPLY, type BusMessage } from './bus.js';
 import { errors } from '../protocol/errors.js';
 import { TIME_ERROR } from '../core/store.js';
@@ -16,13 +16,14 @@ import { TIME_ERROR } from '../core/store.js';
 const ADD_NODE_PERIOD_MS = 50;
 
 interface Waiting {
+  job: Job;
   conn: Connection;
   addedNodeTime: number;
 }
 
 export class Replication {
-  /** Jobs in wait-repl state and the ADDJOB client waiting for each. */
-  private readonly waiting = new Map<Job, Waiting>();
+  /** Jobs in wait-repl state (by record) and the ADDJOB client waiting for each. */
+  private readonly waiting = new Map<number, Waiting>();
 
   constructor(private readonly cluster: Cluster) {}
 
@@ -35,7 +36,7 @@ export class Replication {
   waitForReplication(conn: Connection, job: Job, timeoutMs: number, keepsCopy: boolean): void {
     this.cluster.log.verbose(`Replicating ${job.id} to ${job.repl} nodes, client waits up to ${timeoutMs} ms`);
     job.confirmed = new Set(keepsCopy ? [this.cluster.myself.id] : []);
-    this.waiting.set(job, { conn, addedNodeTime: Date.now() });
+    this.waiting.set(job.rec, { job, conn, addedNodeTime: Date.now() });
     const blocker: Blocker = {
       kind: 'addjob',
       timedOut: (c) => {
@@ -53,8 +54,9 @@ export class Replication {
    * its replication level is deleted here and, best effort, everywhere.
    */
   private release(job: Job): void {
-    if (!this.waiting.delete(job)) return;
-    if (job.state === JobState.WaitRepl) {
+    if (this.waiting.get(job.rec)?.job !== job) return;
+    this.waiting.delete(job.rec);
+    if (job.registered && job.state === JobState.WaitRepl) {
       // Active first, so unregistering does not come back here.
       job.state = JobState.Active;
       this.cluster.broadcastDelJob(job);
@@ -65,11 +67,11 @@ export class Replication {
   /** Store hook: a wait-repl job is being removed (it expired). */
   aborted(job: Job): void {
     this.cluster.log.verbose(`Replication of ${job.id} aborted: the job is being deleted`);
-    const w = this.waiting.get(job);
+    const w = this.waiting.get(job.rec);
     job.state = JobState.Active;
     this.cluster.broadcastDelJob(job);
     if (!w) return;
-    this.waiting.delete(job);
+    this.waiting.delete(job.rec);
     w.conn.out.error(errors.noreplRemoved);
     w.conn.unblock();
   }
@@ -80,14 +82,15 @@ export class Replication {
    * node already confirmed (those only get it again when new nodes were
    * added, to learn the new list). Returns how many nodes were added.
    */
-  replicateJob(job: Job, count: number, noreply: boolean): number {
+  replicateJob(job: AnyJob, count: number, noreply: boolean): number {
     if (count <= 0) return 0;
     const cluster = this.cluster;
     let added = 0;
     for (const n of cluster.shuffledReachable()) {
       if (n.link === null) continue;
       const before = job.delivered;
-      job.delivered = nodeListAdd(job.delivered, n.id);
+      if (job instanceof Job) job.addDelivered(n.id);
+      else job.delivered = nodeListAdd(job.delivered, n.id);
       if (job.delivered !== before) {
         added++;
         if (--count === 0) break;
@@ -106,9 +109,9 @@ export class Replication {
   /** Called from the cluster cron: jobs short of replicas try one more node. */
   cron(): void {
     const now = Date.now();
-    for (const [job, w] of this.waiting) {
+    for (const w of this.waiting.values()) {
       if (now - w.addedNodeTime >= ADD_NODE_PERIOD_MS) {
-        if (this.replicateJob(job, 1, false) > 0) w.addedNodeTime = now;
+        if (this.replicateJob(w.job, 1, false) > 0) w.addedNodeTime = now;
       }
     }
   }
@@ -119,8 +122,8 @@ export class Replication {
     const store = cluster.store;
     cluster.log.verbose(`Replication ACHIEVED ${job.id}`);
     job.state = JobState.Active;
-    const w = this.waiting.get(job);
-    this.waiting.delete(job);
+    const w = this.waiting.get(job.rec);
+    this.waiting.delete(job.rec);
     if (w) {
       w.conn.out.status(job.id);
       w.conn.unblock();
@@ -129,7 +132,7 @@ export class Replication {
     if (!job.delivered.includes(cluster.myself.id)) {
       const confirmed = job.confirmed ? [...job.confirmed] : [];
       const target = confirmed[Math.floor(Math.random() * confirmed.length)];
-      if (target !== undefined) cluster.sendEnqueue(target, job, job.delay);
+      if (target !== undefined) cluster.sendEnqueue(target, job.id, job.delay);
       store.unregisterJob(job);
       return false;
     }
@@ -165,24 +168,24 @@ export class Replication {
     const store = cluster.store;
     // No new copies under memory pressure or when leaving the cluster.
     if (store.memoryWarningLevel() > 0 || cluster.leaving) return;
-    const job = decodeJob(raw, store.clock, false, (id) => cluster.internId(id), () => store.timeError(TIME_ERROR));
-    if (!job) {
+    const fields = decodeJob(raw, store.clock, false, (id) => cluster.internId(id), () => store.timeError(TIME_ERROR));
+    if (!fields) {
       cluster.log.warning(`Received corrupted job description from node ${sender.id}`);
       return;
     }
-    const q = store.lookupQueue(job.queue!);
+    const q = store.lookupQueue(fields.queue!);
     if (q && q.pausedIn) return;
-    if (q) job.queue = q.name;
-    job.flags |= JOB_FLAG_BCAST_QUEUED;
+    fields.flags |= JOB_FLAG_BCAST_QUEUED;
     // One table walk in the common case: the lookup only for a repeated REPLJOB.
-    if (store.registerJob(job)) {
+    const job = store.addJob(fields);
+    if (job !== null) {
       store.hooks.persistJob?.(job);
     } else {
       // A repeated REPLJOB: learn about more nodes that may have a copy.
-      const existing = store.lookupJob(job.id)!;
-      for (const id of job.delivered) existing.delivered = nodeListAdd(existing.delivered, id);
+      const existing = store.lookupJob(fields.id)!;
+      for (const id of fields.delivered) existing.addDelivered(id);
     }
     // Answer even if we had it: our earlier GOTJOB may have been lost.
-    if (reply) cluster.sendJobId(sender, MsgType.GOTJOB, job.id);
+    if (reply) cluster.sendJobId(sender, MsgType.GOTJOB, fields.id);
   }
 }

@@ -1,7 +1,7 @@
 // ACKJOB and FASTACK (the reference's README, "ACKs and retries" and "Fast
 // acknowledges").
 import type { Call, CommandSpec } from '../server/command-table.js';
-import { Job, JobState } from '../core/job.js';
+import { JobState, newJobFields } from '../core/job.js';
 import { ttlMinutesFromJobId } from '../core/job-id.js';
 import { validateJobIds } from './util.js';
 
@@ -23,9 +23,9 @@ function ackjob(call: Call): void {
       const ttlMinutes = ttlMinutesFromJobId(id);
       // Odd TTL field: at-least-once; at-most-once jobs need no dummy ack.
       if (cluster.size > 1 && !cluster.leaving && ttlMinutes & 1) {
-        job = new Job(id, JobState.Acked, []);
-        job.etime = store.clock.now() + ttlMinutes * 60_000;
-        store.registerJob(job);
+        const fields = newJobFields(id, JobState.Acked, []);
+        fields.etime = store.clock.now() + ttlMinutes * 60_000;
+        job = store.addJob(fields) ?? undefined;
       }
     } else if (job.state !== JobState.Acked) {
       store.acknowledgeJob(job);

@@ -7,7 +7,8 @@ import type { ReplyBuffer } from '../protocol/reply.js';
 import { errors } from '../protocol/errors.js';
 import { VERSION, SERVER_NAME } from '../server/node.js';
 import { intArg, eq } from './util.js';
-import { JOB_MEMORY_OVERHEAD, QUEUE_MEMORY_OVERHEAD } from '../core/store.js';
+import { QUEUE_MEMORY_OVERHEAD } from '../core/store.js';
+import { REC_BYTES } from '../core/records.js';
 
 function auth(call: Call): void {
   const pass = call.node.config.str('requirepass');
@@ -80,15 +81,29 @@ function infoSections(call: Call): Record<string, () => Fields> {
     ],
     memory: () => {
       const rss = process.memoryUsage.rss();
-      const used = store.usedMemory;
+      const m = store.memory();
+      const gc = node.gcStats;
       return [
-        ['used_memory', used],
-        ['used_memory_human', bytesToHuman(used)],
+        ['used_memory', m.used],
+        ['used_memory_human', bytesToHuman(m.used)],
         ['used_memory_rss', rss],
         ['used_memory_peak', store.peakMemory],
         ['used_memory_peak_human', bytesToHuman(store.peakMemory)],
-        ['mem_fragmentation_ratio', used > 0 ? (rss / used).toFixed(2) : '0.00'],
-        ['mem_allocator', 'v8'],
+        ['mem_fragmentation_ratio', m.used > 0 ? (rss / m.used).toFixed(2) : '0.00'],
+        ['mem_allocator', 'disque-ts-arena'],
+        // What used_memory is made of (jobs live off the V8 heap, see DESIGN.md).
+        ['used_memory_records', m.records],
+        ['used_memory_arena', m.arenaUsed],
+        ['used_memory_index', m.index],
+        ['used_memory_schedule', m.schedule],
+        ['used_memory_queues', m.queues],
+        ['arena_allocated', m.arenaAllocated],
+        ['arena_free', m.arenaFree],
+        ['arena_rounding', m.arenaRounding],
+        ['used_memory_v8_heap', process.memoryUsage().heapUsed],
+        ['gc_count', gc.count],
+        ['gc_pause_total_ms', gc.totalMs.toFixed(1)],
+        ['gc_pause_max_ms', gc.maxMs.toFixed(1)],
         ['maxmemory', store.maxmemory],
         ['maxmemory_human', bytesToHuman(store.maxmemory)],
       ];
@@ -331,7 +346,7 @@ function debug(call: Call): void {
   }
   if (sub === 'error' && argv.length === 3) return reply.error(argv[2]!);
   if (sub === 'structsize' && argv.length === 2) {
-    return reply.bulk(`bits:64 job-accounted:${JOB_MEMORY_OVERHEAD} queue-accounted:${QUEUE_MEMORY_OVERHEAD}`);
+    return reply.bulk(`bits:64 job-record:${REC_BYTES} queue-accounted:${QUEUE_MEMORY_OVERHEAD}`);
   }
   reply.error(`ERR Unknown DEBUG subcommand or wrong number of arguments for '${argv[1]}'`);
 }

@@ -4,7 +4,7 @@
 import type { Call, CommandSpec } from '../server/command-table.js';
 import type { ReplyBuffer } from '../protocol/reply.js';
 import { errors, parseInteger } from '../protocol/errors.js';
-import { Job, JobState, JOB_STATE_NAMES, JOB_DEFAULT_RETRY_MAX, NEVER } from '../core/job.js';
+import { Job, JobState, JOB_STATE_NAMES, JOB_DEFAULT_RETRY_MAX, NEVER, newJobFields } from '../core/job.js';
 import { generateJobId, isValidJobId } from '../core/job-id.js';
 import { validateJobIds, timeoutArg, eq } from './util.js';
 
@@ -89,18 +89,28 @@ function addjob(call: Call): void {
   // Asynchronous and external: this node keeps no copy at all.
   const discardLocal = async && extrepl;
   const now = store.clock.now();
-  const job = new Job(generateJobId(cluster.myself.id, ttl, retry), JobState.WaitRepl, extrepl ? [] : store.selfOnly());
-  job.queue = q ? q.name : qname;
-  job.body = argv[2]!;
-  job.repl = replicate;
-  store.nextCtime(job);
-  job.etime = now + ttl * 1000;
-  job.delay = delay;
-  job.retry = retry;
+  const fields = newJobFields(generateJobId(cluster.myself.id, ttl, retry), JobState.WaitRepl, extrepl ? [] : store.selfOnly());
+  fields.queue = qname;
+  fields.body = argv[2]!;
+  fields.repl = replicate;
+  store.nextCtime(fields);
+  fields.etime = now + ttl * 1000;
+  fields.delay = delay;
+  fields.retry = retry;
   // enqueueJob() sets the real re-queue time; delayed jobs wait for DELAY.
-  job.qtime = delay ? now + delay * 1000 : now + retry * 1000;
+  fields.qtime = delay ? now + delay * 1000 : now + retry * 1000;
 
-  if (!discardLocal && !store.registerJob(job)) {
+  if (discardLocal) {
+    // Replicated from its fields, then forgotten: one receiver is asked to queue it.
+    cluster.replication.replicateJob(fields, additional, true);
+    const target = fields.delivered[Math.floor(Math.random() * fields.delivered.length)];
+    if (target !== undefined) cluster.sendEnqueue(target, fields.id, fields.delay);
+    reply.status(fields.id);
+    return;
+  }
+
+  const job = store.addJob(fields);
+  if (job === null) {
     node.log.warning('ID already existing in ADDJOB command!');
     return reply.error('ERR Internal error creating the job, check server logs');
   }
@@ -109,23 +119,17 @@ function addjob(call: Call): void {
     // Synchronous replication: the client waits for GOTJOB confirmations.
     cluster.replication.waitForReplication(call.client, job, timeout, !extrepl);
   } else {
-    if (job.delay === 0) {
+    if (delay === 0) {
       if (!extrepl) store.enqueueJob(job, false);
     } else {
       job.state = JobState.Active;
-      if (!discardLocal) store.updateAwakeTime(job);
+      store.updateAwakeTime(job);
     }
-    reply.status(job.id);
+    reply.status(fields.id);
     if (!extrepl) store.hooks.persistJob?.(job);
   }
 
   if (additional > 0) cluster.replication.replicateJob(job, additional, async);
-
-  // Asynchronous external replication: ask one of the receivers to queue it.
-  if (discardLocal) {
-    const target = job.delivered[Math.floor(Math.random() * job.delivered.length)];
-    if (target !== undefined) cluster.sendEnqueue(target, job, job.delay);
-  }
 }
 
 /** SHOW and JSCAN REPLY ALL: the job as a flat field/value list. */
@@ -168,7 +172,8 @@ export function replyJobInfo(call: Call, out: ReplyBuffer, job: Job): void {
   if (job.awake === NEVER) out.nullBulk();
   else out.int(Math.max(0, job.awake - now));
   out.bulk('body');
-  out.bulk(job.body);
+  if (job.queue === null) out.nullBulk(); // a dummy ack
+  else out.bulkBytes(job.bodyBytes(), job.bodyOffset(), job.bodyLength);
 }
 
 function show(call: Call): void {

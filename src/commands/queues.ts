@@ -18,7 +18,7 @@ function qpeek(call: Call): void {
   const newest = count < 0;
   if (newest) count = -count;
   const q = call.node.store.lookupQueue(call.argv[1]!);
-  const jobs = q ? q.jobs.peek(count, newest) : [];
+  const jobs = q ? call.node.store.peekJobs(q, count, newest) : [];
   call.reply.arrayLen(jobs.length);
   for (const job of jobs) call.node.replyJob(call.reply, job, false);
 }

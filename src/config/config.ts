@@ -317,7 +317,7 @@ export class Config {
     for (const d of DIRECTIVES) {
       const lines = wanted.get(d.name);
       if (!lines || lines.length === 0) continue;
-      if (!placed.has(d.name) && this.isDefault(d)) continue;
+      if (!placed.has(d.name) && this.hasDefault(d)) continue;
       extra.push(...lines);
     }
     if (extra.length > 0) {
@@ -339,7 +339,13 @@ export class Config {
     return [`${d.name} ${quoteArg(this.format(d.name))}`];
   }
 
-  private isDefault(d: Directive): boolean {
+  /** Whether the directive has its default value. */
+  isDefault(name: string): boolean {
+    const d = DIRECTIVE_BY_NAME.get(name);
+    return d !== undefined && this.hasDefault(d);
+  }
+
+  private hasDefault(d: Directive): boolean {
     if (d.name === 'dir') return false;
     const def = defaultValue(d);
     const v = this.values.get(d.name)!;

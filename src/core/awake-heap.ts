@@ -1,116 +1,137 @@
 // The schedule of jobs by the time the core must next look at them (the
 // reference's "awakeme" list): queueing delayed jobs, re-queueing, sending
-// WILLQUEUE, collecting acks, expiring. One binary min-heap for every
-// registered job, stored in two parallel arrays, instead of a timer per job.
+// WILLQUEUE, collecting acks, expiring. One binary min-heap of (time, record)
+// for every job, instead of a timer per job, kept in pages of plain memory:
+// growing adds a page and never copies the entries already there.
 //
-// Each job knows its position (job.heapIndex), so a changed time moves its
-// entry and a deleted job leaves the heap at once: stale entries would keep
-// deleted jobs (and their bodies) in memory until a clean-up.
-import { Job } from './job.js';
+// Each job's record holds its position (plus one; 0 when it has none), so a
+// changed time moves its entry and a deleted job leaves the heap at once.
+import { JobRecords, PAGE_SHIFT as REC_PAGE_SHIFT, PAGE_MASK as REC_PAGE_MASK, REC_WORDS, W_HEAP } from './records.js';
+
+const SHIFT = 16;
+const PAGE = 1 << SHIFT;
+const MASK = PAGE - 1;
 
 export class AwakeHeap {
-  private times = new Float64Array(1024);
-  private jobs: (Job | undefined)[] = [];
+  private readonly times: Float64Array[] = [];
+  private readonly recs: Uint32Array[] = [];
   private n = 0;
+
+  constructor(private readonly records: JobRecords) {}
 
   get length(): number {
     return this.n;
   }
 
-  /** Enters the job at time `at`, or moves its entry there. */
-  set(job: Job, at: number): void {
-    let i = job.heapIndex;
-    if (i < 0) {
-      if (this.n === this.times.length) {
-        const bigger = new Float64Array(this.times.length * 2);
-        bigger.set(this.times);
-        this.times = bigger;
-      }
-      i = this.n++;
-      this.siftUp(i, job, at);
-      return;
-    }
-    const old = this.times[i]!;
-    if (at < old) this.siftUp(i, job, at);
-    else if (at > old) this.siftDown(i, job, at);
+  /** Bytes of the heap's pages. */
+  get allocatedBytes(): number {
+    return this.times.length * PAGE * 12;
   }
 
-  /** Removes the job's entry, if it has one. */
-  remove(job: Job): void {
-    const i = job.heapIndex;
+  /** Enters the record at time `at`, or moves its entry there. */
+  set(rec: number, at: number): void {
+    const pos = this.posOf(rec);
+    if (pos < 0) {
+      if (this.n >>> SHIFT >= this.times.length) {
+        this.times.push(new Float64Array(PAGE));
+        this.recs.push(new Uint32Array(PAGE));
+      }
+      this.siftUp(this.n++, rec, at);
+      return;
+    }
+    const old = this.timeAt(pos);
+    if (at < old) this.siftUp(pos, rec, at);
+    else if (at > old) this.siftDown(pos, rec, at);
+  }
+
+  /** Removes the record's entry, if it has one. */
+  remove(rec: number): void {
+    const i = this.posOf(rec);
     if (i < 0) return;
-    job.heapIndex = -1;
+    this.setPos(rec, -1);
     const last = --this.n;
-    const moved = this.jobs[last]!;
-    const t = this.times[last]!;
-    this.jobs[last] = undefined;
     if (i === last) return;
     // The last entry fills the hole, then goes up or down to its place.
-    if (t < this.times[i]!) this.siftUp(i, moved, t);
+    const moved = this.recs[last >>> SHIFT]![last & MASK]!;
+    const t = this.timeAt(last);
+    if (t < this.timeAt(i)) this.siftUp(i, moved, t);
     else this.siftDown(i, moved, t);
   }
 
   /** Time of the earliest entry, Infinity when empty. */
   peekTime(): number {
-    return this.n === 0 ? Infinity : this.times[0]!;
+    return this.n === 0 ? Infinity : this.times[0]![0]!;
   }
 
-  /** Time of the job's entry, or undefined if it has none. */
-  timeOf(job: Job): number | undefined {
-    return job.heapIndex < 0 ? undefined : this.times[job.heapIndex];
+  /** Time of the record's entry, or undefined if it has none. */
+  timeOf(rec: number): number | undefined {
+    const pos = this.posOf(rec);
+    return pos < 0 ? undefined : this.timeAt(pos);
   }
 
-  /** Removes and returns the earliest job. */
-  pop(): Job | undefined {
-    if (this.n === 0) return undefined;
-    const job = this.jobs[0]!;
-    this.remove(job);
-    return job;
+  /** Removes and returns the earliest record (0 when empty). */
+  pop(): number {
+    if (this.n === 0) return 0;
+    const rec = this.recs[0]![0]!;
+    this.remove(rec);
+    return rec;
   }
 
   clear(): void {
-    for (let i = 0; i < this.n; i++) this.jobs[i]!.heapIndex = -1;
-    this.times = new Float64Array(1024);
-    this.jobs = [];
+    for (let i = 0; i < this.n; i++) this.setPos(this.recs[i >>> SHIFT]![i & MASK]!, -1);
+    this.times.length = 0;
+    this.recs.length = 0;
     this.n = 0;
   }
 
-  /** Places `job` with time `t` at `i` or above it. */
-  private siftUp(i: number, job: Job, t: number): void {
-    const times = this.times;
-    const jobs = this.jobs;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (times[parent]! <= t) break;
-      times[i] = times[parent]!;
-      const p = jobs[parent]!;
-      jobs[i] = p;
-      p.heapIndex = i;
-      i = parent;
-    }
-    times[i] = t;
-    jobs[i] = job;
-    job.heapIndex = i;
+  private timeAt(i: number): number {
+    return this.times[i >>> SHIFT]![i & MASK]!;
   }
 
-  /** Places `job` with time `t` at `i` or below it. */
-  private siftDown(i: number, job: Job, t: number): void {
-    const times = this.times;
-    const jobs = this.jobs;
+  private posOf(rec: number): number {
+    return this.records.u32[rec >>> REC_PAGE_SHIFT]![(rec & REC_PAGE_MASK) * REC_WORDS + W_HEAP]! - 1;
+  }
+
+  private setPos(rec: number, i: number): void {
+    this.records.u32[rec >>> REC_PAGE_SHIFT]![(rec & REC_PAGE_MASK) * REC_WORDS + W_HEAP] = i + 1;
+  }
+
+  private put(i: number, rec: number, t: number): void {
+    this.times[i >>> SHIFT]![i & MASK] = t;
+    this.recs[i >>> SHIFT]![i & MASK] = rec;
+    this.setPos(rec, i);
+  }
+
+  /** Places `rec` with time `t` at `i` or above it. */
+  private siftUp(i: number, rec: number, t: number): void {
+    while (i > 0) {
+      const parent = (i - 1) >>> 1;
+      const pt = this.timeAt(parent);
+      if (pt <= t) break;
+      this.put(i, this.recs[parent >>> SHIFT]![parent & MASK]!, pt);
+      i = parent;
+    }
+    this.put(i, rec, t);
+  }
+
+  /** Places `rec` with time `t` at `i` or below it. */
+  private siftDown(i: number, rec: number, t: number): void {
     const n = this.n;
     for (;;) {
       let child = 2 * i + 1;
       if (child >= n) break;
-      if (child + 1 < n && times[child + 1]! < times[child]!) child++;
-      if (times[child]! >= t) break;
-      times[i] = times[child]!;
-      const c = jobs[child]!;
-      jobs[i] = c;
-      c.heapIndex = i;
+      let ct = this.timeAt(child);
+      if (child + 1 < n) {
+        const rt = this.timeAt(child + 1);
+        if (rt < ct) {
+          child++;
+          ct = rt;
+        }
+      }
+      if (ct >= t) break;
+      this.put(i, this.recs[child >>> SHIFT]![child & MASK]!, ct);
       i = child;
     }
-    times[i] = t;
-    jobs[i] = job;
-    job.heapIndex = i;
+    this.put(i, rec, t);
   }
 }

@@ -7,11 +7,13 @@
 //     different nodes may disagree; the receiver gets an active job with its
 //     own re-queue time;
 //   - storage: absolute times and the state, to reload the job as it was.
-// Bodies and queue names travel as bytes (they are latin1 strings here).
+// Bodies and queue names travel as bytes. A job the store holds is written
+// from its record, its body copied from the arena into the frame or record;
+// a decoded job comes back as JobFields, for JobStore.addJob.
 import type { Clock } from './clock.js';
-import { Job, JobState, NEVER, JOB_FLAG_BCAST_WILLQUEUE, JOB_INTERNAL_FLAGS, type NodeIdList } from './job.js';
+import { Job, JobState, NEVER, JOB_FLAG_BCAST_WILLQUEUE, JOB_INTERNAL_FLAGS, newJobFields, type JobFields } from './job.js';
 import { isValidJobId } from './job-id.js';
-import { MsgWriter, putLatin1Bytes, putLength, putNumber, putRaw, putString } from './msgpack-writer.js';
+import { MsgWriter, putBytes, putLatin1Bytes, putLength, putNumber, putRaw, putString } from './msgpack-writer.js';
 
 export interface WireJob {
   id: string;
@@ -36,13 +38,25 @@ export interface WireJob {
   qt?: number;
 }
 
+/** A job the store holds, or one as plain fields (a job this node keeps no copy of). */
+export type AnyJob = Job | JobFields;
+
+function bodyBuffer(job: AnyJob): Buffer {
+  if (job instanceof Job) {
+    const at = job.bodyOffset();
+    return Buffer.from(job.bodyBytes().subarray(at, at + job.bodyLength));
+  }
+  const b = job.body;
+  return typeof b === 'string' ? Buffer.from(b, 'latin1') : b === null ? Buffer.alloc(0) : Buffer.from(b);
+}
+
 /** The job as the object writeJob writes (the readable form of the wire and storage maps). */
-export function encodeJob(job: Job, clock: Clock, storage: boolean): WireJob {
+export function encodeJob(job: AnyJob, clock: Clock, storage: boolean): WireJob {
   const now = clock.now();
   const w: WireJob = {
     id: job.id,
     q: Buffer.from(job.queue ?? '', 'latin1'),
-    b: Buffer.from(job.body ?? '', 'latin1'),
+    b: bodyBuffer(job),
     r: job.repl,
     ct: clock.base + job.ctime,
     cs: job.cseq,
@@ -86,12 +100,13 @@ const K = {
  * (msgpackr packing varied objects was the largest cost of journaling).
  * Room for the whole job is made once, then values go in at a local position.
  */
-export function writeJob(w: MsgWriter, job: Job, clock: Clock, storage: boolean): void {
+export function writeJob(w: MsgWriter, job: AnyJob, clock: Clock, storage: boolean): void {
   const queue = job.queue ?? '';
-  const body = job.body ?? '';
+  const stored = job instanceof Job;
+  const bodyLen = stored ? job.bodyLength : job.body === null ? 0 : job.body.length;
   const nodes = job.delivered;
-  // Keys, numbers and headers take under 200 bytes; a string up to 3 bytes per char.
-  let room = 200 + 3 * job.id.length + queue.length + body.length;
+  // Keys, numbers and headers take under 200 bytes; an ID up to 3 bytes per char.
+  let room = 200 + 3 * 40 + queue.length + bodyLen;
   for (const id of nodes) room += 5 + 3 * id.length;
   w.reserve(room);
   const buf = w.buf;
@@ -102,7 +117,9 @@ export function writeJob(w: MsgWriter, job: Job, clock: Clock, storage: boolean)
   p = putRaw(buf, p, K.q);
   p = putLatin1Bytes(buf, p, queue);
   p = putRaw(buf, p, K.b);
-  p = putLatin1Bytes(buf, p, body);
+  if (stored) p = putBytes(buf, p, job.bodyBytes(), job.bodyOffset(), bodyLen);
+  else if (typeof job.body === 'string') p = putLatin1Bytes(buf, p, job.body);
+  else p = putBytes(buf, p, job.body ?? EMPTY, 0, bodyLen);
   p = putRaw(buf, p, K.r);
   p = putNumber(buf, p, job.repl);
   p = putRaw(buf, p, K.ct);
@@ -133,6 +150,14 @@ export function writeJob(w: MsgWriter, job: Job, clock: Clock, storage: boolean)
   w.pos = p;
 }
 
+const EMPTY = new Uint8Array(0);
+
+/** Bytes as msgpack gives them (Buffers), as the frame reader gives them (latin1 strings), or null. */
+function bodyValue(x: unknown): string | Uint8Array | null {
+  if (typeof x === 'string' || x instanceof Uint8Array) return x;
+  return null;
+}
+
 function bytesToLatin1(x: unknown): string | null {
   // msgpackr gives Buffers in Node; a plain Uint8Array needs a Buffer view.
   if (Buffer.isBuffer(x)) return x.latin1Slice(0, x.length);
@@ -146,9 +171,9 @@ function isInt(x: unknown): x is number {
 }
 
 /**
- * Rebuilds a job, or returns null for a malformed record. `internId` maps a
- * node ID to the shared string for that node (or null to drop unknown nodes).
- * `timeError` desynchronizes the re-queue time of message jobs.
+ * Rebuilds a job as plain fields, or returns null for a malformed record.
+ * `internId` maps a node ID to the ID to keep (or null to drop unknown
+ * nodes). `timeError` desynchronizes the re-queue time of message jobs.
  */
 export function decodeJob(
   raw: unknown,
@@ -156,15 +181,18 @@ export function decodeJob(
   storage: boolean,
   internId: (id: string) => string | null,
   timeError: () => number,
-): Job | null {
+): JobFields | null {
   if (raw === null || typeof raw !== 'object') return null;
   const w = raw as Partial<WireJob>;
   if (typeof w.id !== 'string' || !isValidJobId(w.id)) return null;
   const queue = bytesToLatin1(w.q);
-  const body = bytesToLatin1(w.b);
+  const body = bodyValue(w.b);
   if (queue === null || body === null) return null;
   if (!isInt(w.r) || !isInt(w.ct) || !isInt(w.cs) || !isInt(w.e) || !isInt(w.d) || !isInt(w.rt)) return null;
   if (!isInt(w.n) || !isInt(w.dl) || !Array.isArray(w.nd)) return null;
+  // Counters are 32-bit in the store, repl 16-bit (REPLICATE is at most 65535).
+  for (const v of [w.cs, w.d, w.rt, w.n, w.dl]) if (v < 0 || v > 0xffffffff) return null;
+  if (w.r < 0 || w.r > 0xffff) return null;
   const delivered: string[] = [];
   for (const id of w.nd) {
     if (typeof id !== 'string') return null;
@@ -172,7 +200,7 @@ export function decodeJob(
     if (known !== null && !delivered.includes(known)) delivered.push(known);
   }
   const now = clock.now();
-  const job = new Job(w.id, JobState.Active, delivered as NodeIdList);
+  const job = newJobFields(w.id, JobState.Active, delivered);
   job.queue = queue;
   job.body = body;
   job.repl = w.r;

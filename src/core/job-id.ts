@@ -81,3 +81,94 @@ export function isAtMostOnceJobId(id: string): boolean {
 export function jobIdNodePrefix(id: string): string {
   return id.slice(2, 10);
 }
+
+// ---------------------------------------------------------------- packing
+//
+// The store keeps IDs in the reference's canonical alphabet (lowercase hex
+// node prefix and TTL, base64 random part) as the 24 bytes they encode:
+// 4 for the node prefix, 18 random, 2 for the TTL. Any other 40-character
+// ID a client or peer may send (the reference checks only length and
+// separators) is kept as its 40 raw bytes instead.
+
+/** Bytes of a packed canonical ID. */
+export const PACKED_ID_LEN = 24;
+
+const HEX_VALUE = new Int8Array(256).fill(-1);
+for (let i = 0; i < 16; i++) HEX_VALUE[HEX.charCodeAt(i)] = i;
+const B64_VALUE = new Int8Array(256).fill(-1);
+for (let i = 0; i < 64; i++) B64_VALUE[B64[i]!] = i;
+
+function hexAt(id: string, i: number): number {
+  const c = id.charCodeAt(i);
+  return c < 256 ? HEX_VALUE[c]! : -1;
+}
+
+function b64At(id: string, i: number): number {
+  const c = id.charCodeAt(i);
+  return c < 256 ? B64_VALUE[c]! : -1;
+}
+
+/**
+ * Packs a valid ID (see isValidJobId) into out[off, off + 24). Returns false,
+ * leaving out's bytes undefined, when the ID is not in the canonical alphabet.
+ */
+export function packJobId(id: string, out: Uint8Array, off: number): boolean {
+  for (let i = 0; i < 4; i++) {
+    const hi = hexAt(id, 2 + 2 * i);
+    const lo = hexAt(id, 3 + 2 * i);
+    if ((hi | lo) < 0) return false;
+    out[off + i] = (hi << 4) | lo;
+  }
+  let o = off + 4;
+  for (let c = 11; c < 35; c += 4) {
+    const a = b64At(id, c);
+    const b = b64At(id, c + 1);
+    const d = b64At(id, c + 2);
+    const e = b64At(id, c + 3);
+    if ((a | b | d | e) < 0) return false;
+    out[o++] = (a << 2) | (b >> 4);
+    out[o++] = ((b & 15) << 4) | (d >> 2);
+    out[o++] = ((d & 3) << 6) | e;
+  }
+  for (let i = 0; i < 2; i++) {
+    const hi = hexAt(id, 36 + 2 * i);
+    const lo = hexAt(id, 37 + 2 * i);
+    if ((hi | lo) < 0) return false;
+    out[off + 22 + i] = (hi << 4) | lo;
+  }
+  return true;
+}
+
+/** Writes the 40 characters of the ID packed at src[off] into out[pos] (as latin1 bytes). */
+export function unpackJobId(src: Uint8Array, off: number, out: Uint8Array, pos: number): void {
+  out[pos] = 0x44;
+  out[pos + 1] = 0x2d;
+  for (let i = 0; i < 4; i++) {
+    const v = src[off + i]!;
+    out[pos + 2 + 2 * i] = HEX.charCodeAt(v >> 4);
+    out[pos + 3 + 2 * i] = HEX.charCodeAt(v & 15);
+  }
+  out[pos + 10] = 0x2d;
+  let o = pos + 11;
+  for (let s = off + 4; s < off + 22; s += 3) {
+    const b0 = src[s]!, b1 = src[s + 1]!, b2 = src[s + 2]!;
+    out[o++] = B64[b0 >> 2]!;
+    out[o++] = B64[((b0 & 3) << 4) | (b1 >> 4)]!;
+    out[o++] = B64[((b1 & 15) << 2) | (b2 >> 6)]!;
+    out[o++] = B64[b2 & 63]!;
+  }
+  out[pos + 35] = 0x2d;
+  for (let i = 0; i < 2; i++) {
+    const v = src[off + 22 + i]!;
+    out[pos + 36 + 2 * i] = HEX.charCodeAt(v >> 4);
+    out[pos + 37 + 2 * i] = HEX.charCodeAt(v & 15);
+  }
+}
+
+const unpackBuf = Buffer.allocUnsafe(JOB_ID_LEN);
+
+/** The ID packed at src[off], as a string. */
+export function unpackJobIdString(src: Uint8Array, off: number): string {
+  unpackJobId(src, off, unpackBuf, 0);
+  return unpackBuf.latin1Slice(0, JOB_ID_LEN);
+}

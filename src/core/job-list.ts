@@ -1,87 +1,142 @@
 // The jobs of one queue, kept in creation-time order (best-effort FIFO, see
-// the reference's README). Jobs are held in a list of sorted chunks: new jobs
-// usually append to the last chunk and consumers pop from the first, both
-// O(1); a re-queued (older) job or a removal in the middle finds its chunk
-// and position by binary search. Memory is one array slot per job.
-import { Job, compareJobsByCtime } from './job.js';
+// the reference's README), as record numbers in a list of sorted chunks of
+// plain memory: new jobs usually append to the last chunk and consumers pop
+// from the first, both O(1); a re-queued (older) job or a removal in the
+// middle finds its chunk and position by binary search, O(log n). A full
+// chunk appended to is followed by a new one, so a queue filled in order
+// costs 4 bytes per job; a chunk that gets too empty merges with its
+// neighbour.
 
-const CHUNK_MAX = 1024;
+const CHUNK = 1024;
+
+/** Orders two records: negative when `a` comes first. Never 0 for two different records. */
+export type RecordOrder = (a: number, b: number) => number;
+
+class Chunk {
+  readonly recs = new Uint32Array(CHUNK);
+  /** Entries are recs[start, end). */
+  start = 0;
+  end = 0;
+
+  get size(): number {
+    return this.end - this.start;
+  }
+
+  last(): number {
+    return this.recs[this.end - 1]!;
+  }
+}
+
+/** Bytes of chunks, shared by every list of a store (memory accounting). */
+export interface ChunkCounter {
+  chunkBytes: number;
+}
 
 export class JobList {
-  private chunks: Job[][] = [];
+  private chunks: Chunk[] = [];
   private count = 0;
+
+  constructor(
+    private readonly order: RecordOrder,
+    private readonly counter: ChunkCounter,
+  ) {}
 
   get size(): number {
     return this.count;
   }
 
-  insert(job: Job): void {
+  insert(rec: number): void {
     this.count++;
     const chunks = this.chunks;
     const n = chunks.length;
     if (n === 0) {
-      chunks.push([job]);
+      this.append(rec);
       return;
     }
-    const last = chunks[n - 1]!;
-    if (compareJobsByCtime(job, last[last.length - 1]!) >= 0) {
-      last.push(job);
-      if (last.length > CHUNK_MAX) this.split(n - 1);
+    const lastChunk = chunks[n - 1]!;
+    if (this.order(rec, lastChunk.last()) > 0) {
+      this.append(rec);
       return;
     }
-    const ci = this.chunkFor(job);
-    const chunk = chunks[ci]!;
-    chunk.splice(position(chunk, job), 0, job);
-    if (chunk.length > CHUNK_MAX) this.split(ci);
+    const ci = this.chunkFor(rec);
+    let chunk = chunks[ci]!;
+    let pos = this.position(chunk, rec);
+    if (chunk.size === CHUNK) {
+      // Full: split in two halves and insert into the right one.
+      const tail = this.newChunk();
+      const half = chunk.start + (CHUNK >>> 1);
+      tail.recs.set(chunk.recs.subarray(half, chunk.end));
+      tail.end = chunk.end - half;
+      chunk.end = half;
+      chunks.splice(ci + 1, 0, tail);
+      if (pos > half) {
+        pos = pos - half;
+        chunk = tail;
+      }
+    } else if (chunk.end === CHUNK) {
+      // No room at the end: move the entries to the front first.
+      chunk.recs.copyWithin(0, chunk.start, chunk.end);
+      pos -= chunk.start;
+      chunk.end -= chunk.start;
+      chunk.start = 0;
+    }
+    chunk.recs.copyWithin(pos + 1, pos, chunk.end);
+    chunk.recs[pos] = rec;
+    chunk.end++;
   }
 
-  /** Removes `job` if present; returns whether it was. */
-  remove(job: Job): boolean {
+  /** Removes `rec` if present; returns whether it was. */
+  remove(rec: number): boolean {
     if (this.count === 0) return false;
-    const ci = this.chunkFor(job);
+    const ci = this.chunkFor(rec);
     const chunk = this.chunks[ci]!;
-    const lo = position(chunk, job);
-    if (chunk[lo] !== job) return false;
-    if (lo === 0) chunk.shift();
-    else if (lo === chunk.length - 1) chunk.pop();
-    else chunk.splice(lo, 1);
-    if (chunk.length === 0) this.chunks.splice(ci, 1);
+    const pos = this.position(chunk, rec);
+    if (pos >= chunk.end || chunk.recs[pos] !== rec) return false;
     this.count--;
+    if (pos === chunk.start) chunk.start++;
+    else {
+      if (pos !== chunk.end - 1) chunk.recs.copyWithin(pos, pos + 1, chunk.end);
+      chunk.end--;
+    }
+    if (chunk.size === 0) this.dropChunk(ci);
+    else if (chunk.size < CHUNK >>> 2) this.maybeMerge(ci);
     return true;
   }
 
-  /** Removes and returns the oldest job. */
-  shift(): Job | undefined {
+  /** Removes and returns the oldest record, 0 when empty. */
+  shift(): number {
     const first = this.chunks[0];
-    if (first === undefined) return undefined;
-    const job = first.shift();
-    if (first.length === 0) this.chunks.shift();
+    if (first === undefined) return 0;
+    const rec = first.recs[first.start++]!;
     this.count--;
-    return job;
+    if (first.size === 0) this.dropChunk(0);
+    return rec;
   }
 
-  first(): Job | undefined {
-    return this.chunks[0]?.[0];
+  /** The oldest record, 0 when empty. */
+  first(): number {
+    const first = this.chunks[0];
+    return first === undefined ? 0 : first.recs[first.start]!;
   }
 
-  /** Up to `count` jobs from the oldest, or from the newest when `newestFirst`. */
-  peek(count: number, newestFirst: boolean): Job[] {
-    const out: Job[] = [];
+  /** Up to `count` records from the oldest, or from the newest when `newestFirst`. */
+  peek(count: number, newestFirst: boolean): number[] {
+    const out: number[] = [];
     if (count <= 0) return out;
     const chunks = this.chunks;
     if (!newestFirst) {
       for (let c = 0; c < chunks.length; c++) {
         const chunk = chunks[c]!;
-        for (let i = 0; i < chunk.length; i++) {
-          out.push(chunk[i]!);
+        for (let i = chunk.start; i < chunk.end; i++) {
+          out.push(chunk.recs[i]!);
           if (out.length === count) return out;
         }
       }
     } else {
       for (let c = chunks.length - 1; c >= 0; c--) {
         const chunk = chunks[c]!;
-        for (let i = chunk.length - 1; i >= 0; i--) {
-          out.push(chunk[i]!);
+        for (let i = chunk.end - 1; i >= chunk.start; i--) {
+          out.push(chunk.recs[i]!);
           if (out.length === count) return out;
         }
       }
@@ -89,44 +144,84 @@ export class JobList {
     return out;
   }
 
-  *[Symbol.iterator](): IterableIterator<Job> {
-    for (const chunk of this.chunks) yield* chunk;
+  /** Every record, oldest first (a new array). */
+  all(): number[] {
+    return this.peek(this.count, false);
   }
 
   clear(): void {
+    this.counter.chunkBytes -= this.chunks.length * CHUNK * 4;
     this.chunks = [];
     this.count = 0;
   }
 
-  /** Index of the first chunk whose last job is not before `job` (or the last chunk). */
-  private chunkFor(job: Job): number {
+  private append(rec: number): void {
+    const chunks = this.chunks;
+    let last = chunks[chunks.length - 1];
+    if (last === undefined || last.end === CHUNK) {
+      if (last !== undefined && last.start >= CHUNK >>> 1) {
+        // Mostly consumed: slide it to the front rather than add a chunk.
+        last.recs.copyWithin(0, last.start, last.end);
+        last.end -= last.start;
+        last.start = 0;
+      } else {
+        last = this.newChunk();
+        chunks.push(last);
+      }
+    }
+    last.recs[last.end++] = rec;
+  }
+
+  private newChunk(): Chunk {
+    this.counter.chunkBytes += CHUNK * 4;
+    return new Chunk();
+  }
+
+  private dropChunk(ci: number): void {
+    this.chunks.splice(ci, 1);
+    this.counter.chunkBytes -= CHUNK * 4;
+  }
+
+  /** Merges chunk `ci` into a neighbour when both fit in one chunk. */
+  private maybeMerge(ci: number): void {
+    const chunks = this.chunks;
+    for (const other of [ci + 1, ci - 1]) {
+      if (other < 0 || other >= chunks.length) continue;
+      const a = chunks[Math.min(ci, other)]!;
+      const b = chunks[Math.max(ci, other)]!;
+      if (a.size + b.size > CHUNK) continue;
+      a.recs.copyWithin(0, a.start, a.end);
+      a.end -= a.start;
+      a.start = 0;
+      a.recs.set(b.recs.subarray(b.start, b.end), a.end);
+      a.end += b.size;
+      this.dropChunk(Math.max(ci, other));
+      return;
+    }
+  }
+
+  /** Index of the first chunk whose last record is not before `rec` (or the last chunk). */
+  private chunkFor(rec: number): number {
     const chunks = this.chunks;
     let lo = 0;
     let hi = chunks.length - 1;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const c = chunks[mid]!;
-      if (compareJobsByCtime(c[c.length - 1]!, job) < 0) lo = mid + 1;
+      if (this.order(chunks[mid]!.last(), rec) < 0) lo = mid + 1;
       else hi = mid;
     }
     return lo;
   }
 
-  private split(ci: number): void {
-    const chunk = this.chunks[ci]!;
-    const tail = chunk.splice(chunk.length >>> 1);
-    this.chunks.splice(ci + 1, 0, tail);
+  /** Index in chunk.recs of the first record not before `rec`. */
+  private position(chunk: Chunk, rec: number): number {
+    let lo = chunk.start;
+    let hi = chunk.end;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.order(chunk.recs[mid]!, rec) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
-}
-
-/** Index of the first job in a sorted chunk that is not before `job`. */
-function position(chunk: Job[], job: Job): number {
-  let lo = 0;
-  let hi = chunk.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (compareJobsByCtime(chunk[mid]!, job) < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }

@@ -1,5 +1,31 @@
 // The job, the unit Disque stores, replicates and delivers (the reference's
-// README, "Disque state machine", describes its fields and states).
+// README, "Disque state machine", describes its fields and states): its
+// states and flags, its fields as plain values (JobFields), and the handle
+// through which commands and messages see a job the store holds (Job).
+import type { NodeIdList, NodeLists, QueueNames } from './intern.js';
+import {
+  type JobRecords,
+  PAGE_SHIFT,
+  PAGE_MASK,
+  REC_WORDS,
+  F_CTIME,
+  F_ETIME,
+  F_QTIME,
+  W_CSEQ,
+  W_DELAY,
+  W_RETRY,
+  W_NACKS,
+  W_DELIV,
+  W_META,
+  W_QUEUE,
+  W_NODES,
+  W_LENGEN,
+  META_STATE_MASK,
+  META_GC_SHIFT,
+  META_FLAGS_SHIFT,
+  META_FLAGS_MASK,
+  META_REPL_SHIFT,
+} from './records.js';
 
 export const JobState = {
   /** Waiting for the synchronous replication ADDJOB asked for. */
@@ -26,12 +52,16 @@ export const JOB_FLAG_BCAST_QUEUED = 1 << 0;
 export const JOB_FLAG_BCAST_WILLQUEUE = 1 << 1;
 /** This node delivered the job to a consumer at least once. */
 export const JOB_FLAG_DELIVERED = 1 << 2;
-/** Internal: the job is in the registry. */
+/** Internal: the job is in the store. */
 export const JOB_FLAG_REGISTERED = 1 << 3;
-/** Internal: the job's awake time changed and its schedule entry is pending. */
-export const JOB_FLAG_AWAKE_PENDING = 1 << 4;
+/** Internal: the ID did not pack; its 40 bytes precede the body in the arena. */
+export const JOB_FLAG_RAW_ID = 1 << 4;
+/** Internal: ID and body are in a large arena buffer of their own. */
+export const JOB_FLAG_LARGE = 1 << 5;
+/** Internal: registered by the persistence load under way. */
+export const JOB_FLAG_LOADED = 1 << 6;
 /** Flags that only make sense inside one process. */
-export const JOB_INTERNAL_FLAGS = JOB_FLAG_REGISTERED | JOB_FLAG_AWAKE_PENDING;
+export const JOB_INTERNAL_FLAGS = JOB_FLAG_REGISTERED | JOB_FLAG_RAW_ID | JOB_FLAG_LARGE | JOB_FLAG_LOADED;
 
 /** WILLQUEUE is sent this many ms before the re-queue time. */
 export const JOB_WILLQUEUE_ADVANCE = 500;
@@ -44,87 +74,265 @@ export const JOB_GC_RETRY_COUNT_MAX = 10;
 /** Marks "no time": a job that is never re-queued, or not scheduled. */
 export const NEVER = -1;
 
-/** A list of node IDs. Treated as immutable so jobs can share one array. */
-export type NodeIdList = readonly string[];
 
-export class Job {
+export type { NodeIdList };
+
+/**
+ * A job as plain values: what ADDJOB builds and a bus message or a
+ * persistence record decodes, before the store takes it (JobStore.addJob).
+ * A job this node keeps no copy of (ADDJOB ASYNC under memory pressure) is
+ * replicated from this form.
+ */
+export interface JobFields {
+  id: string;
   /** Queue name, or null for a dummy ack (an ACK about an unknown job). */
-  queue: string | null = null;
-  /** Body as a latin1 string (one char per byte), or null for a dummy ack. */
-  body: string | null = null;
-  /**
-   * State (2 bits), GC attempt counter (4 bits) and flags, packed in one
-   * small integer: there may be millions of jobs, and every field costs
-   * 8 bytes each.
-   */
-  private bits: number;
-  repl = 1;
+  queue: string | null;
+  /** Body bytes, as a latin1 string (one char per byte) or bytes; null for a dummy ack. */
+  body: string | Uint8Array | null;
+  state: number;
+  flags: number;
+  repl: number;
   /** Creation time (clock-relative ms) and a counter for jobs created in the same ms. */
-  ctime = 0;
-  cseq = 0;
+  ctime: number;
+  cseq: number;
   /** Expire time, clock-relative ms. */
-  etime = 0;
+  etime: number;
   /** Seconds. */
-  delay = 0;
-  retry = 0;
-  nacks = 0;
-  deliveries = 0;
+  delay: number;
+  retry: number;
+  nacks: number;
+  deliveries: number;
+  /** Next (re)queue time, clock-relative ms, or NEVER. */
+  qtime: number;
   /** Nodes that may have a copy (job.delivered in the reference's README). */
   delivered: NodeIdList;
   /** Nodes that confirmed: GOTJOB while replicating, GOTACK while collecting. */
-  confirmed: Set<string> | null = null;
-  /** Next (re)queue time, clock-relative ms, or NEVER. */
-  qtime = NEVER;
-  /** Next time the scheduler looks at this job, or NEVER when unregistered. */
-  awake = NEVER;
-  /** Position of this job's entry in the schedule heap, -1 when it has none. */
-  heapIndex = -1;
-  /** Next job in the same registry bucket, and the ID's hash there. */
-  next: Job | null = null;
-  hash = 0;
+  confirmed: Set<string> | null;
+}
+
+/** A job's fields with every number at its zero value. */
+export function newJobFields(id: string, state: number, delivered: NodeIdList): JobFields {
+  return {
+    id,
+    queue: null,
+    body: null,
+    state,
+    flags: 0,
+    repl: 1,
+    ctime: 0,
+    cseq: 0,
+    etime: 0,
+    delay: 0,
+    retry: 0,
+    nacks: 0,
+    deliveries: 0,
+    qtime: NEVER,
+    delivered,
+    confirmed: null,
+  };
+}
+
+/**
+ * A job the store holds, seen through its record (see records.ts): every
+ * read and write goes to the record, so this object is only a handle,
+ * made when a command or a message needs the job and dropped after. Once
+ * the job leaves the store the handle is stale: `registered` turns false
+ * and nothing else may be read from it.
+ */
+export class Job {
+  private readonly u: Uint32Array;
+  private readonly f: Float64Array;
+  /** Word offset of the record in its page. */
+  private readonly o: number;
+  /** The record's generation when the handle was made. */
+  readonly gen: number;
+  private idString: string | null;
 
   constructor(
-    readonly id: string,
-    state: number,
-    delivered: NodeIdList,
+    private readonly store: JobStoreInternals,
+    readonly rec: number,
+    id: string | null = null,
   ) {
-    this.bits = state;
-    this.delivered = delivered;
+    const page = rec >>> PAGE_SHIFT;
+    this.u = store.records.u32[page]!;
+    this.f = store.records.f64[page]!;
+    this.o = (rec & PAGE_MASK) * REC_WORDS;
+    this.gen = this.u[this.o + W_LENGEN]! >>> 16;
+    this.idString = id;
+  }
+
+  /** Still in the store (and the same job the handle was made for). */
+  get registered(): boolean {
+    const u = this.u;
+    return u[this.o + W_LENGEN]! >>> 16 === this.gen && (u[this.o + W_META]! & (JOB_FLAG_REGISTERED << META_FLAGS_SHIFT)) !== 0;
+  }
+
+  get id(): string {
+    return (this.idString ??= this.store.idOf(this.rec));
   }
 
   get state(): number {
-    return this.bits & 3;
+    return this.u[this.o + W_META]! & META_STATE_MASK;
   }
   set state(v: number) {
-    this.bits = (this.bits & ~3) | v;
+    const m = this.u[this.o + W_META]!;
+    this.store.stateChanged(m & META_STATE_MASK, v);
+    this.u[this.o + W_META] = (m & ~META_STATE_MASK) | v;
   }
 
   get gcRetry(): number {
-    return (this.bits >> 2) & 15;
+    return (this.u[this.o + W_META]! >>> META_GC_SHIFT) & 15;
   }
   set gcRetry(v: number) {
-    this.bits = (this.bits & ~(15 << 2)) | ((v & 15) << 2);
+    const m = this.u[this.o + W_META]!;
+    this.u[this.o + W_META] = (m & ~(15 << META_GC_SHIFT)) | ((v & 15) << META_GC_SHIFT);
   }
 
   get flags(): number {
-    return this.bits >> 6;
+    return (this.u[this.o + W_META]! >>> META_FLAGS_SHIFT) & META_FLAGS_MASK;
   }
   set flags(v: number) {
-    this.bits = (this.bits & 63) | (v << 6);
+    const m = this.u[this.o + W_META]!;
+    this.u[this.o + W_META] = (m & ~(META_FLAGS_MASK << META_FLAGS_SHIFT)) | ((v & META_FLAGS_MASK) << META_FLAGS_SHIFT);
   }
 
-  get registered(): boolean {
-    return (this.bits & (JOB_FLAG_REGISTERED << 6)) !== 0;
+  get repl(): number {
+    return this.u[this.o + W_META]! >>> META_REPL_SHIFT;
+  }
+  set repl(v: number) {
+    const m = this.u[this.o + W_META]!;
+    this.u[this.o + W_META] = (m & ((1 << META_REPL_SHIFT) - 1)) | ((v & 0xffff) << META_REPL_SHIFT);
+  }
+
+  get ctime(): number {
+    return this.f[(this.o >> 1) + F_CTIME]!;
+  }
+  set ctime(v: number) {
+    this.f[(this.o >> 1) + F_CTIME] = v;
+  }
+
+  get etime(): number {
+    return this.f[(this.o >> 1) + F_ETIME]!;
+  }
+  set etime(v: number) {
+    this.f[(this.o >> 1) + F_ETIME] = v;
+  }
+
+  get qtime(): number {
+    return this.f[(this.o >> 1) + F_QTIME]!;
+  }
+  set qtime(v: number) {
+    this.f[(this.o >> 1) + F_QTIME] = v;
+  }
+
+  get cseq(): number {
+    return this.u[this.o + W_CSEQ]!;
+  }
+  set cseq(v: number) {
+    this.u[this.o + W_CSEQ] = v;
+  }
+
+  get delay(): number {
+    return this.u[this.o + W_DELAY]!;
+  }
+  set delay(v: number) {
+    this.u[this.o + W_DELAY] = v;
+  }
+
+  get retry(): number {
+    return this.u[this.o + W_RETRY]!;
+  }
+  set retry(v: number) {
+    this.u[this.o + W_RETRY] = v;
+  }
+
+  get nacks(): number {
+    return this.u[this.o + W_NACKS]!;
+  }
+  set nacks(v: number) {
+    this.u[this.o + W_NACKS] = v;
+  }
+
+  get deliveries(): number {
+    return this.u[this.o + W_DELIV]!;
+  }
+  set deliveries(v: number) {
+    this.u[this.o + W_DELIV] = v;
+  }
+
+  /** Next time the scheduler looks at this job, or NEVER. */
+  get awake(): number {
+    return this.store.awakeOf(this.rec);
+  }
+
+  /** Queue name, or null for a dummy ack. */
+  get queue(): string | null {
+    return this.store.queueNames.name(this.u[this.o + W_QUEUE]!);
+  }
+
+  /** The body as a latin1 string (a copy; replies and frames copy the bytes instead). */
+  get body(): string | null {
+    if (this.u[this.o + W_QUEUE] === 0) return null;
+    const len = this.bodyLength;
+    if (len === 0) return '';
+    const at = this.bodyOffset();
+    return this.bodyBytes().latin1Slice(at, at + len);
+  }
+
+  get bodyLength(): number {
+    return this.store.bodyLengthOf(this.rec);
+  }
+
+  /** The memory holding the body: body bytes are bodyBytes()[bodyOffset(), + bodyLength). */
+  bodyBytes(): Buffer {
+    return this.store.bodyBytesOf(this.rec);
+  }
+
+  bodyOffset(): number {
+    return this.store.bodyOffsetOf(this.rec);
+  }
+
+  /** Nodes that may have a copy (job.delivered in the reference's README). */
+  get delivered(): NodeIdList {
+    return this.store.nodeLists.list(this.u[this.o + W_NODES]!);
+  }
+  set delivered(list: NodeIdList) {
+    this.store.setNodes(this.rec, list);
+  }
+
+  /** Adds a node to the delivered list (cheaper than assigning a new list). */
+  addDelivered(node: string): void {
+    this.store.addNode(this.rec, node);
+  }
+
+  /** Nodes that confirmed: GOTJOB while replicating, GOTACK while collecting. */
+  get confirmed(): Set<string> | null {
+    return this.store.confirmedOf(this.rec);
+  }
+  set confirmed(s: Set<string> | null) {
+    this.store.setConfirmed(this.rec, s);
   }
 
   get isDummyAck(): boolean {
-    return this.delivered.length === 0;
+    return this.u[this.o + W_NODES] === 0;
   }
 }
 
-/** Order of jobs in a queue: creation time, then counter, then ID. */
-export function compareJobsByCtime(a: Job, b: Job): number {
-  return a.ctime - b.ctime || a.cseq - b.cseq || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+/** What a Job handle needs from the store that holds its record. */
+export interface JobStoreInternals {
+  readonly records: JobRecords;
+  readonly queueNames: QueueNames;
+  readonly nodeLists: NodeLists;
+  idOf(rec: number): string;
+  stateChanged(from: number, to: number): void;
+  awakeOf(rec: number): number;
+  bodyLengthOf(rec: number): number;
+  bodyBytesOf(rec: number): Buffer;
+  bodyOffsetOf(rec: number): number;
+  setNodes(rec: number, list: NodeIdList): void;
+  addNode(rec: number, node: string): void;
+  confirmedOf(rec: number): Set<string> | null;
+  setConfirmed(rec: number, s: Set<string> | null): void;
 }
 
 export function nodeListHas(list: NodeIdList, id: string): boolean {
@@ -135,8 +343,4 @@ export function nodeListHas(list: NodeIdList, id: string): boolean {
 /** Returns `list` with `id` added (a new array), or `list` itself if present. */
 export function nodeListAdd(list: NodeIdList, id: string): NodeIdList {
   return nodeListHas(list, id) ? list : [...list, id];
-}
-
-export function nodeListRemove(list: NodeIdList, id: string): NodeIdList {
-  return nodeListHas(list, id) ? list.filter((x) => x !== id) : list;
 }

@@ -77,6 +77,17 @@ export function putLatin1Bytes(buf: Buffer, p: number, s: string): number {
   return p + buf.latin1Write(s, p);
 }
 
+/** src[from, from + n) as a msgpack byte string. Up to 5 + n bytes. */
+export function putBytes(buf: Buffer, p: number, src: Uint8Array, from: number, n: number): number {
+  p = putLength(buf, p, n, -1, 0, 0xc4, 0xc5, 0xc6);
+  if (n <= 16) {
+    for (let i = 0; i < n; i++) buf[p + i] = src[from + i]!;
+  } else {
+    buf.set(src.subarray(from, from + n), p);
+  }
+  return p + n;
+}
+
 /**
  * A msgpack string, for strings that are mostly ASCII (IDs): written with
  * a header for one byte per char, and written again with the right header

@@ -1,8 +1,8 @@
 // A named queue of jobs on this node, with the clients blocked on it and the
 // federation bookkeeping (which nodes recently gave us jobs for it, and how
 // fast we import them).
-import { Job } from './job.js';
-import { JobList } from './job-list.js';
+import type { Job } from './job.js';
+import { JobList, type ChunkCounter, type RecordOrder } from './job-list.js';
 
 export const QUEUE_FLAG_PAUSED_IN = 1 << 0;
 export const QUEUE_FLAG_PAUSED_OUT = 1 << 1;
@@ -24,7 +24,8 @@ export interface QueueWaiter {
 export const IMPORT_RATE_WINDOW = 5000;
 
 export class Queue {
-  readonly jobs = new JobList();
+  /** The queued jobs' records, in queue order. */
+  readonly jobs: JobList;
   flags = 0;
   /** Blocked clients in arrival order, or null when none. */
   waiters: QueueWaiter[] | null = null;
@@ -53,7 +54,10 @@ export class Queue {
   constructor(
     readonly name: string,
     now: number,
+    order: RecordOrder,
+    counter: ChunkCounter,
   ) {
+    this.jobs = new JobList(order, counter);
     this.ctime = now;
     this.atime = now;
     this.curImportTime = now;

@@ -4,6 +4,13 @@
 // "Disque state machine"); what it must tell other nodes or the journal goes
 // out through StoreHooks, so the store itself has no sockets and no Redis,
 // and time comes from an injected clock.
+//
+// Jobs are held off the garbage-collected heap (DESIGN.md): a fixed-size
+// record per job (records.ts), ID and body bytes in an arena (arena.ts), an
+// index by ID (job-index.ts), queues as lists of record numbers
+// (job-list.ts) and one schedule (awake-heap.ts). Commands and messages see
+// a job through a Job handle made for the occasion (job.ts).
+import { randomInt } from 'node:crypto';
 import { Clock } from './clock.js';
 import {
   Job,
@@ -13,27 +20,56 @@ import {
   JOB_FLAG_BCAST_WILLQUEUE,
   JOB_FLAG_DELIVERED,
   JOB_FLAG_REGISTERED,
-  JOB_FLAG_AWAKE_PENDING,
+  JOB_FLAG_RAW_ID,
+  JOB_FLAG_LARGE,
+  JOB_INTERNAL_FLAGS,
   JOB_WILLQUEUE_ADVANCE,
   JOB_GC_RETRY_MIN_PERIOD,
   JOB_GC_RETRY_MAX_PERIOD,
+  type JobFields,
+  type JobStoreInternals,
   type NodeIdList,
 } from './job.js';
+import { JOB_ID_LEN, PACKED_ID_LEN, packJobId, unpackJobIdString } from './job-id.js';
 import { Queue, QueueWaiter, QUEUE_FLAG_PAUSED_ALL, QUEUE_FLAG_PAUSED_IN, QUEUE_FLAG_PAUSED_OUT } from './queue.js';
 import { AwakeHeap } from './awake-heap.js';
-import { JobTable } from './job-table.js';
+import { JobIndex } from './job-index.js';
+import { ByteArena, SMALL_MAX } from './arena.js';
+import { NodeLists, QueueNames } from './intern.js';
+import type { ChunkCounter } from './job-list.js';
+import {
+  JobRecords,
+  PAGE_SHIFT,
+  PAGE_MASK,
+  REC_BYTES,
+  REC_WORDS,
+  F_CTIME,
+  F_ETIME,
+  F_QTIME,
+  W_CSEQ,
+  W_DELAY,
+  W_RETRY,
+  W_NACKS,
+  W_DELIV,
+  W_META,
+  W_HEAP,
+  W_QUEUE,
+  W_NODES,
+  W_BODY,
+  W_LENGEN,
+  W_ID,
+  META_FLAGS_SHIFT,
+  META_REPL_SHIFT,
+} from './records.js';
 
 /** Random desynchronization of re-queue times between nodes, in ms. */
 export const TIME_ERROR = 500;
 /** An idle empty queue is dropped after this many seconds (less under memory pressure). */
 export const QUEUE_MAX_IDLE_SECONDS = 300;
-
-// Estimated bytes of memory per job and per queue beyond their strings: the
-// V8 objects, the registry entry, the queue slot and the schedule entry.
-// maxmemory compares the store's own accounting, not the process RSS, which
-// the V8 baseline alone would put over small limits.
-export const JOB_MEMORY_OVERHEAD = 280;
+/** Estimated bytes of a queue beyond its name (the Queue object and its Map entry). */
 export const QUEUE_MEMORY_OVERHEAD = 400;
+/** Bytes of the schedule per job: a time and a record number. */
+const SCHEDULE_ENTRY_BYTES = 12;
 
 /** What the store needs to tell the cluster and the journal. All optional. */
 export interface StoreHooks {
@@ -63,28 +99,80 @@ export interface StoreOptions {
   maxmemory?: number;
 }
 
-export class JobStore {
+/** Memory of the store, in bytes, for INFO. */
+export interface StoreMemory {
+  /** Everything below but the free arena bytes: what maxmemory compares. */
+  used: number;
+  records: number;
+  arenaUsed: number;
+  arenaAllocated: number;
+  arenaFree: number;
+  arenaRounding: number;
+  index: number;
+  schedule: number;
+  queues: number;
+}
+
+// Hash of packed IDs: two words of the random part mixed with a per-process
+// seed, so IDs chosen by a client cannot pile into one chain.
+const SEED = randomInt(1, 0x7fffffff) | 1;
+const RAW_SALT = 0x2545f491;
+
+function mix(a: number, b: number): number {
+  let h = Math.imul(a ^ SEED, 0x5bd1e995);
+  h ^= h >>> 13;
+  h = Math.imul(h ^ b, 0x5bd1e995);
+  h ^= h >>> 15;
+  return h >>> 0;
+}
+
+/** Hash of an ID that does not pack: eight characters of its random part. */
+function hashRawId(byteAt: (i: number) => number): number {
+  const a = (byteAt(11) << 24) | (byteAt(12) << 16) | (byteAt(13) << 8) | byteAt(14);
+  const b = (byteAt(15) << 24) | (byteAt(16) << 16) | (byteAt(17) << 8) | byteAt(18);
+  return mix(a ^ RAW_SALT, b);
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export class JobStore implements JobStoreInternals {
   readonly clock: Clock;
   hooks: StoreHooks;
   maxmemory: number;
-  /** Bytes accounted to jobs, bodies and queues. */
-  usedMemory = 0;
+  /** maxmemory-policy acks: under pressure, evict acked and delivered at-most-once jobs (noeviction: refuse). */
+  evictOnPressure = true;
   peakMemory = 0;
+
+  readonly records = new JobRecords();
+  readonly arena = new ByteArena();
+  readonly queueNames = new QueueNames();
+  readonly nodeLists = new NodeLists();
+  private readonly index: JobIndex;
+  private readonly awake: AwakeHeap;
+  /** Confirmations of jobs being replicated or collected, by record. */
+  private readonly confirmations = new Map<number, Set<string>>();
+  /** Jobs by state (wait-repl, active, queued, acked). */
+  private readonly stateCounts = [0, 0, 0, 0];
+  private readonly chunks: ChunkCounter = { chunkBytes: 0 };
+  private queueBytes = 0;
 
   private readonly myId: () => string;
   private readonly random: () => number;
-  private readonly jobs = new JobTable();
-  /** Jobs whose awake time changed since the schedule was last updated. */
-  private awakePending: Job[] = [];
   private readonly queues = new Map<string, Queue>();
   private readonly queueSlots: Queue[] = [];
-  private readonly awake = new AwakeHeap();
   private readonly readyQueues = new Set<Queue>();
   private readonly waiters = new Set<QueueWaiter>();
   /** Jobs delivered only by this node share one node list. */
   private selfList: NodeIdList;
   private lastCtime = 0;
   private lastCseq = 0;
+
+  // The ID being looked up: packed into keyWords, or kept raw.
+  private readonly keyBytes = new Uint8Array(PACKED_ID_LEN);
+  private readonly keyWords = new Uint32Array(this.keyBytes.buffer);
+  private rawKey = '';
+  /** Records due in this processJobs call. */
+  private due = new Uint32Array(1024);
 
   constructor(opts: StoreOptions) {
     this.clock = opts.clock;
@@ -93,16 +181,23 @@ export class JobStore {
     this.random = opts.random ?? Math.random;
     this.maxmemory = opts.maxmemory ?? 1024 * 1024 * 1024;
     this.selfList = [this.myId()];
+    this.index = new JobIndex(this.records, (rec) => this.hashOfRecord(rec));
+    this.awake = new AwakeHeap(this.records);
   }
 
   // ------------------------------------------------------------------ jobs
 
   get jobCount(): number {
-    return this.jobs.size;
+    return this.index.size;
   }
 
   get queueCount(): number {
     return this.queues.size;
+  }
+
+  /** Jobs in each state: wait-repl, active, queued, acked. */
+  jobsByState(): readonly number[] {
+    return this.stateCounts;
   }
 
   /** The shared node list holding only this node. */
@@ -113,7 +208,7 @@ export class JobStore {
   }
 
   /** A creation time for a new job: now, with a counter for jobs in the same ms. */
-  nextCtime(job: Job): void {
+  nextCtime(job: { ctime: number; cseq: number }): void {
     const now = this.clock.now();
     if (now > this.lastCtime) {
       this.lastCtime = now;
@@ -126,36 +221,104 @@ export class JobStore {
   }
 
   lookupJob(id: string): Job | undefined {
-    return this.jobs.get(id);
+    const rec = this.find(id);
+    return rec === 0 ? undefined : new Job(this, rec, id);
   }
 
-  /** Adds the job to the registry and schedules it. False if the ID exists. */
-  registerJob(job: Job): boolean {
-    if (!this.jobs.add(job)) return false;
-    job.flags |= JOB_FLAG_REGISTERED;
-    this.usedMemory += jobMemory(job);
-    if (this.usedMemory > this.peakMemory) this.peakMemory = this.usedMemory;
+  /**
+   * Takes a job into the store (index, schedule, its queue name and nodes)
+   * and returns its handle; null when a job with the same ID is here
+   * already. The job is not queued: see enqueueJob.
+   */
+  addJob(fields: JobFields): Job | null {
+    const id = fields.id;
+    if (id.length !== JOB_ID_LEN) throw new RangeError('job IDs are 40 characters');
+    // A queued job is in its queue's list: it enters the store active, then enqueueJob.
+    if (fields.state === JobState.Queued) throw new RangeError('jobs enter the store unqueued');
+    if (this.find(id) !== 0) return null;
+    const packed = this.rawKey === '';
+    const h = this.keyHash(packed);
+    const rec = this.records.alloc();
+    const page = rec >>> PAGE_SHIFT;
+    const u = this.records.u32[page]!;
+    const f = this.records.f64[page]!;
+    const o = (rec & PAGE_MASK) * REC_WORDS;
+    const fo = o >> 1;
+    f[fo + F_CTIME] = fields.ctime;
+    f[fo + F_ETIME] = fields.etime;
+    f[fo + F_QTIME] = fields.qtime;
+    u[o + W_CSEQ] = fields.cseq;
+    u[o + W_DELAY] = fields.delay;
+    u[o + W_RETRY] = fields.retry;
+    u[o + W_NACKS] = fields.nacks;
+    u[o + W_DELIV] = fields.deliveries;
+    let flags = (fields.flags & ~JOB_INTERNAL_FLAGS) | JOB_FLAG_REGISTERED;
+    if (!packed) flags |= JOB_FLAG_RAW_ID;
+    u[o + W_QUEUE] = fields.queue === null ? 0 : this.queueNames.acquire(fields.queue);
+    u[o + W_NODES] = this.nodeLists.acquire(fields.delivered);
+
+    // ID (when it does not pack) and body bytes.
+    const body = fields.body;
+    const bodyLen = body === null ? 0 : body.length;
+    const size = (packed ? 0 : JOB_ID_LEN) + bodyLen;
+    let lengen = u[o + W_LENGEN]! & 0xffff0000;
+    if (size > 0) {
+      const large = size > SMALL_MAX;
+      if (large) flags |= JOB_FLAG_LARGE;
+      else lengen |= bodyLen;
+      const addr = this.arena.alloc(size);
+      u[o + W_BODY] = addr;
+      const mem = this.arena.bytes(addr, large);
+      let at = this.arena.offset(addr, large);
+      if (!packed) at += mem.latin1Write(id, at, JOB_ID_LEN);
+      if (typeof body === 'string') mem.latin1Write(body, at, bodyLen);
+      else if (body !== null) mem.set(body, at);
+    }
+    u[o + W_LENGEN] = lengen;
+    if (packed) {
+      const kw = this.keyWords;
+      for (let i = 0; i < 6; i++) u[o + W_ID + i] = kw[i]!;
+    }
+    u[o + W_META] = (fields.state & 3) | (flags << META_FLAGS_SHIFT) | ((fields.repl & 0xffff) << META_REPL_SHIFT);
+
+    this.index.add(rec, h);
+    if (fields.confirmed !== null) this.confirmations.set(rec, fields.confirmed);
+    this.stateCounts[fields.state & 3]!++;
+    const job = new Job(this, rec, id);
     this.updateAwakeTime(job);
-    return true;
+    const used = this.usedMemory;
+    if (used > this.peakMemory) this.peakMemory = used;
+    return job;
   }
 
-  /** Removes the job from the registry, its queue and the schedule. */
+  /** Removes the job from the index, its queue and the schedule, and frees it. */
   unregisterJob(job: Job): boolean {
     if (!job.registered) return false;
     if (job.state >= JobState.Active && job.state !== JobState.Acked) this.hooks.persistDelete?.(job);
     if (job.state === JobState.Queued) this.dequeueJob(job);
     if (job.state === JobState.WaitRepl) this.hooks.waitReplAborted?.(job);
-    this.jobs.remove(job);
-    job.flags &= ~JOB_FLAG_REGISTERED;
-    job.awake = NEVER;
-    this.awake.remove(job);
-    this.usedMemory -= jobMemory(job);
+    if (!job.registered) return true; // a hook removed it meanwhile
+    const rec = job.rec;
+    const u = this.records.u32[rec >>> PAGE_SHIFT]!;
+    const o = (rec & PAGE_MASK) * REC_WORDS;
+    this.index.remove(rec, this.hashOfRecord(rec));
+    this.awake.remove(rec);
+    const meta = u[o + W_META]!;
+    const flags = meta >>> META_FLAGS_SHIFT;
+    const size = this.storedSize(u, o, flags);
+    if (size > 0) this.arena.free(u[o + W_BODY]!, size);
+    this.queueNames.release(u[o + W_QUEUE]!);
+    this.nodeLists.release(u[o + W_NODES]!);
+    this.confirmations.delete(rec);
+    this.stateCounts[meta & 3]!--;
+    this.records.free(rec);
     return true;
   }
 
-  /** A random registered job. */
+  /** A random job. */
   randomJob(): Job | undefined {
-    return this.jobs.random(this.random);
+    const rec = this.index.random(this.random);
+    return rec === 0 ? undefined : new Job(this, rec);
   }
 
   /**
@@ -164,38 +327,23 @@ export class JobStore {
    * or its next collection attempt, whichever comes first.
    */
   updateAwakeTime(job: Job, at?: number): void {
-    if (at === undefined) {
-      // Times are in ms here, so the job can be looked at right at its expire time.
-      at = job.etime;
-      if (job.state === JobState.Acked) {
-        const gc = this.nextGcRetryTime(job);
-        if (gc < at) at = gc;
-      } else if ((job.state === JobState.Active || job.state === JobState.Queued) && job.qtime !== NEVER) {
-        let qt = job.qtime;
-        if (job.flags & JOB_FLAG_BCAST_WILLQUEUE) qt -= JOB_WILLQUEUE_ADVANCE;
-        if (qt < at) at = qt;
-      }
-    }
-    if (at !== job.awake && job.registered) {
-      job.awake = at;
-      // The schedule entry is made once per event, however often the time
-      // changes meanwhile (ADDJOB registers then queues, for instance).
-      if (!(job.flags & JOB_FLAG_AWAKE_PENDING)) {
-        job.flags |= JOB_FLAG_AWAKE_PENDING;
-        this.awakePending.push(job);
-      }
-    }
+    if (at === undefined) at = this.awakeTimeFor(job);
+    if (job.registered) this.awake.set(job.rec, at);
   }
 
-  /** Enters pending awake times into the schedule. */
-  flushSchedule(): void {
-    const pending = this.awakePending;
-    if (pending.length === 0) return;
-    this.awakePending = [];
-    for (const job of pending) {
-      job.flags &= ~JOB_FLAG_AWAKE_PENDING;
-      if (job.registered) this.awake.set(job, job.awake);
+  private awakeTimeFor(job: Job): number {
+    // Times are in ms here, so the job can be looked at right at its expire time.
+    let at = job.etime;
+    const state = job.state;
+    if (state === JobState.Acked) {
+      const gc = this.nextGcRetryTime(job);
+      if (gc < at) at = gc;
+    } else if ((state === JobState.Active || state === JobState.Queued) && job.qtime !== NEVER) {
+      let qt = job.qtime;
+      if (job.flags & JOB_FLAG_BCAST_WILLQUEUE) qt -= JOB_WILLQUEUE_ADVANCE;
+      if (qt < at) at = qt;
     }
+    return at;
   }
 
   /** Sets when the job is queued again here, unless it must never be (at-most-once). */
@@ -229,7 +377,7 @@ export class JobStore {
     }
     this.updateAwakeTime(job);
     const q = this.queueFor(job.queue!);
-    q.jobs.insert(job);
+    q.jobs.insert(job.rec);
     q.atime = now;
     q.jobsIn++;
     if (!(q.flags & QUEUE_FLAG_PAUSED_OUT)) this.signalQueueAsReady(q);
@@ -241,20 +389,26 @@ export class JobStore {
     if (job.state !== JobState.Queued) return false;
     const q = this.queues.get(job.queue!);
     if (!q) return false;
-    q.jobs.remove(job);
+    q.jobs.remove(job.rec);
     job.state = JobState.Active;
     return true;
   }
 
   /** Pops the oldest job of a queue for delivery to a consumer. */
   fetchJob(q: Queue): Job | undefined {
-    const job = q.jobs.shift();
-    if (!job) return undefined;
+    const rec = q.jobs.shift();
+    if (rec === 0) return undefined;
+    const job = new Job(this, rec);
     job.state = JobState.Active;
     job.flags |= JOB_FLAG_DELIVERED;
     q.atime = this.clock.now();
     q.jobsOut++;
     return job;
+  }
+
+  /** Up to `count` jobs of the queue without taking them, oldest (or newest) first. */
+  peekJobs(q: Queue, count: number, newestFirst: boolean): Job[] {
+    return q.jobs.peek(count, newestFirst).map((rec) => new Job(this, rec));
   }
 
   /** Marks the job acknowledged and schedules its collection. */
@@ -285,21 +439,26 @@ export class JobStore {
    * many ms until the next one, between 1 and 100.
    */
   processJobs(max = 10_000): number {
-    this.flushSchedule();
     const now = this.clock.now();
-    while (max-- > 0 && this.awake.peekTime() <= now) {
-      const at = this.awake.peekTime();
-      const job = this.awake.pop()!;
-      // A job whose time changed during this loop is entered again by the flush.
-      if (job.awake === at) this.processJob(job, now);
+    if (this.due.length < max) this.due = new Uint32Array(max);
+    // Take the due jobs first: a job scheduled again at a time already
+    // passed waits for the next call, as the reference's awake list does.
+    let n = 0;
+    while (n < max && this.awake.peekTime() <= now) this.due[n++] = this.awake.pop();
+    for (let i = 0; i < n; i++) {
+      const rec = this.due[i]!;
+      const u = this.records.u32[rec >>> PAGE_SHIFT]!;
+      const o = (rec & PAGE_MASK) * REC_WORDS;
+      // Gone, or scheduled again by another job's processing.
+      if (!(u[o + W_META]! & (JOB_FLAG_REGISTERED << META_FLAGS_SHIFT)) || u[o + W_HEAP] !== 0) continue;
+      this.processJob(new Job(this, rec), now);
     }
-    this.flushSchedule();
+    this.index.rehashFor(0.5);
     const next = this.awake.peekTime() - now;
     return next < 1 ? 1 : next > 100 ? 100 : next;
   }
 
   private processJob(job: Job, now: number): void {
-    const before = job.awake;
     // Expired, whatever the state.
     if (job.etime <= now) {
       this.unregisterJob(job);
@@ -342,12 +501,12 @@ export class JobStore {
       if (job.registered) this.updateAwakeTime(job);
     }
 
-    // Nothing moved its awake time: schedule again from its fields so it is
-    // never stuck at a time in the past.
-    if (job.registered && job.awake === before) {
-      job.awake = NEVER;
-      this.updateAwakeTime(job);
-      if (job.awake <= now) this.updateAwakeTime(job, now + 100);
+    // Nothing scheduled it again: schedule from its fields so it is never
+    // stuck at a time in the past.
+    if (job.registered && this.awake.timeOf(job.rec) === undefined) {
+      let at = this.awakeTimeFor(job);
+      if (at <= now) at = now + 100;
+      this.awake.set(job.rec, at);
     }
   }
 
@@ -357,21 +516,15 @@ export class JobStore {
     return this.queues.get(name);
   }
 
-  /** The queue's own name string when it exists, so jobs share one copy. */
-  internQueueName(name: string): string {
-    return this.queues.get(name)?.name ?? name;
-  }
-
   /** The queue by name, created if missing. */
   queueFor(name: string): Queue {
     let q = this.queues.get(name);
     if (!q) {
-      q = new Queue(name, this.clock.now());
+      q = new Queue(name, this.clock.now(), this.order, this.chunks);
       this.queues.set(name, q);
       q.slot = this.queueSlots.length;
       this.queueSlots.push(q);
-      this.usedMemory += QUEUE_MEMORY_OVERHEAD + name.length;
-      if (this.usedMemory > this.peakMemory) this.peakMemory = this.usedMemory;
+      this.queueBytes += QUEUE_MEMORY_OVERHEAD + name.length;
     }
     return q;
   }
@@ -386,8 +539,9 @@ export class JobStore {
       last.slot = q.slot;
     }
     q.slot = -1;
+    q.jobs.clear();
     this.readyQueues.delete(q);
-    this.usedMemory -= QUEUE_MEMORY_OVERHEAD + q.name.length;
+    this.queueBytes -= QUEUE_MEMORY_OVERHEAD + q.name.length;
   }
 
   /** Drops the queue if empty, idle for `maxIdleSeconds`, unpaused and with nobody blocked. */
@@ -507,11 +661,44 @@ export class JobStore {
 
   // ---------------------------------------------------------------- memory
 
+  /**
+   * Bytes the store holds for jobs and queues: records, arena bytes of live
+   * bodies (at their size class), the index, the schedule and queue lists.
+   * maxmemory compares this, not the process RSS (see README).
+   */
+  get usedMemory(): number {
+    return (
+      this.records.live * REC_BYTES +
+      this.arena.usedBytes +
+      this.index.allocatedBytes +
+      this.awake.length * SCHEDULE_ENTRY_BYTES +
+      this.chunks.chunkBytes +
+      this.queueBytes
+    );
+  }
+
+  memory(): StoreMemory {
+    const used = this.usedMemory;
+    if (used > this.peakMemory) this.peakMemory = used;
+    return {
+      used,
+      records: this.records.live * REC_BYTES,
+      arenaUsed: this.arena.usedBytes,
+      arenaAllocated: this.arena.allocatedBytes,
+      arenaFree: this.arena.freeBytes,
+      arenaRounding: this.arena.roundingBytes,
+      index: this.index.allocatedBytes,
+      schedule: this.awake.length * SCHEDULE_ENTRY_BYTES,
+      queues: this.chunks.chunkBytes + this.queueBytes,
+    };
+  }
+
   /** 0: fine; 1: over 75% of maxmemory; 2: over 95%. */
   memoryWarningLevel(): number {
     const unit = Math.floor(this.maxmemory / 100);
-    if (this.usedMemory > unit * 95) return 2;
-    if (this.usedMemory > unit * 75) return 1;
+    const used = this.usedMemory;
+    if (used > unit * 95) return 2;
+    if (used > unit * 75) return 1;
     return 0;
   }
 
@@ -523,6 +710,7 @@ export class JobStore {
    */
   freeMemoryIfNeeded(): boolean {
     if (this.memoryWarningLevel() < 2) return true;
+    if (!this.evictOnPressure) return false;
     const target = Math.floor(this.maxmemory / 100) * 95;
     const start = Date.now();
     let notFreed = 0;
@@ -545,11 +733,27 @@ export class JobStore {
 
   /**
    * Cursor iteration over jobs (JSCAN): every job present for a whole
-   * iteration is returned, some maybe twice (see JobTable.scan). Returns the
+   * iteration is returned, some maybe twice (see JobIndex.scan). Returns the
    * next cursor, 0 when done.
    */
   scanJobs(cursor: number, visit: (job: Job) => void, steps: () => boolean): number {
-    return this.jobs.scan(cursor, visit, steps);
+    return this.index.scan(cursor, (rec) => visit(new Job(this, rec)), steps);
+  }
+
+  /**
+   * Visits the jobs in record order from record `from` on, at most `max`
+   * records; returns where to go on, 0 when every record was seen. A job
+   * present from the first call to the last is visited exactly once
+   * (records do not move); jobs added meanwhile may or may not be.
+   */
+  eachJob(from: number, max: number, visit: (job: Job) => void): number {
+    const end = this.records.end;
+    let rec = from < 1 ? 1 : from;
+    for (const stop = Math.min(end, rec + max); rec < stop; rec++) {
+      const u = this.records.u32[rec >>> PAGE_SHIFT]!;
+      if (u[(rec & PAGE_MASK) * REC_WORDS + W_META]! & (JOB_FLAG_REGISTERED << META_FLAGS_SHIFT)) visit(new Job(this, rec));
+    }
+    return rec >= end ? 0 : rec;
   }
 
   /**
@@ -562,33 +766,187 @@ export class JobStore {
     return scanDense(this.queueSlots, cursor, visit, steps);
   }
 
-  /** Every registered job (a new array). */
-  allJobs(): Job[] {
-    return [...this.jobs];
-  }
-
   allQueues(): readonly Queue[] {
     return this.queueSlots;
+  }
+
+  /** Moves the index's resize along for about `ms` (called from the node's cron). */
+  backgroundWork(ms: number): void {
+    this.index.rehashFor(ms);
   }
 
   // ----------------------------------------------------------------- reset
 
   /** Drops every job and queue; blocked clients are answered as on timeout. */
   flushAll(): void {
-    for (const job of this.allJobs()) this.unregisterJob(job);
+    for (let from = 1; from !== 0; ) from = this.eachJob(from, 65536, (job) => this.unregisterJob(job));
     for (const waiter of [...this.waiters]) {
       this.unblock(waiter);
       waiter.flushed();
     }
     for (const q of [...this.queueSlots]) this.destroyQueue(q);
-    this.awake.clear();
-    this.awakePending = [];
     this.readyQueues.clear();
   }
-}
 
-export function jobMemory(job: Job): number {
-  return JOB_MEMORY_OVERHEAD + (job.body === null ? 0 : job.body.length) + (job.queue === null ? 0 : 8);
+  // ------------------------------------------------- what Job handles read
+
+  idOf(rec: number): string {
+    const page = rec >>> PAGE_SHIFT;
+    const u = this.records.u32[page]!;
+    const o = (rec & PAGE_MASK) * REC_WORDS;
+    const flags = u[o + W_META]! >>> META_FLAGS_SHIFT;
+    if (flags & JOB_FLAG_RAW_ID) {
+      const large = (flags & JOB_FLAG_LARGE) !== 0;
+      const addr = u[o + W_BODY]!;
+      const at = this.arena.offset(addr, large);
+      return this.arena.bytes(addr, large).latin1Slice(at, at + JOB_ID_LEN);
+    }
+    return unpackJobIdString(this.records.u8[page]!, (o + W_ID) * 4);
+  }
+
+  stateChanged(from: number, to: number): void {
+    this.stateCounts[from]!--;
+    this.stateCounts[to]!++;
+  }
+
+  awakeOf(rec: number): number {
+    return this.awake.timeOf(rec) ?? NEVER;
+  }
+
+  bodyLengthOf(rec: number): number {
+    const u = this.records.u32[rec >>> PAGE_SHIFT]!;
+    const o = (rec & PAGE_MASK) * REC_WORDS;
+    const flags = u[o + W_META]! >>> META_FLAGS_SHIFT;
+    if (!(flags & JOB_FLAG_LARGE)) return u[o + W_LENGEN]! & 0xffff;
+    return this.arena.bytes(u[o + W_BODY]!, true).length - (flags & JOB_FLAG_RAW_ID ? JOB_ID_LEN : 0);
+  }
+
+  bodyBytesOf(rec: number): Buffer {
+    const u = this.records.u32[rec >>> PAGE_SHIFT]!;
+    const o = (rec & PAGE_MASK) * REC_WORDS;
+    const addr = u[o + W_BODY]!;
+    if (addr === 0) return EMPTY;
+    return this.arena.bytes(addr, ((u[o + W_META]! >>> META_FLAGS_SHIFT) & JOB_FLAG_LARGE) !== 0);
+  }
+
+  bodyOffsetOf(rec: number): number {
+    const u = this.records.u32[rec >>> PAGE_SHIFT]!;
+    const o = (rec & PAGE_MASK) * REC_WORDS;
+    const addr = u[o + W_BODY]!;
+    if (addr === 0) return 0;
+    const flags = u[o + W_META]! >>> META_FLAGS_SHIFT;
+    return this.arena.offset(addr, (flags & JOB_FLAG_LARGE) !== 0) + (flags & JOB_FLAG_RAW_ID ? JOB_ID_LEN : 0);
+  }
+
+  setNodes(rec: number, list: NodeIdList): void {
+    const u = this.records.u32[rec >>> PAGE_SHIFT]!;
+    const o = (rec & PAGE_MASK) * REC_WORDS;
+    const old = u[o + W_NODES]!;
+    u[o + W_NODES] = this.nodeLists.acquire(list);
+    this.nodeLists.release(old);
+  }
+
+  addNode(rec: number, node: string): void {
+    const u = this.records.u32[rec >>> PAGE_SHIFT]!;
+    const o = (rec & PAGE_MASK) * REC_WORDS;
+    const old = u[o + W_NODES]!;
+    u[o + W_NODES] = this.nodeLists.acquireWithNode(old, node);
+    this.nodeLists.release(old);
+  }
+
+  confirmedOf(rec: number): Set<string> | null {
+    return this.confirmations.get(rec) ?? null;
+  }
+
+  setConfirmed(rec: number, s: Set<string> | null): void {
+    if (s === null) this.confirmations.delete(rec);
+    else this.confirmations.set(rec, s);
+  }
+
+  // ------------------------------------------------------------- internals
+
+  /** Order of jobs in a queue: creation time, then counter, then record number. */
+  private readonly order = (a: number, b: number): number => {
+    const fa = this.records.f64[a >>> PAGE_SHIFT]!;
+    const fb = this.records.f64[b >>> PAGE_SHIFT]!;
+    const oa = (a & PAGE_MASK) * REC_WORDS;
+    const ob = (b & PAGE_MASK) * REC_WORDS;
+    const d = fa[(oa >> 1) + F_CTIME]! - fb[(ob >> 1) + F_CTIME]!;
+    if (d !== 0) return d;
+    const ua = this.records.u32[a >>> PAGE_SHIFT]!;
+    const ub = this.records.u32[b >>> PAGE_SHIFT]!;
+    return ua[oa + W_CSEQ]! - ub[ob + W_CSEQ]! || a - b;
+  };
+
+  /** Bytes of the job's arena allocation (0 when it has none). */
+  private storedSize(u: Uint32Array, o: number, flags: number): number {
+    const addr = u[o + W_BODY]!;
+    if (addr === 0) return 0;
+    if (flags & JOB_FLAG_LARGE) return this.arena.bytes(addr, true).length;
+    return (u[o + W_LENGEN]! & 0xffff) + (flags & JOB_FLAG_RAW_ID ? JOB_ID_LEN : 0);
+  }
+
+  /**
+   * Looks an ID up: the record number, or 0. Leaves the key (packed words,
+   * or rawKey for an ID that does not pack) for addJob.
+   */
+  private find(id: string): number {
+    if (id.length !== JOB_ID_LEN) return 0;
+    if (packJobId(id, this.keyBytes, 0)) {
+      this.rawKey = '';
+      return this.index.find(this.keyHash(true), this.matchesPacked);
+    }
+    this.rawKey = id;
+    return this.index.find(this.keyHash(false), this.matchesRaw);
+  }
+
+  private keyHash(packed: boolean): number {
+    if (packed) return mix(this.keyWords[1]!, this.keyWords[2]!);
+    const id = this.rawKey;
+    return hashRawId((i) => id.charCodeAt(i) & 0xff);
+  }
+
+  private readonly matchesPacked = (rec: number): boolean => {
+    const u = this.records.u32[rec >>> PAGE_SHIFT]!;
+    const o = (rec & PAGE_MASK) * REC_WORDS;
+    const kw = this.keyWords;
+    return (
+      u[o + W_ID + 1] === kw[1] &&
+      u[o + W_ID + 2] === kw[2] &&
+      u[o + W_ID + 3] === kw[3] &&
+      u[o + W_ID + 4] === kw[4] &&
+      u[o + W_ID + 5] === kw[5] &&
+      u[o + W_ID] === kw[0] &&
+      !((u[o + W_META]! >>> META_FLAGS_SHIFT) & JOB_FLAG_RAW_ID)
+    );
+  };
+
+  private readonly matchesRaw = (rec: number): boolean => {
+    const u = this.records.u32[rec >>> PAGE_SHIFT]!;
+    const o = (rec & PAGE_MASK) * REC_WORDS;
+    const flags = u[o + W_META]! >>> META_FLAGS_SHIFT;
+    if (!(flags & JOB_FLAG_RAW_ID)) return false;
+    const large = (flags & JOB_FLAG_LARGE) !== 0;
+    const addr = u[o + W_BODY]!;
+    const mem = this.arena.bytes(addr, large);
+    const at = this.arena.offset(addr, large);
+    const id = this.rawKey;
+    for (let i = 0; i < JOB_ID_LEN; i++) if (mem[at + i] !== (id.charCodeAt(i) & 0xff)) return false;
+    return true;
+  };
+
+  /** The hash of a stored job's ID, as keyHash gives it for the same ID. */
+  private hashOfRecord(rec: number): number {
+    const u = this.records.u32[rec >>> PAGE_SHIFT]!;
+    const o = (rec & PAGE_MASK) * REC_WORDS;
+    const flags = u[o + W_META]! >>> META_FLAGS_SHIFT;
+    if (!(flags & JOB_FLAG_RAW_ID)) return mix(u[o + W_ID + 1]!, u[o + W_ID + 2]!);
+    const large = (flags & JOB_FLAG_LARGE) !== 0;
+    const addr = u[o + W_BODY]!;
+    const mem = this.arena.bytes(addr, large);
+    const at = this.arena.offset(addr, large);
+    return hashRawId((i) => mem[at + i]!);
+  }
 }
 
 /**

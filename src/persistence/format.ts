@@ -11,7 +11,7 @@
 // Records are full states, never deltas, so replaying an entry twice, or a
 // state newer than the one a snapshot captured, gives the same result.
 import { Packr } from 'msgpackr';
-import { writeJob } from '../core/job-codec.js';
+import { writeJob, type AnyJob } from '../core/job-codec.js';
 import { MsgWriter } from '../core/msgpack-writer.js';
 import type { Clock } from '../core/clock.js';
 import type { Job } from '../core/job.js';
@@ -23,13 +23,13 @@ export const FORMAT_VERSION = 1;
 export const CHUNK_BYTES = 512 * 1024;
 
 /** A job to keep (written in storage form), or the ID of a job that is gone. */
-export type JournalRecord = Job | string;
+export type JournalRecord = AnyJob | string;
 
 const packr = new Packr({ useRecords: true, mapsAsObjects: true });
 const writer = new MsgWriter(CHUNK_BYTES * 2);
 
 /** A snapshot chunk: the jobs in storage form. */
-export function packChunk(jobs: Job[], clock: Clock): Buffer {
+export function packChunk(jobs: AnyJob[], clock: Clock): Buffer {
   writer.pos = 0;
   writer.arrayHeader(jobs.length);
   for (const job of jobs) writeJob(writer, job, clock, true);
@@ -79,5 +79,5 @@ export function unpackJournalEntry(buf: Buffer): JournalEntry | null {
 
 /** Rough encoded size of a job, to cut chunks and entries before packing them. */
 export function estimateJobBytes(job: Job): number {
-  return 120 + (job.body?.length ?? 0) + (job.queue?.length ?? 0) + 42 * job.delivered.length;
+  return 120 + job.bodyLength + (job.queue?.length ?? 0) + 42 * job.delivered.length;
 }

@@ -25,7 +25,7 @@ import { Redis } from 'ioredis';
 import type { Node } from '../server/node.js';
 import type { StoreHooks } from '../core/store.js';
 import { TIME_ERROR } from '../core/store.js';
-import { Job, JobState, NEVER } from '../core/job.js';
+import { Job, JobState, NEVER, JOB_FLAG_LOADED } from '../core/job.js';
 import { decodeJob } from '../core/job-codec.js';
 import { NodeKeys } from './keys.js';
 import {
@@ -36,7 +36,7 @@ import {
   packJournalEntry,
   type JournalRecord,
 } from './format.js';
-import { readState, type PersistedState } from './reader.js';
+import { readState, replayState, type PersistedState } from './reader.js';
 
 /** Bytes Redis spends per journal entry beyond the entry itself (skiplist node, dict entry). */
 const ENTRY_OVERHEAD = 64;
@@ -71,8 +71,6 @@ interface SnapshotRun {
   kind: SnapshotKind;
   /** Journal entries up to this seq are covered by the snapshot. */
   seq: number;
-  /** The jobs at T; each is encoded as it is when its chunk is written. */
-  jobs: Job[];
   startedAt: number;
   journalBytesAtT: number;
   journalRecordsAtT: number;
@@ -260,39 +258,53 @@ export class Persistence {
   /**
    * Registers the loaded jobs as the reference's LOADJOB does: queued jobs
    * come back active (the retry timer queues them again) unless `enqueue`
-   * (controlled restart) puts them back in their queues. Expired jobs and
-   * jobs this node already knows are skipped. Returns how many were added.
+   * (controlled restart) puts them back in their queues. Records are applied
+   * in the order written, a later state of a job replacing the earlier one;
+   * expired jobs and jobs this node held before the load (Redis came back
+   * late) are left alone. Returns how many jobs were added.
    */
   private applyState(st: PersistedState, enqueue: boolean): number {
     const store = this.node.store;
     const cluster = this.node.cluster;
-    const me = cluster.myself.id;
     const now = store.clock.now();
     const intern = (id: string): string => cluster.internId(id) ?? id;
-    let added = 0;
-    let bad = 0;
-    for (const raw of st.jobs.values()) {
-      const job = decodeJob(raw, store.clock, true, intern, () => store.timeError(TIME_ERROR));
-      if (job === null) {
-        if (bad++ < 10) this.node.log.warning('Persistence: skipping a job record that does not decode');
-        continue;
+    const loaded = (job: Job | undefined): job is Job => job !== undefined && (job.flags & JOB_FLAG_LOADED) !== 0;
+    replayState(st, this.node.log, (raw) => {
+      if (typeof raw === 'string') {
+        const gone = store.lookupJob(raw);
+        if (loaded(gone)) store.unregisterJob(gone);
+        return true;
       }
-      if (job.state !== JobState.Active && job.state !== JobState.Queued) continue;
-      if (job.etime <= now || store.lookupJob(job.id)) continue;
-      if (job.delivered.length === 1 && job.delivered[0] === me) job.delivered = store.selfOnly();
-      const q = store.lookupQueue(job.queue!);
-      if (q) job.queue = q.name;
-      const wasQueued = job.state === JobState.Queued;
-      job.state = JobState.Active;
-      if (!store.registerJob(job)) continue;
-      added++;
+      const fields = decodeJob(raw, store.clock, true, intern, () => store.timeError(TIME_ERROR));
+      if (fields === null) return false;
+      const existing = store.lookupJob(fields.id);
+      if (existing !== undefined) {
+        if (!loaded(existing)) return true; // ours from before the load: it is newer
+        store.unregisterJob(existing);
+      }
+      if (fields.state !== JobState.Active && fields.state !== JobState.Queued) return true;
+      if (fields.etime <= now) return true;
+      const wasQueued = fields.state === JobState.Queued;
+      fields.state = JobState.Active;
+      const job = store.addJob(fields);
+      if (job === null) return true;
+      job.flags |= JOB_FLAG_LOADED;
       if (enqueue && wasQueued) {
         // enqueueJob refuses a job that is never to be queued (at-most-once).
         if (job.qtime === NEVER) job.qtime = now;
         store.enqueueJob(job, false);
       }
+      return true;
+    });
+    // The load is over: loaded jobs are like any other.
+    let added = 0;
+    for (let from = 1; from !== 0; ) {
+      from = store.eachJob(from, 65536, (job) => {
+        if (!loaded(job)) return;
+        job.flags &= ~JOB_FLAG_LOADED;
+        added++;
+      });
     }
-    if (bad > 0) this.node.log.warning(`Persistence: ${bad} job records skipped`);
     return added;
   }
 
@@ -435,7 +447,8 @@ export class Persistence {
         entry.push(r);
         est += r.length + 2;
       } else {
-        if (r.queue === null) continue; // a dummy ack: nothing to keep
+        // Deleted since it was recorded (its ID follows), or a dummy ack: nothing to keep.
+        if (!r.registered || r.queue === null) continue;
         const size = estimateJobBytes(r);
         this.putBytes += size;
         this.puts++;
@@ -586,7 +599,6 @@ export class Persistence {
     const run: SnapshotRun = {
       kind,
       seq: ++this.seq,
-      jobs: this.node.store.allJobs(),
       startedAt: Date.now(),
       journalBytesAtT: this.journalBytes,
       journalRecordsAtT: this.journalRecords,
@@ -634,18 +646,24 @@ export class Persistence {
         this.committedSnap = null;
       }
       let prepared = false;
-      let i = 0;
-      const list = run.jobs;
-      while (i < list.length) {
+      // The jobs are read in record order, a chunk at a time: every job held
+      // at T and still held when its turn comes is written (jobs added since
+      // may be too; the journal after T has them anyway).
+      const store = this.node.store;
+      let cursor = 1;
+      while (cursor !== 0) {
         const batch: Job[] = [];
         let est = 0;
-        while (i < list.length && est < CHUNK_BYTES) {
-          const job = list[i++]!;
-          if (!job.registered || (job.state !== JobState.Active && job.state !== JobState.Queued)) continue;
-          batch.push(job);
-          est += estimateJobBytes(job);
+        while (cursor !== 0 && est < CHUNK_BYTES) {
+          cursor = store.eachJob(cursor, 64, (job) => {
+            if (job.state !== JobState.Active && job.state !== JobState.Queued) return;
+            batch.push(job);
+            est += estimateJobBytes(job);
+          });
         }
         if (batch.length === 0) continue;
+        // Encoded now: the handles are only good until the next await.
+        const buf = packChunk(batch, clock);
         if (!prepared) {
           // Mark the snapshot as pending so a crash leaves a key we know to delete.
           const leftovers = [keys.snap(run.seq), ...[...this.abandoned].map((s) => keys.snap(s))];
@@ -655,14 +673,12 @@ export class Persistence {
           this.abandoned.clear();
           prepared = true;
         }
-        const buf = packChunk(batch, clock);
         await redis.rpush(keys.snap(run.seq), buf);
         check();
         chunks++;
         jobs += batch.length;
         bytes += buf.length;
       }
-      run.jobs = [];
 
       const m = redis.multi();
       const time = clock.base + clock.now();

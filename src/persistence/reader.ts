@@ -1,14 +1,20 @@
 // Reads a node's persisted state from Redis: the committed snapshot, then
-// the journal entries written after it, replayed in order into one map of
-// job ID -> last known record. Damaged or foreign data is skipped with a
-// warning (and counted, so the node rewrites it); a failing Redis throws.
+// the journal entries written after it. readState fetches them as they are
+// stored (a few thousand buffers of packed records, off the V8 heap however
+// many jobs they hold); replayState then decodes them one at a time and
+// hands every record, in order, to the caller, so a node with millions of
+// jobs never has them all as JavaScript objects. Damaged or foreign data is
+// skipped with a warning (and counted, so the node rewrites it); a failing
+// Redis throws.
 import type { Redis } from 'ioredis';
 import type { NodeKeys } from './keys.js';
 import { FORMAT_VERSION, unpackChunk, unpackJournalEntry } from './format.js';
 
 export interface PersistedState {
-  /** Job ID -> raw storage record (decode with decodeJob(..., storage=true)). */
-  jobs: Map<string, unknown>;
+  /** Snapshot chunks, in order. */
+  chunks: Buffer[];
+  /** Journal entries after the snapshot, in order, with their seq (score). */
+  entries: { seq: number; buf: Buffer }[];
   /** Seq covered by the committed snapshot (0: none). */
   snapSeq: number;
   /** Highest seq seen anywhere: the journal continues after it. */
@@ -48,7 +54,8 @@ function intField(meta: Record<string, string>, name: string): number | null {
 
 export async function readState(redis: Redis, keys: NodeKeys, log: ReaderLog): Promise<PersistedState> {
   const st: PersistedState = {
-    jobs: new Map(),
+    chunks: [],
+    entries: [],
     snapSeq: 0,
     maxSeq: 0,
     pendingSeq: null,
@@ -64,17 +71,6 @@ export async function readState(redis: Redis, keys: NodeKeys, log: ReaderLog): P
   const skip = (what: string): void => {
     st.problems++;
     if (warnings++ < MAX_RECORD_WARNINGS) log.warning(`Persistence: skipping ${what}`);
-  };
-  const apply = (rec: unknown, where: string): void => {
-    if (typeof rec === 'string') {
-      st.jobs.delete(rec);
-      return;
-    }
-    const id = rec !== null && typeof rec === 'object' ? (rec as { id?: unknown }).id : undefined;
-    if (typeof id !== 'string') return skip(`a malformed record in ${where}`);
-    // Delete first so the map keeps the order of the latest writes.
-    st.jobs.delete(id);
-    st.jobs.set(id, rec);
   };
 
   let meta: Record<string, string> = {};
@@ -110,18 +106,9 @@ export async function readState(redis: Redis, keys: NodeKeys, log: ReaderLog): P
     if (expected !== null && expected !== len) skip(`${key}: ${len} chunks where ${expected} were written`);
     for (let start = 0; start < len; start += LRANGE_WINDOW) {
       const chunks = await redis.lrangeBuffer(key, start, start + LRANGE_WINDOW - 1);
-      for (let i = 0; i < chunks.length; i++) {
-        const chunk = chunks[i]!;
+      for (const chunk of chunks) {
         st.snapshotBytes += chunk.length;
-        const jobs = unpackChunk(chunk);
-        if (jobs === null) {
-          skip(`snapshot chunk #${start + i} of ${key}: not a chunk of jobs`);
-          continue;
-        }
-        for (const rec of jobs) {
-          st.snapshotJobs++;
-          apply(rec, `snapshot chunk #${start + i}`);
-        }
+        st.chunks.push(chunk);
       }
     }
   }
@@ -144,18 +131,59 @@ export async function readState(redis: Redis, keys: NodeKeys, log: ReaderLog): P
       if (score > st.maxSeq) st.maxSeq = score;
       st.journalEntries++;
       st.journalBytes += member.length;
-      const entry = unpackJournalEntry(member);
-      if (entry === null || entry.seq !== score) {
-        skip(`journal entry ${score}: not a journal entry`);
-        continue;
-      }
-      for (const rec of entry.records) {
-        st.journalRecords++;
-        apply(rec, `journal entry ${score}`);
-      }
+      st.entries.push({ seq: score, buf: member });
     }
     if (page.length < JOURNAL_PAGE * 2) break;
   }
   if (warnings > MAX_RECORD_WARNINGS) log.warning(`Persistence: ${warnings - MAX_RECORD_WARNINGS} more problems not shown`);
   return st;
 }
+
+/**
+ * Decodes the state read by readState and hands each record to `apply`, in
+ * the order written: snapshot jobs, then journal records (a job in storage
+ * form, or the ID string of a job that is gone). Counts records and
+ * problems in `st`; the buffers are released as they are read.
+ */
+export function replayState(st: PersistedState, log: ReaderLog, apply: (rec: unknown) => boolean): void {
+  let warnings = 0;
+  const skip = (what: string): void => {
+    st.problems++;
+    if (warnings++ < MAX_RECORD_WARNINGS) log.warning(`Persistence: skipping ${what}`);
+  };
+  const each = (records: unknown[], where: string): void => {
+    for (const rec of records) {
+      if (typeof rec !== 'string' && (rec === null || typeof rec !== 'object' || typeof (rec as { id?: unknown }).id !== 'string')) {
+        skip(`a malformed record in ${where}`);
+      } else if (!apply(rec)) {
+        skip(`a job record that does not decode in ${where}`);
+      }
+    }
+  };
+  const chunks = st.chunks;
+  st.chunks = [];
+  for (let i = 0; i < chunks.length; i++) {
+    const jobs = unpackChunk(chunks[i]!);
+    chunks[i] = EMPTY;
+    if (jobs === null) {
+      skip(`snapshot chunk #${i}: not a chunk of jobs`);
+      continue;
+    }
+    st.snapshotJobs += jobs.length;
+    each(jobs, `snapshot chunk #${i}`);
+  }
+  const entries = st.entries;
+  st.entries = [];
+  for (const { seq, buf } of entries) {
+    const entry = unpackJournalEntry(buf);
+    if (entry === null || entry.seq !== seq) {
+      skip(`journal entry ${seq}: not a journal entry`);
+      continue;
+    }
+    st.journalRecords += entry.records.length;
+    each(entry.records, `journal entry ${seq}`);
+  }
+  if (warnings > MAX_RECORD_WARNINGS) log.warning(`Persistence: ${warnings - MAX_RECORD_WARNINGS} more problems not shown`);
+}
+
+const EMPTY = Buffer.alloc(0);

@@ -124,6 +124,21 @@ export class ReplyBuffer {
     this.len += 2;
   }
 
+  /** $len\r\ndata\r\n for src[from, from + len) (a job body in the store's arena). */
+  bulkBytes(src: Uint8Array, from: number, len: number): void {
+    this.ensure(len + 16);
+    this.prefixed(0x24, len);
+    const buf = this.buf;
+    if (len <= 32) {
+      for (let i = 0; i < len; i++) buf[this.len + i] = src[from + i]!;
+    } else {
+      buf.set(src.subarray(from, from + len), this.len);
+    }
+    this.len += len;
+    buf.writeUInt16LE(CRLF, this.len);
+    this.len += 2;
+  }
+
   nullBulk(): void {
     this.ensure(5);
     this.len += this.buf.write('$-1\r\n', this.len, 'latin1');

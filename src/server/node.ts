@@ -4,13 +4,15 @@
 // holds global state.
 import net from 'node:net';
 import os from 'node:os';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { writeFileSync, unlinkSync } from 'node:fs';
 import { Config } from '../config/config.js';
 import { Logger } from './log.js';
 import { SystemClock, type Clock } from '../core/clock.js';
 import { JobStore } from '../core/store.js';
-import { Job, JobState } from '../core/job.js';
+import type { Job } from '../core/job.js';
 import { Connection } from './connection.js';
+import { holdableMemory, maxmemoryError } from './memory-limit.js';
 import { CommandTable, type Call } from './command-table.js';
 import { ReplyBuffer } from '../protocol/reply.js';
 import type { RequestLimits } from '../protocol/request.js';
@@ -73,6 +75,9 @@ export class Node {
     lastSampleCommands: 0,
     lastSampleTime: Date.now(),
   };
+  /** Garbage-collection pauses seen since start (INFO memory). */
+  readonly gcStats = { count: 0, totalMs: 0, maxMs: 0 };
+  private gcObserver: PerformanceObserver | null = null;
   readonly startTime = Date.now();
   readonly runId: string;
   readonly requestLimits: RequestLimits;
@@ -104,6 +109,7 @@ export class Node {
       myId: () => this.cluster.myself.id,
       maxmemory: config.int('maxmemory'),
     });
+    this.store.evictOnPressure = config.str('maxmemory-policy') === 'acks';
     this.persistence = new Persistence(this);
     this.store.hooks = {
       ...this.cluster.storeHooks(),
@@ -125,6 +131,7 @@ export class Node {
     this.log.setFile(cfg.str('logfile'));
     this.log.notice(`${SERVER_NAME} ${VERSION} (Disque-compatible) starting, pid=${process.pid}`);
     this.outputHardLimit = this.parseOutputLimit();
+    this.checkMaxmemory();
 
     this.cluster.init();
     await this.persistence.start();
@@ -153,9 +160,34 @@ export class Node {
       const pidfile = cfg.str('pidfile');
       if (pidfile !== '') writeFileSync(pidfile, `${process.pid}\n`);
     }
+    this.watchGc();
     this.scheduleCron();
     this.scheduleJobs(1);
     this.log.notice(`Ready to accept connections on port ${this.port}`);
+  }
+
+  /** Counts GC pauses: jobs live off the heap, so these should stay short whatever the node holds. */
+  private watchGc(): void {
+    const gc = this.gcStats;
+    this.gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        gc.count++;
+        gc.totalMs += e.duration;
+        if (e.duration > gc.maxMs) gc.maxMs = e.duration;
+      }
+    });
+    this.gcObserver.observe({ entryTypes: ['gc'] });
+  }
+
+  /** A maxmemory this process could not hold stops start-up (the default is lowered instead). */
+  private checkMaxmemory(): void {
+    const cfg = this.config;
+    const tooMuch = maxmemoryError(cfg.int('maxmemory'));
+    if (tooMuch === null) return;
+    if (!cfg.isDefault('maxmemory')) throw new Error(tooMuch);
+    const most = holdableMemory();
+    this.log.warning(`The default maxmemory is more than this machine can hold: maxmemory set to ${most} bytes`);
+    cfg.setValue('maxmemory', most);
   }
 
   private parseOutputLimit(): number {
@@ -172,11 +204,16 @@ export class Node {
     const cfg = this.config;
     cfg.onChange('loglevel', (v) => this.log.setLevel(v as string));
     cfg.onChange('maxmemory', (v) => {
+      const tooMuch = maxmemoryError(v as number);
+      if (tooMuch !== null) throw new Error(tooMuch);
       this.store.maxmemory = v as number;
       if (this.store.usedMemory > (v as number)) {
         this.log.warning('WARNING: the new maxmemory value set via CONFIG SET is smaller than the current memory usage.');
       }
       this.store.freeMemoryIfNeeded();
+    });
+    cfg.onChange('maxmemory-policy', (v) => {
+      this.store.evictOnPressure = v === 'acks';
     });
     cfg.onChange('dir', (v) => {
       try {
@@ -315,7 +352,6 @@ export class Node {
   /** After any event (client data, bus message, timer): serve blocked clients and write out replies. */
   afterEvent(): void {
     this.store.serveBlockedClients();
-    this.store.flushSchedule();
     if (this.dirty.size > 0) {
       for (const c of this.dirty) c.flush();
       this.dirty.clear();
@@ -338,7 +374,7 @@ export class Node {
     out.arrayLen(withCounters ? 7 : 3);
     out.bulk(job.queue);
     out.bulk(job.id);
-    out.bulk(job.body);
+    out.bulkBytes(job.bodyBytes(), job.bodyOffset(), job.bodyLength);
     if (withCounters) {
       out.bulk('nacks');
       out.int(job.nacks);
@@ -420,6 +456,7 @@ export class Node {
     this.log.warning('User requested shutdown...');
     if (this.cronTimer !== null) clearInterval(this.cronTimer);
     if (this.jobsTimer !== null) clearTimeout(this.jobsTimer);
+    this.gcObserver?.disconnect();
     for (const l of this.listeners) l.close();
     this.listeners = [];
     await this.persistence.shutdown(opts.rewrite ?? false);
@@ -448,17 +485,6 @@ export class Node {
 
   get hostname(): string {
     return os.hostname();
-  }
-
-  /** Jobs by state, for INFO. */
-  jobsByState(): number[] {
-    const counts = [0, 0, 0, 0];
-    for (const j of this.store.allJobs()) counts[j.state]!++;
-    return counts;
-  }
-
-  isActiveJob(job: Job): boolean {
-    return job.state === JobState.Active || job.state === JobState.Queued;
   }
 }
 

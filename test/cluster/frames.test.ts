@@ -4,7 +4,7 @@ import { describe, it, expect } from 'vitest';
 import { Packr } from 'msgpackr';
 import { FrameEncoder, encodeFrame, type BusHeader } from '../../src/cluster/bus.js';
 import { FakeClock } from '../../src/core/clock.js';
-import { Job, JobState } from '../../src/core/job.js';
+import { JobState, newJobFields } from '../../src/core/job.js';
 import { encodeJob, writeJob } from '../../src/core/job-codec.js';
 import type { MsgWriter } from '../../src/core/msgpack-writer.js';
 import { readJobFrame } from '../../src/cluster/frame-reader.js';
@@ -47,7 +47,7 @@ describe('FrameEncoder', () => {
   it('writes a job given as a writer (REPLJOB, YOURJOBS) as its message form', () => {
     const clock = new FakeClock();
     clock.set(5000);
-    const job = new Job('D-aaaaaaaa-000000000000000000000001-05a1', JobState.Active, ['a'.repeat(40), 'b'.repeat(40)]);
+    const job = newJobFields('D-aaaaaaaa-000000000000000000000001-05a1', JobState.Active, ['a'.repeat(40), 'b'.repeat(40)]);
     job.queue = 'queue \u00e9';
     job.body = '\u0000\u00ff body';
     job.etime = clock.now() + 60_000;
@@ -89,7 +89,7 @@ function expectedRead(frame: Buffer): Record<string, unknown> {
 describe('readJobFrame', () => {
   const clock = new FakeClock();
   clock.set(5000);
-  const job = new Job('D-aaaaaaaa-000000000000000000000001-05a1', JobState.Active, ['a'.repeat(40), 'b'.repeat(40)]);
+  const job = newJobFields('D-aaaaaaaa-000000000000000000000001-05a1', JobState.Active, ['a'.repeat(40), 'b'.repeat(40)]);
   job.queue = 'queue \u00e9';
   job.body = '\u0000\u00ff body'.repeat(50);
   job.etime = clock.now() + 60_000;

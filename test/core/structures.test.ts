@@ -1,17 +1,37 @@
 // Job IDs, the queue's job list and the awake schedule.
 import { describe, it, expect } from 'vitest';
 import { generateJobId, isValidJobId, ttlMinutesFromJobId, isAtMostOnceJobId, jobIdNodePrefix } from '../../src/core/job-id.js';
-import { Job, JobState } from '../../src/core/job.js';
 import { JobList } from '../../src/core/job-list.js';
 import { AwakeHeap } from '../../src/core/awake-heap.js';
+import { JobIndex } from '../../src/core/job-index.js';
+import { JobRecords, F_CTIME, W_CSEQ, W_HEAP, REC_WORDS, PAGE_SHIFT, PAGE_MASK } from '../../src/core/records.js';
 
 const NODE = '0123456789abcdef0123456789abcdef01234567';
 
-function job(ctime: number, cseq = 0): Job {
-  const j = new Job(generateJobId(NODE, 3600, 1), JobState.Queued, []);
-  j.ctime = ctime;
-  j.cseq = cseq;
-  return j;
+/** Records with a creation time and counter, ordered as the store orders queues. */
+class Recs {
+  readonly records = new JobRecords();
+  readonly chunks = { chunkBytes: 0 };
+  make(ctime: number, cseq = 0): number {
+    const rec = this.records.alloc();
+    const o = (rec & PAGE_MASK) * REC_WORDS;
+    this.records.f64[rec >>> PAGE_SHIFT]![(o >> 1) + F_CTIME] = ctime;
+    this.records.u32[rec >>> PAGE_SHIFT]![o + W_CSEQ] = cseq;
+    return rec;
+  }
+  ctime(rec: number): number {
+    return this.records.f64[rec >>> PAGE_SHIFT]![((rec & PAGE_MASK) * REC_WORDS >> 1) + F_CTIME]!;
+  }
+  cseq(rec: number): number {
+    return this.records.u32[rec >>> PAGE_SHIFT]![(rec & PAGE_MASK) * REC_WORDS + W_CSEQ]!;
+  }
+  heapPos(rec: number): number {
+    return this.records.u32[rec >>> PAGE_SHIFT]![(rec & PAGE_MASK) * REC_WORDS + W_HEAP]!;
+  }
+  readonly order = (a: number, b: number): number => this.ctime(a) - this.ctime(b) || this.cseq(a) - this.cseq(b) || a - b;
+  list(): JobList {
+    return new JobList(this.order, this.chunks);
+  }
 }
 
 describe('job IDs', () => {
@@ -45,51 +65,59 @@ describe('job IDs', () => {
 });
 
 describe('JobList', () => {
-  it('keeps jobs ordered by creation time, ties by counter', () => {
-    const l = new JobList();
-    const jobs = [job(5), job(1), job(3, 1), job(3, 0), job(9), job(0)];
-    for (const j of jobs) l.insert(j);
-    expect(l.peek(10, false).map((j) => `${j.ctime}.${j.cseq}`)).toEqual(['0.0', '1.0', '3.0', '3.1', '5.0', '9.0']);
-    expect(l.peek(2, true).map((j) => j.ctime)).toEqual([9, 5]);
-    expect(l.shift()!.ctime).toBe(0);
+  it('keeps records ordered by creation time, ties by counter', () => {
+    const r = new Recs();
+    const l = r.list();
+    const recs = [r.make(5), r.make(1), r.make(3, 1), r.make(3, 0), r.make(9), r.make(0)];
+    for (const rec of recs) l.insert(rec);
+    expect(l.peek(10, false).map((x) => `${r.ctime(x)}.${r.cseq(x)}`)).toEqual(['0.0', '1.0', '3.0', '3.1', '5.0', '9.0']);
+    expect(l.peek(2, true).map((x) => r.ctime(x))).toEqual([9, 5]);
+    expect(r.ctime(l.shift())).toBe(0);
     expect(l.size).toBe(5);
   });
 
   it('stays ordered across many chunks with inserts and removals in the middle', () => {
-    const l = new JobList();
-    const all: Job[] = [];
+    const r = new Recs();
+    const l = r.list();
+    const all: number[] = [];
     for (let i = 0; i < 5000; i++) {
-      const j = job(Math.floor(Math.random() * 100000), i);
-      all.push(j);
-      l.insert(j);
+      const rec = r.make(Math.floor(Math.random() * 100000), i);
+      all.push(rec);
+      l.insert(rec);
     }
     for (let i = 0; i < 2000; i++) expect(l.remove(all[i * 2]!)).toBe(true);
     expect(l.remove(all[0]!)).toBe(false);
     const rest = l.peek(10000, false);
     expect(rest).toHaveLength(3000);
-    for (let i = 1; i < rest.length; i++) {
-      const a = rest[i - 1]!;
-      const b = rest[i]!;
-      expect(a.ctime < b.ctime || (a.ctime === b.ctime && a.cseq <= b.cseq)).toBe(true);
-    }
+    for (let i = 1; i < rest.length; i++) expect(r.order(rest[i - 1]!, rest[i]!)).toBeLessThan(0);
+  });
+
+  it('costs about 4 bytes per record when filled in order, and gives chunks back when drained', () => {
+    const r = new Recs();
+    const l = r.list();
+    for (let i = 0; i < 100_000; i++) l.insert(r.make(i));
+    expect(r.chunks.chunkBytes).toBeLessThanOrEqual(100_000 * 4 + 4096);
+    while (l.size > 0) l.shift();
+    expect(r.chunks.chunkBytes).toBe(0);
   });
 });
 
 describe('AwakeHeap', () => {
   it('pops in time order while entries move and leave', () => {
-    const h = new AwakeHeap();
-    const a = job(0);
-    const b = job(0);
-    const c = job(0);
+    const r = new Recs();
+    const h = new AwakeHeap(r.records);
+    const a = r.make(0);
+    const b = r.make(0);
+    const c = r.make(0);
     h.set(a, 50);
     h.set(b, 20);
     h.set(c, 30);
     h.set(a, 10); // earlier: moves up
     h.set(b, 60); // later: moves down
     h.remove(c);
-    expect(c.heapIndex).toBe(-1);
+    expect(r.heapPos(c)).toBe(0);
     expect(h.length).toBe(2);
-    const order: [Job | undefined, number][] = [];
+    const order: [number, number][] = [];
     while (h.peekTime() !== Infinity) {
       const t = h.peekTime();
       order.push([h.pop(), t]);
@@ -98,71 +126,106 @@ describe('AwakeHeap', () => {
       [a, 10],
       [b, 60],
     ]);
-    expect(a.heapIndex).toBe(-1);
+    expect(r.heapPos(a)).toBe(0);
   });
 
-  it('agrees with a sorted model over random sets, moves and removals', () => {
-    const h = new AwakeHeap();
-    const model = new Map<Job, number>();
-    const pool = Array.from({ length: 300 }, () => job(0));
+  it('agrees with a sorted model over random sets, moves and removals, across pages', () => {
+    const r = new Recs();
+    const h = new AwakeHeap(r.records);
+    const model = new Map<number, number>();
+    const pool = Array.from({ length: 70_000 }, () => r.make(0));
     let seed = 7;
     const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
-    for (let step = 0; step < 20000; step++) {
-      const j = pool[rnd(pool.length)]!;
+    // Fill past one page (65536 entries), then churn.
+    for (const rec of pool) {
+      const t = rnd(1_000_000);
+      h.set(rec, t);
+      model.set(rec, t);
+    }
+    let min = Math.min(...model.values());
+    for (let step = 0; step < 30_000; step++) {
+      const rec = pool[rnd(pool.length)]!;
       const op = rnd(10);
       if (op < 6) {
-        const t = rnd(1000);
-        h.set(j, t);
-        model.set(j, t);
+        const t = rnd(1_000_000);
+        h.set(rec, t);
+        model.set(rec, t);
       } else if (op < 8) {
-        h.remove(j);
-        model.delete(j);
+        h.remove(rec);
+        model.delete(rec);
       } else if (model.size > 0) {
-        const min = Math.min(...model.values());
-        expect(h.peekTime()).toBe(min);
-        const popped = h.pop()!;
-        expect(model.get(popped)).toBe(min);
+        if (step % 100 === 0) {
+          min = Infinity;
+          for (const t of model.values()) if (t < min) min = t;
+          expect(h.peekTime()).toBe(min);
+        }
+        const t = h.peekTime();
+        const popped = h.pop();
+        expect(model.get(popped)).toBe(t);
         model.delete(popped);
       }
       expect(h.length).toBe(model.size);
     }
-    for (const [j, t] of model) expect(h.timeOf(j)).toBe(t);
+    for (const [rec, t] of model) expect(h.timeOf(rec)).toBe(t);
   });
 });
 
-describe('JobTable', () => {
-  it('finds, removes and samples jobs', async () => {
-    const { JobTable } = await import('../../src/core/job-table.js');
-    const t = new JobTable();
-    const jobs = Array.from({ length: 3000 }, () => job(0));
-    for (const j of jobs) expect(t.add(j)).toBe(true);
-    expect(t.add(jobs[0]!)).toBe(false);
-    expect(t.size).toBe(3000);
-    for (const j of jobs) expect(t.get(j.id)).toBe(j);
-    for (const j of jobs.slice(0, 2900)) expect(t.remove(j)).toBe(true);
-    expect(t.size).toBe(100);
-    expect(t.get(jobs[0]!.id)).toBeUndefined();
-    const sample = new Set(Array.from({ length: 500 }, () => t.random(Math.random)));
-    for (const j of sample) expect(jobs.slice(2900)).toContain(j);
+describe('JobIndex', () => {
+  /** An index over records whose "ID" is a number kept in their cseq word. */
+  function index(r: Recs): JobIndex {
+    return new JobIndex(r.records, (rec) => Math.imul(r.cseq(rec), 0x9e3779b1) >>> 0);
+  }
+  const h = (key: number) => Math.imul(key, 0x9e3779b1) >>> 0;
+  const find = (r: Recs, idx: JobIndex, key: number) => idx.find(h(key), (rec) => r.cseq(rec) === key);
+
+  it('finds, removes and samples records while resizing incrementally', () => {
+    const r = new Recs();
+    const idx = index(r);
+    const recs = Array.from({ length: 30_000 }, (_, i) => r.make(0, i + 1));
+    for (const rec of recs) idx.add(rec, h(r.cseq(rec)));
+    expect(idx.size).toBe(30_000);
+    for (const rec of recs) expect(find(r, idx, r.cseq(rec))).toBe(rec);
+    expect(find(r, idx, 999_999)).toBe(0);
+    for (const rec of recs.slice(0, 29_000)) expect(idx.remove(rec, h(r.cseq(rec)))).toBe(true);
+    expect(idx.remove(recs[0]!, h(r.cseq(recs[0]!)))).toBe(false);
+    expect(idx.size).toBe(1000);
+    for (const rec of recs.slice(29_000)) expect(find(r, idx, r.cseq(rec))).toBe(rec);
+    const rest = new Set(recs.slice(29_000));
+    for (let i = 0; i < 500; i++) expect(rest.has(idx.random(Math.random))).toBe(true);
+    // Shrinking is incremental too; the cron's share finishes it.
+    idx.rehashFor(50);
+    expect(idx.resizing).toBe(false);
+    expect(idx.allocatedBytes).toBeLessThanOrEqual(4 * 4096);
   });
 
-  it('scans every job present for the whole iteration while the table grows and shrinks', async () => {
-    const { JobTable } = await import('../../src/core/job-table.js');
-    const t = new JobTable();
-    const stay = Array.from({ length: 2000 }, () => job(0));
-    stay.forEach((j) => t.add(j));
-    const churn: Job[] = [];
-    const seen = new Set<Job>();
+  it('scans every record present for the whole iteration while the table grows and shrinks', () => {
+    const r = new Recs();
+    const idx = index(r);
+    let key = 1;
+    const stay = Array.from({ length: 2000 }, () => r.make(0, key++));
+    stay.forEach((rec) => idx.add(rec, h(r.cseq(rec))));
+    const churn: number[] = [];
+    const seen = new Set<number>();
     let cursor = 0;
     let round = 0;
     do {
       let budget = 50;
-      cursor = t.scan(cursor, (j) => seen.add(j), () => budget-- > 0);
-      // Grow the table a lot, then shrink it back, between calls.
-      if (round % 2 === 0) for (let i = 0; i < 3000; i++) churn.push(job(0)), t.add(churn[churn.length - 1]!);
-      else while (churn.length) t.remove(churn.pop()!);
+      cursor = idx.scan(cursor, (rec) => seen.add(rec), () => budget-- > 0);
+      // Grow the table a lot, then shrink it back, between calls (resizes stay under way).
+      if (round % 2 === 0) {
+        for (let i = 0; i < 3000; i++) {
+          const rec = r.make(0, key++);
+          churn.push(rec);
+          idx.add(rec, h(r.cseq(rec)));
+        }
+      } else {
+        while (churn.length) {
+          const rec = churn.pop()!;
+          idx.remove(rec, h(r.cseq(rec)));
+        }
+      }
       round++;
     } while (cursor !== 0);
-    for (const j of stay) expect(seen.has(j)).toBe(true);
+    for (const rec of stay) expect(seen.has(rec)).toBe(true);
   });
 });

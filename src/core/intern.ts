@@ -1,0 +1,122 @@
+// Values many jobs share, kept once and named in job records by a small
+// number: queue names, and node lists (the nodes that may have a copy of a
+// job; with replication most jobs share a handful of lists). Each entry
+// counts the jobs that use it and goes away with the last of them.
+
+/** A list of node IDs. Treated as immutable so jobs can share one array. */
+export type NodeIdList = readonly string[];
+
+/** Queue names by id. Id 0 is "no queue" (a dummy ack). */
+export class QueueNames {
+  private readonly ids = new Map<string, number>();
+  private readonly names: (string | null)[] = [null];
+  private readonly refs: number[] = [0];
+  private readonly free: number[] = [];
+
+  /** The id of `name`, counting one more user. */
+  acquire(name: string): number {
+    let id = this.ids.get(name);
+    if (id === undefined) {
+      id = this.free.pop() ?? this.names.length;
+      this.names[id] = name;
+      this.refs[id] = 0;
+      this.ids.set(name, id);
+    }
+    this.refs[id]!++;
+    return id;
+  }
+
+  release(id: number): void {
+    if (id === 0) return;
+    if (--this.refs[id]! > 0) return;
+    this.ids.delete(this.names[id]!);
+    this.names[id] = null;
+    this.free.push(id);
+  }
+
+  name(id: number): string | null {
+    return this.names[id] ?? null;
+  }
+
+  /** Names in use. */
+  get size(): number {
+    return this.ids.size;
+  }
+}
+
+/** Node lists by id. Id 0 is the empty list, which always exists. */
+export class NodeLists {
+  private readonly ids = new Map<string, number>();
+  private readonly lists: (NodeIdList | null)[] = [[]];
+  private readonly refs: number[] = [0];
+  private readonly free: number[] = [];
+  /** list id -> node ID -> id of the list with that node added. */
+  private readonly added = new Map<number, Map<string, number>>();
+
+  /** The id of a list with these nodes, in this order, counting one more user. */
+  acquire(list: NodeIdList): number {
+    const id = this.idOf(list);
+    if (id !== 0) this.refs[id]!++;
+    return id;
+  }
+
+  /**
+   * acquire() of list `id` with `node` appended (the list itself if it has
+   * the node). Jobs of one list gain the same nodes, so the answer is cached.
+   */
+  acquireWithNode(id: number, node: string): number {
+    const list = this.lists[id]!;
+    let byNode = this.added.get(id);
+    let next = byNode?.get(node);
+    // A cached id may have been freed and reused for another list.
+    if (next === undefined || !this.isListPlus(next, list, node)) {
+      if (list.includes(node)) next = id;
+      else next = this.idOf([...list, node]);
+      if (byNode === undefined) this.added.set(id, (byNode = new Map()));
+      byNode.set(node, next);
+    }
+    if (next !== 0) this.refs[next]!++;
+    return next;
+  }
+
+  release(id: number): void {
+    if (id === 0) return;
+    if (--this.refs[id]! > 0) return;
+    this.ids.delete(this.lists[id]!.join(' '));
+    this.lists[id] = null;
+    this.added.delete(id);
+    this.free.push(id);
+  }
+
+  private idOf(list: NodeIdList): number {
+    if (list.length === 0) return 0;
+    const key = list.join(' ');
+    let id = this.ids.get(key);
+    if (id === undefined) {
+      id = this.free.pop() ?? this.lists.length;
+      this.lists[id] = Object.freeze([...list]);
+      this.refs[id] = 0;
+      this.ids.set(key, id);
+    }
+    return id;
+  }
+
+  /** Whether list `id` is `list` itself (already holding `node`) or `list` plus `node`. */
+  private isListPlus(id: number, list: NodeIdList, node: string): boolean {
+    const l = this.lists[id];
+    if (l === null || l === undefined) return false;
+    if (l === list) return list.includes(node);
+    if (l.length !== list.length + 1 || l[list.length] !== node) return false;
+    for (let i = 0; i < list.length; i++) if (l[i] !== list[i]) return false;
+    return true;
+  }
+
+  list(id: number): NodeIdList {
+    return this.lists[id]!;
+  }
+
+  /** Lists in use. */
+  get size(): number {
+    return this.ids.size;
+  }
+}
