@@ -62,13 +62,13 @@ export class ByteArena {
   private deadSegs: number[] = [];
   private emptySegs = 0;
 
-  // Per slab (slab number = segment * 16 + index).
-  private slabClass = new Uint8Array(SLABS_PER_SEG);
-  private slabUsed = new Uint16Array(SLABS_PER_SEG);
-  private slabCarved = new Uint16Array(SLABS_PER_SEG);
-  private slabFreeSlot = new Uint32Array(SLABS_PER_SEG);
-  private slabNext = new Uint32Array(SLABS_PER_SEG);
-  private slabPrev = new Uint32Array(SLABS_PER_SEG);
+  // Per slab (slab number = segment * 16 + index), sized for segFree's segments.
+  private slabClass = new Uint8Array(16 * SLABS_PER_SEG);
+  private slabUsed = new Uint16Array(16 * SLABS_PER_SEG);
+  private slabCarved = new Uint16Array(16 * SLABS_PER_SEG);
+  private slabFreeSlot = new Uint32Array(16 * SLABS_PER_SEG);
+  private slabNext = new Uint32Array(16 * SLABS_PER_SEG);
+  private slabPrev = new Uint32Array(16 * SLABS_PER_SEG);
   /** Per class: first slab with a free slot (0: none); slab 0 is never used. */
   private partial = new Uint32Array(CLASS_SIZES.length);
 
