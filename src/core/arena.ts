@@ -4,17 +4,19 @@
 //
 // Small allocations (up to SMALL_MAX bytes) are rounded up to a size class
 // and carved from 64 KiB slabs, each slab serving one class; slabs live in
-// 1 MiB segments. A slab keeps its own list of free slots, so a slab whose
-// slots are all free goes back to a common pool for any class, and a
-// segment whose slabs are all free can be returned. Classes are 8 bytes
-// apart up to 128 bytes, then 8 per doubling, so rounding wastes at most
-// 12.5% (the reference's allocator, jemalloc, spaces its classes alike).
-// Larger allocations get a buffer of their own.
+// 1 MiB segments (blocks of the store's BlockSource). A slab keeps its own
+// list of free slots, so a slab whose slots are all free goes back to a
+// common pool for any class. Segments are kept once made (see blocks.ts).
+// Classes are 8 bytes apart up to 128 bytes, then 8 per doubling, so
+// rounding wastes at most 12.5% (the reference's allocator, jemalloc, spaces
+// its classes alike). Larger allocations get a buffer of their own.
 //
 // An address is a 32-bit number: for small allocations, the slab number and
 // the offset in 8-byte units (32 GiB addressable); for large ones, the index
 // of its buffer. The caller keeps whether an allocation is large (it knows
 // the size), as the store does in the job's flags.
+
+import { BlockSource } from './blocks.js';
 
 const SEG_SHIFT = 20;
 const SEG_BYTES = 1 << SEG_SHIFT;
@@ -31,8 +33,6 @@ const MAX_SLABS = 2 ** (32 - ADDR_SLAB_SHIFT);
 export const SMALL_MAX = 16384;
 /** Bytes addressable in slabs. */
 export const ARENA_MAX_SMALL_BYTES = MAX_SLABS * SLAB_BYTES;
-/** Fully free segments kept for reuse before one is given back. */
-const SPARE_SEGMENTS = 4;
 
 const CLASS_SIZES: number[] = [];
 for (let s = 8; s <= 128; s += 8) CLASS_SIZES.push(s);
@@ -51,16 +51,15 @@ export function allocatedSize(size: number): number {
 }
 
 export class ByteArena {
-  /** Segment memory, as bytes and as 32-bit words (free-slot links); null once given back. */
-  private segU8: (Buffer | null)[] = [];
-  private segU32: (Uint32Array | null)[] = [];
+  constructor(private readonly blocks: BlockSource = new BlockSource()) {}
+
+  /** Segment memory, as bytes and as 32-bit words (free-slot links). */
+  private segU8: Buffer[] = [];
+  private segU32: Uint32Array[] = [];
   /** Per segment: bit i set when its slab i is free. */
   private segFree = new Uint16Array(16);
   /** Segments that may have free slabs (checked when popped). */
   private segsWithFree: number[] = [];
-  /** Segments given back, whose index can be used again. */
-  private deadSegs: number[] = [];
-  private emptySegs = 0;
 
   // Per slab (slab number = segment * 16 + index), sized for segFree's segments.
   private slabClass = new Uint8Array(16 * SLABS_PER_SEG);
@@ -81,11 +80,9 @@ export class ByteArena {
   requestedBytes = 0;
   /** Bytes of live large buffers. */
   largeBytes = 0;
-  private liveSegs = 0;
-
   /** Bytes the arena holds from the system: segments and large buffers. */
   get allocatedBytes(): number {
-    return this.liveSegs * SEG_BYTES + this.largeBytes;
+    return this.segU8.length * SEG_BYTES + this.largeBytes;
   }
 
   /** Bytes held but not in live allocations: free slabs, free slots, unused slab tails. */
@@ -151,12 +148,6 @@ export class ByteArena {
     return large ? 0 : ((addr >>> ADDR_SLAB_SHIFT) & (SLABS_PER_SEG - 1)) * SLAB_BYTES + ((addr & ADDR_UNIT_MASK) << UNIT_SHIFT);
   }
 
-  /** Gives everything back. */
-  clear(): void {
-    const fresh = new ByteArena();
-    Object.assign(this, fresh);
-  }
-
   // ------------------------------------------------------------ internals
 
   /** Word index of a small address within its segment's words. */
@@ -176,7 +167,6 @@ export class ByteArena {
     }
     if (seg < 0) seg = this.newSegment();
     const mask = this.segFree[seg]!;
-    if (mask === 0xffff) this.emptySegs--;
     const i = 31 - Math.clz32(mask & -mask);
     this.segFree[seg] = mask & ~(1 << i);
     const s = seg * SLABS_PER_SEG + i;
@@ -193,36 +183,18 @@ export class ByteArena {
     const mask = before | (1 << (s & 15));
     this.segFree[seg] = mask;
     if (before === 0) this.segsWithFree.push(seg);
-    if (mask !== 0xffff) return;
-    this.emptySegs++;
-    if (this.emptySegs > SPARE_SEGMENTS) {
-      // Give the segment back; its index is reused by a later segment.
-      this.segFree[seg] = 0;
-      this.segU8[seg] = null;
-      this.segU32[seg] = null;
-      this.deadSegs.push(seg);
-      this.emptySegs--;
-      this.liveSegs--;
-    }
   }
 
   private newSegment(): number {
-    let seg = this.deadSegs.pop();
-    if (seg === undefined) {
-      seg = this.segU8.length;
-      // Segment 0 keeps slab 0 unused, so that no address is 0.
-      if ((seg + 1) * SLABS_PER_SEG > MAX_SLABS) throw new RangeError('job arena is full (32 GiB of small bodies)');
-      this.segU8.push(null);
-      this.segU32.push(null);
-      if (seg >= this.segFree.length) this.growSlabTables(seg + 1);
-    }
-    const buf = new ArrayBuffer(SEG_BYTES);
-    this.segU8[seg] = Buffer.from(buf);
-    this.segU32[seg] = new Uint32Array(buf);
+    const seg = this.segU8.length;
+    if ((seg + 1) * SLABS_PER_SEG > MAX_SLABS) throw new RangeError('job arena is full (32 GiB of small bodies)');
+    if (seg >= this.segFree.length) this.growSlabTables(seg + 1);
+    const { buffer, offset } = this.blocks.take(SEG_BYTES);
+    this.segU8.push(Buffer.from(buffer, offset, SEG_BYTES));
+    this.segU32.push(new Uint32Array(buffer, offset, SEG_BYTES / 4));
+    // Segment 0 keeps slab 0 unused, so that no address is 0.
     this.segFree[seg] = seg === 0 ? 0xfffe : 0xffff;
     this.segsWithFree.push(seg);
-    this.liveSegs++;
-    if (seg !== 0) this.emptySegs++;
     return seg;
   }
 

@@ -2,10 +2,12 @@
 // reference's "awakeme" list): queueing delayed jobs, re-queueing, sending
 // WILLQUEUE, collecting acks, expiring. One binary min-heap of (time, record)
 // for every job, instead of a timer per job, kept in pages of plain memory:
-// growing adds a page and never copies the entries already there.
+// growing adds a page and never copies the entries already there. Pages
+// are not given back when the heap shrinks; they are used again as it grows.
 //
 // Each job's record holds its position (plus one; 0 when it has none), so a
 // changed time moves its entry and a deleted job leaves the heap at once.
+import { BlockSource } from './blocks.js';
 import { JobRecords, PAGE_SHIFT as REC_PAGE_SHIFT, PAGE_MASK as REC_PAGE_MASK, REC_WORDS, W_HEAP } from './records.js';
 
 const SHIFT = 16;
@@ -17,7 +19,10 @@ export class AwakeHeap {
   private readonly recs: Uint32Array[] = [];
   private n = 0;
 
-  constructor(private readonly records: JobRecords) {}
+  constructor(
+    private readonly records: JobRecords,
+    private readonly blocks: BlockSource = new BlockSource(),
+  ) {}
 
   get length(): number {
     return this.n;
@@ -33,8 +38,10 @@ export class AwakeHeap {
     const pos = this.posOf(rec);
     if (pos < 0) {
       if (this.n >>> SHIFT >= this.times.length) {
-        this.times.push(new Float64Array(PAGE));
-        this.recs.push(new Uint32Array(PAGE));
+        const t = this.blocks.take(PAGE * 8);
+        const r = this.blocks.take(PAGE * 4);
+        this.times.push(new Float64Array(t.buffer, t.offset, PAGE));
+        this.recs.push(new Uint32Array(r.buffer, r.offset, PAGE));
       }
       this.siftUp(this.n++, rec, at);
       return;
@@ -75,13 +82,6 @@ export class AwakeHeap {
     const rec = this.recs[0]![0]!;
     this.remove(rec);
     return rec;
-  }
-
-  clear(): void {
-    for (let i = 0; i < this.n; i++) this.setPos(this.recs[i >>> SHIFT]![i & MASK]!, -1);
-    this.times.length = 0;
-    this.recs.length = 0;
-    this.n = 0;
   }
 
   private timeAt(i: number): number {

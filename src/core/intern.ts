@@ -6,6 +6,15 @@
 /** A list of node IDs. Treated as immutable so jobs can share one array. */
 export type NodeIdList = readonly string[];
 
+/** Ids fit in 24 bits of a job record (see records.ts). */
+const MAX_ID = 0xffffff;
+
+function newId(free: number[], length: number, what: string): number {
+  const id = free.pop() ?? length;
+  if (id > MAX_ID) throw new RangeError(`too many different ${what} in use (at most ${MAX_ID})`);
+  return id;
+}
+
 /** Queue names by id. Id 0 is "no queue" (a dummy ack). */
 export class QueueNames {
   private readonly ids = new Map<string, number>();
@@ -17,7 +26,7 @@ export class QueueNames {
   acquire(name: string): number {
     let id = this.ids.get(name);
     if (id === undefined) {
-      id = this.free.pop() ?? this.names.length;
+      id = newId(this.free, this.names.length, 'queue names');
       this.names[id] = name;
       this.refs[id] = 0;
       this.ids.set(name, id);
@@ -93,7 +102,7 @@ export class NodeLists {
     const key = list.join(' ');
     let id = this.ids.get(key);
     if (id === undefined) {
-      id = this.free.pop() ?? this.lists.length;
+      id = newId(this.free, this.lists.length, 'node lists');
       this.lists[id] = Object.freeze([...list]);
       this.refs[id] = 0;
       this.ids.set(key, id);

@@ -8,6 +8,8 @@
 // neighbour.
 
 const CHUNK = 1024;
+/** Emptied chunks kept for reuse (1 MiB). */
+const SPARE_CHUNKS = 256;
 
 /** Orders two records: negative when `a` comes first. Never 0 for two different records. */
 export type RecordOrder = (a: number, b: number) => number;
@@ -27,9 +29,29 @@ class Chunk {
   }
 }
 
-/** Bytes of chunks, shared by every list of a store (memory accounting). */
-export interface ChunkCounter {
-  chunkBytes: number;
+/**
+ * Chunks shared by every list of a store: the bytes they take (memory
+ * accounting), and emptied chunks kept for reuse, so a queue that fills
+ * and drains does not keep allocating (each allocation is an ArrayBuffer
+ * the garbage collector accounts for).
+ */
+export class ChunkPool {
+  chunkBytes = 0;
+  private readonly spare: Chunk[] = [];
+
+  take(): Chunk {
+    this.chunkBytes += CHUNK * 4;
+    const c = this.spare.pop();
+    if (c === undefined) return new Chunk();
+    c.start = 0;
+    c.end = 0;
+    return c;
+  }
+
+  give(c: Chunk): void {
+    this.chunkBytes -= CHUNK * 4;
+    if (this.spare.length < SPARE_CHUNKS) this.spare.push(c);
+  }
 }
 
 export class JobList {
@@ -38,7 +60,7 @@ export class JobList {
 
   constructor(
     private readonly order: RecordOrder,
-    private readonly counter: ChunkCounter,
+    private readonly pool: ChunkPool,
   ) {}
 
   get size(): number {
@@ -150,7 +172,7 @@ export class JobList {
   }
 
   clear(): void {
-    this.counter.chunkBytes -= this.chunks.length * CHUNK * 4;
+    for (const c of this.chunks) this.pool.give(c);
     this.chunks = [];
     this.count = 0;
   }
@@ -173,13 +195,12 @@ export class JobList {
   }
 
   private newChunk(): Chunk {
-    this.counter.chunkBytes += CHUNK * 4;
-    return new Chunk();
+    return this.pool.take();
   }
 
   private dropChunk(ci: number): void {
-    this.chunks.splice(ci, 1);
-    this.counter.chunkBytes -= CHUNK * 4;
+    const [c] = this.chunks.splice(ci, 1);
+    this.pool.give(c!);
   }
 
   /** Merges chunk `ci` into a neighbour when both fit in one chunk. */

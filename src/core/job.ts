@@ -11,20 +11,21 @@ import {
   F_CTIME,
   F_ETIME,
   F_QTIME,
-  W_CSEQ,
   W_DELAY,
   W_RETRY,
-  W_NACKS,
-  W_DELIV,
-  W_META,
-  W_QUEUE,
-  W_NODES,
-  W_LENGEN,
-  META_STATE_MASK,
-  META_GC_SHIFT,
-  META_FLAGS_SHIFT,
-  META_FLAGS_MASK,
-  META_REPL_SHIFT,
+  W_COUNTS,
+  W_FLAGS,
+  W_STATE,
+  W_GEN,
+  W_SEQ,
+  QUEUE_MASK,
+  FLAGS_SHIFT,
+  NODES_MASK,
+  STATE_SHIFT,
+  GC_SHIFT,
+  REPL_MASK,
+  GEN_SHIFT,
+  CSEQ_MASK,
 } from './records.js';
 
 export const JobState = {
@@ -157,14 +158,14 @@ export class Job {
     this.u = store.records.u32[page]!;
     this.f = store.records.f64[page]!;
     this.o = (rec & PAGE_MASK) * REC_WORDS;
-    this.gen = this.u[this.o + W_LENGEN]! >>> 16;
+    this.gen = this.u[this.o + W_GEN]! >>> GEN_SHIFT;
     this.idString = id;
   }
 
   /** Still in the store (and the same job the handle was made for). */
   get registered(): boolean {
     const u = this.u;
-    return u[this.o + W_LENGEN]! >>> 16 === this.gen && (u[this.o + W_META]! & (JOB_FLAG_REGISTERED << META_FLAGS_SHIFT)) !== 0;
+    return u[this.o + W_GEN]! >>> GEN_SHIFT === this.gen && (u[this.o + W_FLAGS]! & (JOB_FLAG_REGISTERED << FLAGS_SHIFT)) !== 0;
   }
 
   get id(): string {
@@ -172,36 +173,36 @@ export class Job {
   }
 
   get state(): number {
-    return this.u[this.o + W_META]! & META_STATE_MASK;
+    return (this.u[this.o + W_STATE]! >>> STATE_SHIFT) & 3;
   }
   set state(v: number) {
-    const m = this.u[this.o + W_META]!;
-    this.store.stateChanged(m & META_STATE_MASK, v);
-    this.u[this.o + W_META] = (m & ~META_STATE_MASK) | v;
+    const w = this.u[this.o + W_STATE]!;
+    this.store.stateChanged((w >>> STATE_SHIFT) & 3, v);
+    this.u[this.o + W_STATE] = (w & ~(3 << STATE_SHIFT)) | ((v & 3) << STATE_SHIFT);
   }
 
   get gcRetry(): number {
-    return (this.u[this.o + W_META]! >>> META_GC_SHIFT) & 15;
+    return (this.u[this.o + W_STATE]! >>> GC_SHIFT) & 15;
   }
   set gcRetry(v: number) {
-    const m = this.u[this.o + W_META]!;
-    this.u[this.o + W_META] = (m & ~(15 << META_GC_SHIFT)) | ((v & 15) << META_GC_SHIFT);
+    const w = this.u[this.o + W_STATE]!;
+    this.u[this.o + W_STATE] = (w & ~(15 << GC_SHIFT)) | ((v & 15) << GC_SHIFT);
   }
 
   get flags(): number {
-    return (this.u[this.o + W_META]! >>> META_FLAGS_SHIFT) & META_FLAGS_MASK;
+    return this.u[this.o + W_FLAGS]! >>> FLAGS_SHIFT;
   }
   set flags(v: number) {
-    const m = this.u[this.o + W_META]!;
-    this.u[this.o + W_META] = (m & ~(META_FLAGS_MASK << META_FLAGS_SHIFT)) | ((v & META_FLAGS_MASK) << META_FLAGS_SHIFT);
+    const w = this.u[this.o + W_FLAGS]!;
+    this.u[this.o + W_FLAGS] = (w & QUEUE_MASK) | ((v & 0xff) << FLAGS_SHIFT);
   }
 
   get repl(): number {
-    return this.u[this.o + W_META]! >>> META_REPL_SHIFT;
+    return this.u[this.o + W_GEN]! & REPL_MASK;
   }
   set repl(v: number) {
-    const m = this.u[this.o + W_META]!;
-    this.u[this.o + W_META] = (m & ((1 << META_REPL_SHIFT) - 1)) | ((v & 0xffff) << META_REPL_SHIFT);
+    const w = this.u[this.o + W_GEN]!;
+    this.u[this.o + W_GEN] = (w & ~REPL_MASK) | (v & REPL_MASK);
   }
 
   get ctime(): number {
@@ -226,10 +227,11 @@ export class Job {
   }
 
   get cseq(): number {
-    return this.u[this.o + W_CSEQ]!;
+    return this.u[this.o + W_SEQ]! & CSEQ_MASK;
   }
   set cseq(v: number) {
-    this.u[this.o + W_CSEQ] = v;
+    const w = this.u[this.o + W_SEQ]!;
+    this.u[this.o + W_SEQ] = (w & ~CSEQ_MASK) | Math.min(v, CSEQ_MASK);
   }
 
   get delay(): number {
@@ -246,18 +248,22 @@ export class Job {
     this.u[this.o + W_RETRY] = v;
   }
 
+  /** NACKs seen (16 bits, as the reference). */
   get nacks(): number {
-    return this.u[this.o + W_NACKS]!;
+    return this.u[this.o + W_COUNTS]! & 0xffff;
   }
   set nacks(v: number) {
-    this.u[this.o + W_NACKS] = v;
+    const w = this.u[this.o + W_COUNTS]!;
+    this.u[this.o + W_COUNTS] = (w & 0xffff0000) | (v & 0xffff);
   }
 
+  /** Additional deliveries seen (16 bits, as the reference). */
   get deliveries(): number {
-    return this.u[this.o + W_DELIV]!;
+    return this.u[this.o + W_COUNTS]! >>> 16;
   }
   set deliveries(v: number) {
-    this.u[this.o + W_DELIV] = v;
+    const w = this.u[this.o + W_COUNTS]!;
+    this.u[this.o + W_COUNTS] = (w & 0xffff) | ((v & 0xffff) << 16);
   }
 
   /** Next time the scheduler looks at this job, or NEVER. */
@@ -267,12 +273,12 @@ export class Job {
 
   /** Queue name, or null for a dummy ack. */
   get queue(): string | null {
-    return this.store.queueNames.name(this.u[this.o + W_QUEUE]!);
+    return this.store.queueNames.name(this.u[this.o + W_FLAGS]! & QUEUE_MASK);
   }
 
   /** The body as a latin1 string (a copy; replies and frames copy the bytes instead). */
   get body(): string | null {
-    if (this.u[this.o + W_QUEUE] === 0) return null;
+    if ((this.u[this.o + W_FLAGS]! & QUEUE_MASK) === 0) return null;
     const len = this.bodyLength;
     if (len === 0) return '';
     const at = this.bodyOffset();
@@ -294,7 +300,7 @@ export class Job {
 
   /** Nodes that may have a copy (job.delivered in the reference's README). */
   get delivered(): NodeIdList {
-    return this.store.nodeLists.list(this.u[this.o + W_NODES]!);
+    return this.store.nodeLists.list(this.u[this.o + W_STATE]! & NODES_MASK);
   }
   set delivered(list: NodeIdList) {
     this.store.setNodes(this.rec, list);
@@ -314,7 +320,7 @@ export class Job {
   }
 
   get isDummyAck(): boolean {
-    return this.u[this.o + W_NODES] === 0;
+    return (this.u[this.o + W_STATE]! & NODES_MASK) === 0;
   }
 }
 

@@ -2,7 +2,7 @@
 // federation bookkeeping (which nodes recently gave us jobs for it, and how
 // fast we import them).
 import type { Job } from './job.js';
-import { JobList, type ChunkCounter, type RecordOrder } from './job-list.js';
+import { JobList, type ChunkPool, type RecordOrder } from './job-list.js';
 
 export const QUEUE_FLAG_PAUSED_IN = 1 << 0;
 export const QUEUE_FLAG_PAUSED_OUT = 1 << 1;
@@ -55,9 +55,9 @@ export class Queue {
     readonly name: string,
     now: number,
     order: RecordOrder,
-    counter: ChunkCounter,
+    pool: ChunkPool,
   ) {
-    this.jobs = new JobList(order, counter);
+    this.jobs = new JobList(order, pool);
     this.ctime = now;
     this.atime = now;
     this.curImportTime = now;

@@ -5,26 +5,31 @@
 // "no job" wherever a record number is stored. Pages are added as jobs
 // come and never move, so growing never copies what is there.
 //
-// One record, 96 bytes, as 24 32-bit words (times as 64-bit floats):
+// One record, 88 bytes, as 22 32-bit words (times as 64-bit floats). Small
+// fields share words, with the reference's widths where it has them (16-bit
+// NACK and delivery counters, 16-bit replication factor):
 //
 //   word  0-1  ctime      creation time, clock ms (with cseq and the record
-//         2-3  etime      number it orders a queue)
+//                         number it orders a queue)
+//         2-3  etime      expire time, clock ms
 //         4-5  qtime      next (re)queue time, or NEVER
-//         6    cseq       counter of jobs created in the same ms
-//         7    delay      seconds
-//         8    retry      seconds
-//         9    nacks
-//        10    deliveries additional deliveries
-//        11    meta       state (2 bits), GC attempts (4), flags (8), repl (16)
-//        12    heap       position in the awake schedule + 1, 0 when none
-//        13    next       next record in the same ID-index bucket (or free list)
-//        14    queue      queue name id (see intern.ts), 0 for a dummy ack
-//        15    nodes      node list id (see intern.ts)
-//        16    body       arena address of ID and body bytes, 0 when none
-//        17    len/gen    body length (low 16 bits), record generation (high 16)
-//     18-23    id         the packed job ID (24 bytes, see packJobId)
+//         6    delay      seconds
+//         7    retry      seconds
+//         8    counts     nacks (low 16 bits), additional deliveries (high 16)
+//         9    flags      queue name id (low 24, see intern.ts; 0 for a dummy
+//                         ack), flags (high 8)
+//        10    state      node list id (low 24), state (2 bits), GC attempts (4)
+//        11    gen        repl (low 16), record generation (high 16)
+//        12    seq        cseq (low 18), body length (high 14; see W_BODY)
+//        13    heap       position in the awake schedule + 1, 0 when none
+//        14    next       next record in the same ID-index bucket (or free list)
+//        15    body       arena address of the body (and an ID that does not
+//                         pack), 0 when none
+//     16-21    id         the packed job ID (24 bytes, see packJobId)
 
-export const REC_WORDS = 24;
+import { BlockSource } from './blocks.js';
+
+export const REC_WORDS = 22;
 export const REC_BYTES = REC_WORDS * 4;
 
 // Float64 fields: index within the record's f64 words (record word / 2).
@@ -32,33 +37,39 @@ export const F_CTIME = 0;
 export const F_ETIME = 1;
 export const F_QTIME = 2;
 // 32-bit words.
-export const W_CSEQ = 6;
-export const W_DELAY = 7;
-export const W_RETRY = 8;
-export const W_NACKS = 9;
-export const W_DELIV = 10;
-export const W_META = 11;
-export const W_HEAP = 12;
-export const W_NEXT = 13;
-export const W_QUEUE = 14;
-export const W_NODES = 15;
-export const W_BODY = 16;
-export const W_LENGEN = 17;
-export const W_ID = 18;
+export const W_DELAY = 6;
+export const W_RETRY = 7;
+export const W_COUNTS = 8;
+export const W_FLAGS = 9;
+export const W_STATE = 10;
+export const W_GEN = 11;
+export const W_SEQ = 12;
+export const W_HEAP = 13;
+export const W_NEXT = 14;
+export const W_BODY = 15;
+export const W_ID = 16;
 
-// meta word layout.
-export const META_STATE_MASK = 3;
-export const META_GC_SHIFT = 2;
-export const META_FLAGS_SHIFT = 6;
-export const META_FLAGS_MASK = 0xff;
-export const META_REPL_SHIFT = 14;
+// Fields within shared words.
+export const QUEUE_MASK = 0xffffff;
+export const FLAGS_SHIFT = 24;
+export const NODES_MASK = 0xffffff;
+export const STATE_SHIFT = 24;
+export const GC_SHIFT = 26;
+export const REPL_MASK = 0xffff;
+export const GEN_SHIFT = 16;
+export const CSEQ_MASK = 0x3ffff;
+export const LEN_SHIFT = 18;
+/** Bodies (with an unpacked ID) of this size or more are large: their length is their buffer's. */
+export const LARGE_BODY = 1 << (32 - LEN_SHIFT);
 
-/** Records per page: 32768 records, 3 MiB. */
+/** Records per page: 32768 records, 2.75 MiB. */
 export const PAGE_SHIFT = 15;
 export const PAGE_RECS = 1 << PAGE_SHIFT;
 export const PAGE_MASK = PAGE_RECS - 1;
 
 export class JobRecords {
+  constructor(private readonly blocks: BlockSource = new BlockSource()) {}
+
   /** Views of each page: words, the same as float64s, and bytes. */
   readonly u32: Uint32Array[] = [];
   readonly f64: Float64Array[] = [];
@@ -87,9 +98,9 @@ export class JobRecords {
       const u = this.u32[rec >>> PAGE_SHIFT]!;
       const o = (rec & PAGE_MASK) * REC_WORDS;
       this.freeHead = u[o + W_NEXT]!;
-      const gen = u[o + W_LENGEN]! & 0xffff0000;
+      const gen = u[o + W_GEN]! & 0xffff0000;
       u.fill(0, o, o + REC_WORDS);
-      u[o + W_LENGEN] = gen;
+      u[o + W_GEN] = gen;
     } else {
       rec = this.top++;
       if (rec >>> PAGE_SHIFT >= this.u32.length) this.addPage();
@@ -102,9 +113,9 @@ export class JobRecords {
   free(rec: number): void {
     const u = this.u32[rec >>> PAGE_SHIFT]!;
     const o = (rec & PAGE_MASK) * REC_WORDS;
-    const gen = ((u[o + W_LENGEN]! >>> 16) + 1) & 0xffff;
-    u[o + W_META] = 0;
-    u[o + W_LENGEN] = gen << 16;
+    const gen = ((u[o + W_GEN]! >>> GEN_SHIFT) + 1) & 0xffff;
+    u[o + W_FLAGS] = 0;
+    u[o + W_GEN] = gen << GEN_SHIFT;
     u[o + W_NEXT] = this.freeHead;
     this.freeHead = rec;
     this.live--;
@@ -112,24 +123,14 @@ export class JobRecords {
 
   /** The generation of a record (changes each time it is freed). */
   gen(rec: number): number {
-    return this.u32[rec >>> PAGE_SHIFT]![(rec & PAGE_MASK) * REC_WORDS + W_LENGEN]! >>> 16;
-  }
-
-  /** Drops every record and page. */
-  clear(): void {
-    this.u32.length = 0;
-    this.f64.length = 0;
-    this.u8.length = 0;
-    this.top = 1;
-    this.freeHead = 0;
-    this.live = 0;
+    return this.u32[rec >>> PAGE_SHIFT]![(rec & PAGE_MASK) * REC_WORDS + W_GEN]! >>> GEN_SHIFT;
   }
 
   private addPage(): void {
-    const buf = new ArrayBuffer(PAGE_RECS * REC_BYTES);
-    this.u32.push(new Uint32Array(buf));
-    this.f64.push(new Float64Array(buf));
-    this.u8.push(new Uint8Array(buf));
+    const { buffer, offset } = this.blocks.take(PAGE_RECS * REC_BYTES);
+    this.u32.push(new Uint32Array(buffer, offset, PAGE_RECS * REC_WORDS));
+    this.f64.push(new Float64Array(buffer, offset, (PAGE_RECS * REC_WORDS) / 2));
+    this.u8.push(new Uint8Array(buffer, offset, PAGE_RECS * REC_BYTES));
   }
 }
 

@@ -34,9 +34,10 @@ import { JOB_ID_LEN, PACKED_ID_LEN, packJobId, unpackJobIdString } from './job-i
 import { Queue, QueueWaiter, QUEUE_FLAG_PAUSED_ALL, QUEUE_FLAG_PAUSED_IN, QUEUE_FLAG_PAUSED_OUT } from './queue.js';
 import { AwakeHeap } from './awake-heap.js';
 import { JobIndex } from './job-index.js';
-import { ByteArena, SMALL_MAX } from './arena.js';
+import { ByteArena } from './arena.js';
 import { NodeLists, QueueNames } from './intern.js';
-import type { ChunkCounter } from './job-list.js';
+import { ChunkPool } from './job-list.js';
+import { BlockSource } from './blocks.js';
 import {
   JobRecords,
   PAGE_SHIFT,
@@ -46,20 +47,24 @@ import {
   F_CTIME,
   F_ETIME,
   F_QTIME,
-  W_CSEQ,
   W_DELAY,
   W_RETRY,
-  W_NACKS,
-  W_DELIV,
-  W_META,
+  W_COUNTS,
+  W_FLAGS,
+  W_STATE,
+  W_GEN,
+  W_SEQ,
   W_HEAP,
-  W_QUEUE,
-  W_NODES,
   W_BODY,
-  W_LENGEN,
   W_ID,
-  META_FLAGS_SHIFT,
-  META_REPL_SHIFT,
+  QUEUE_MASK,
+  FLAGS_SHIFT,
+  NODES_MASK,
+  STATE_SHIFT,
+  REPL_MASK,
+  CSEQ_MASK,
+  LEN_SHIFT,
+  LARGE_BODY,
 } from './records.js';
 
 /** Random desynchronization of re-queue times between nodes, in ms. */
@@ -143,8 +148,10 @@ export class JobStore implements JobStoreInternals {
   evictOnPressure = true;
   peakMemory = 0;
 
-  readonly records = new JobRecords();
-  readonly arena = new ByteArena();
+  /** Pages of records, the arena and the schedule come from here (see blocks.ts). */
+  readonly blocks = new BlockSource();
+  readonly records = new JobRecords(this.blocks);
+  readonly arena = new ByteArena(this.blocks);
   readonly queueNames = new QueueNames();
   readonly nodeLists = new NodeLists();
   private readonly index: JobIndex;
@@ -153,7 +160,7 @@ export class JobStore implements JobStoreInternals {
   private readonly confirmations = new Map<number, Set<string>>();
   /** Jobs by state (wait-repl, active, queued, acked). */
   private readonly stateCounts = [0, 0, 0, 0];
-  private readonly chunks: ChunkCounter = { chunkBytes: 0 };
+  private readonly chunks = new ChunkPool();
   private queueBytes = 0;
 
   private readonly myId: () => string;
@@ -182,7 +189,7 @@ export class JobStore implements JobStoreInternals {
     this.maxmemory = opts.maxmemory ?? 1024 * 1024 * 1024;
     this.selfList = [this.myId()];
     this.index = new JobIndex(this.records, (rec) => this.hashOfRecord(rec));
-    this.awake = new AwakeHeap(this.records);
+    this.awake = new AwakeHeap(this.records, this.blocks);
   }
 
   // ------------------------------------------------------------------ jobs
@@ -247,25 +254,24 @@ export class JobStore implements JobStoreInternals {
     f[fo + F_CTIME] = fields.ctime;
     f[fo + F_ETIME] = fields.etime;
     f[fo + F_QTIME] = fields.qtime;
-    u[o + W_CSEQ] = fields.cseq;
     u[o + W_DELAY] = fields.delay;
     u[o + W_RETRY] = fields.retry;
-    u[o + W_NACKS] = fields.nacks;
-    u[o + W_DELIV] = fields.deliveries;
+    u[o + W_COUNTS] = (fields.nacks & 0xffff) | ((fields.deliveries & 0xffff) << 16);
     let flags = (fields.flags & ~JOB_INTERNAL_FLAGS) | JOB_FLAG_REGISTERED;
     if (!packed) flags |= JOB_FLAG_RAW_ID;
-    u[o + W_QUEUE] = fields.queue === null ? 0 : this.queueNames.acquire(fields.queue);
-    u[o + W_NODES] = this.nodeLists.acquire(fields.delivered);
+    const queueId = fields.queue === null ? 0 : this.queueNames.acquire(fields.queue);
+    u[o + W_STATE] = this.nodeLists.acquire(fields.delivered) | ((fields.state & 3) << STATE_SHIFT);
+    u[o + W_GEN] = (u[o + W_GEN]! & ~REPL_MASK) | (fields.repl & REPL_MASK);
 
     // ID (when it does not pack) and body bytes.
     const body = fields.body;
     const bodyLen = body === null ? 0 : body.length;
     const size = (packed ? 0 : JOB_ID_LEN) + bodyLen;
-    let lengen = u[o + W_LENGEN]! & 0xffff0000;
+    let seq = Math.min(fields.cseq, CSEQ_MASK);
     if (size > 0) {
-      const large = size > SMALL_MAX;
+      const large = size >= LARGE_BODY;
       if (large) flags |= JOB_FLAG_LARGE;
-      else lengen |= bodyLen;
+      else seq |= bodyLen << LEN_SHIFT;
       const addr = this.arena.alloc(size);
       u[o + W_BODY] = addr;
       const mem = this.arena.bytes(addr, large);
@@ -274,12 +280,12 @@ export class JobStore implements JobStoreInternals {
       if (typeof body === 'string') mem.latin1Write(body, at, bodyLen);
       else if (body !== null) mem.set(body, at);
     }
-    u[o + W_LENGEN] = lengen;
+    u[o + W_SEQ] = seq;
     if (packed) {
       const kw = this.keyWords;
       for (let i = 0; i < 6; i++) u[o + W_ID + i] = kw[i]!;
     }
-    u[o + W_META] = (fields.state & 3) | (flags << META_FLAGS_SHIFT) | ((fields.repl & 0xffff) << META_REPL_SHIFT);
+    u[o + W_FLAGS] = queueId | (flags << FLAGS_SHIFT);
 
     this.index.add(rec, h);
     if (fields.confirmed !== null) this.confirmations.set(rec, fields.confirmed);
@@ -303,14 +309,13 @@ export class JobStore implements JobStoreInternals {
     const o = (rec & PAGE_MASK) * REC_WORDS;
     this.index.remove(rec, this.hashOfRecord(rec));
     this.awake.remove(rec);
-    const meta = u[o + W_META]!;
-    const flags = meta >>> META_FLAGS_SHIFT;
+    const flags = u[o + W_FLAGS]! >>> FLAGS_SHIFT;
     const size = this.storedSize(u, o, flags);
     if (size > 0) this.arena.free(u[o + W_BODY]!, size);
-    this.queueNames.release(u[o + W_QUEUE]!);
-    this.nodeLists.release(u[o + W_NODES]!);
+    this.queueNames.release(u[o + W_FLAGS]! & QUEUE_MASK);
+    this.nodeLists.release(u[o + W_STATE]! & NODES_MASK);
     this.confirmations.delete(rec);
-    this.stateCounts[meta & 3]!--;
+    this.stateCounts[(u[o + W_STATE]! >>> STATE_SHIFT) & 3]!--;
     this.records.free(rec);
     return true;
   }
@@ -450,7 +455,7 @@ export class JobStore implements JobStoreInternals {
       const u = this.records.u32[rec >>> PAGE_SHIFT]!;
       const o = (rec & PAGE_MASK) * REC_WORDS;
       // Gone, or scheduled again by another job's processing.
-      if (!(u[o + W_META]! & (JOB_FLAG_REGISTERED << META_FLAGS_SHIFT)) || u[o + W_HEAP] !== 0) continue;
+      if (!(u[o + W_FLAGS]! & (JOB_FLAG_REGISTERED << FLAGS_SHIFT)) || u[o + W_HEAP] !== 0) continue;
       this.processJob(new Job(this, rec), now);
     }
     this.index.rehashFor(0.5);
@@ -751,7 +756,7 @@ export class JobStore implements JobStoreInternals {
     let rec = from < 1 ? 1 : from;
     for (const stop = Math.min(end, rec + max); rec < stop; rec++) {
       const u = this.records.u32[rec >>> PAGE_SHIFT]!;
-      if (u[(rec & PAGE_MASK) * REC_WORDS + W_META]! & (JOB_FLAG_REGISTERED << META_FLAGS_SHIFT)) visit(new Job(this, rec));
+      if (u[(rec & PAGE_MASK) * REC_WORDS + W_FLAGS]! & (JOB_FLAG_REGISTERED << FLAGS_SHIFT)) visit(new Job(this, rec));
     }
     return rec >= end ? 0 : rec;
   }
@@ -794,7 +799,7 @@ export class JobStore implements JobStoreInternals {
     const page = rec >>> PAGE_SHIFT;
     const u = this.records.u32[page]!;
     const o = (rec & PAGE_MASK) * REC_WORDS;
-    const flags = u[o + W_META]! >>> META_FLAGS_SHIFT;
+    const flags = u[o + W_FLAGS]! >>> FLAGS_SHIFT;
     if (flags & JOB_FLAG_RAW_ID) {
       const large = (flags & JOB_FLAG_LARGE) !== 0;
       const addr = u[o + W_BODY]!;
@@ -816,8 +821,8 @@ export class JobStore implements JobStoreInternals {
   bodyLengthOf(rec: number): number {
     const u = this.records.u32[rec >>> PAGE_SHIFT]!;
     const o = (rec & PAGE_MASK) * REC_WORDS;
-    const flags = u[o + W_META]! >>> META_FLAGS_SHIFT;
-    if (!(flags & JOB_FLAG_LARGE)) return u[o + W_LENGEN]! & 0xffff;
+    const flags = u[o + W_FLAGS]! >>> FLAGS_SHIFT;
+    if (!(flags & JOB_FLAG_LARGE)) return u[o + W_SEQ]! >>> LEN_SHIFT;
     return this.arena.bytes(u[o + W_BODY]!, true).length - (flags & JOB_FLAG_RAW_ID ? JOB_ID_LEN : 0);
   }
 
@@ -826,7 +831,7 @@ export class JobStore implements JobStoreInternals {
     const o = (rec & PAGE_MASK) * REC_WORDS;
     const addr = u[o + W_BODY]!;
     if (addr === 0) return EMPTY;
-    return this.arena.bytes(addr, ((u[o + W_META]! >>> META_FLAGS_SHIFT) & JOB_FLAG_LARGE) !== 0);
+    return this.arena.bytes(addr, ((u[o + W_FLAGS]! >>> FLAGS_SHIFT) & JOB_FLAG_LARGE) !== 0);
   }
 
   bodyOffsetOf(rec: number): number {
@@ -834,24 +839,24 @@ export class JobStore implements JobStoreInternals {
     const o = (rec & PAGE_MASK) * REC_WORDS;
     const addr = u[o + W_BODY]!;
     if (addr === 0) return 0;
-    const flags = u[o + W_META]! >>> META_FLAGS_SHIFT;
+    const flags = u[o + W_FLAGS]! >>> FLAGS_SHIFT;
     return this.arena.offset(addr, (flags & JOB_FLAG_LARGE) !== 0) + (flags & JOB_FLAG_RAW_ID ? JOB_ID_LEN : 0);
   }
 
   setNodes(rec: number, list: NodeIdList): void {
     const u = this.records.u32[rec >>> PAGE_SHIFT]!;
     const o = (rec & PAGE_MASK) * REC_WORDS;
-    const old = u[o + W_NODES]!;
-    u[o + W_NODES] = this.nodeLists.acquire(list);
-    this.nodeLists.release(old);
+    const w = u[o + W_STATE]!;
+    u[o + W_STATE] = (w & ~NODES_MASK) | this.nodeLists.acquire(list);
+    this.nodeLists.release(w & NODES_MASK);
   }
 
   addNode(rec: number, node: string): void {
     const u = this.records.u32[rec >>> PAGE_SHIFT]!;
     const o = (rec & PAGE_MASK) * REC_WORDS;
-    const old = u[o + W_NODES]!;
-    u[o + W_NODES] = this.nodeLists.acquireWithNode(old, node);
-    this.nodeLists.release(old);
+    const w = u[o + W_STATE]!;
+    u[o + W_STATE] = (w & ~NODES_MASK) | this.nodeLists.acquireWithNode(w & NODES_MASK, node);
+    this.nodeLists.release(w & NODES_MASK);
   }
 
   confirmedOf(rec: number): Set<string> | null {
@@ -875,7 +880,7 @@ export class JobStore implements JobStoreInternals {
     if (d !== 0) return d;
     const ua = this.records.u32[a >>> PAGE_SHIFT]!;
     const ub = this.records.u32[b >>> PAGE_SHIFT]!;
-    return ua[oa + W_CSEQ]! - ub[ob + W_CSEQ]! || a - b;
+    return (ua[oa + W_SEQ]! & CSEQ_MASK) - (ub[ob + W_SEQ]! & CSEQ_MASK) || a - b;
   };
 
   /** Bytes of the job's arena allocation (0 when it has none). */
@@ -883,7 +888,7 @@ export class JobStore implements JobStoreInternals {
     const addr = u[o + W_BODY]!;
     if (addr === 0) return 0;
     if (flags & JOB_FLAG_LARGE) return this.arena.bytes(addr, true).length;
-    return (u[o + W_LENGEN]! & 0xffff) + (flags & JOB_FLAG_RAW_ID ? JOB_ID_LEN : 0);
+    return (u[o + W_SEQ]! >>> LEN_SHIFT) + (flags & JOB_FLAG_RAW_ID ? JOB_ID_LEN : 0);
   }
 
   /**
@@ -917,14 +922,14 @@ export class JobStore implements JobStoreInternals {
       u[o + W_ID + 4] === kw[4] &&
       u[o + W_ID + 5] === kw[5] &&
       u[o + W_ID] === kw[0] &&
-      !((u[o + W_META]! >>> META_FLAGS_SHIFT) & JOB_FLAG_RAW_ID)
+      !((u[o + W_FLAGS]! >>> FLAGS_SHIFT) & JOB_FLAG_RAW_ID)
     );
   };
 
   private readonly matchesRaw = (rec: number): boolean => {
     const u = this.records.u32[rec >>> PAGE_SHIFT]!;
     const o = (rec & PAGE_MASK) * REC_WORDS;
-    const flags = u[o + W_META]! >>> META_FLAGS_SHIFT;
+    const flags = u[o + W_FLAGS]! >>> FLAGS_SHIFT;
     if (!(flags & JOB_FLAG_RAW_ID)) return false;
     const large = (flags & JOB_FLAG_LARGE) !== 0;
     const addr = u[o + W_BODY]!;
@@ -939,7 +944,7 @@ export class JobStore implements JobStoreInternals {
   private hashOfRecord(rec: number): number {
     const u = this.records.u32[rec >>> PAGE_SHIFT]!;
     const o = (rec & PAGE_MASK) * REC_WORDS;
-    const flags = u[o + W_META]! >>> META_FLAGS_SHIFT;
+    const flags = u[o + W_FLAGS]! >>> FLAGS_SHIFT;
     if (!(flags & JOB_FLAG_RAW_ID)) return mix(u[o + W_ID + 1]!, u[o + W_ID + 2]!);
     const large = (flags & JOB_FLAG_LARGE) !== 0;
     const addr = u[o + W_BODY]!;

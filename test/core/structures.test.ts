@@ -1,29 +1,29 @@
 // Job IDs, the queue's job list and the awake schedule.
 import { describe, it, expect } from 'vitest';
 import { generateJobId, isValidJobId, ttlMinutesFromJobId, isAtMostOnceJobId, jobIdNodePrefix } from '../../src/core/job-id.js';
-import { JobList } from '../../src/core/job-list.js';
+import { JobList, ChunkPool } from '../../src/core/job-list.js';
 import { AwakeHeap } from '../../src/core/awake-heap.js';
 import { JobIndex } from '../../src/core/job-index.js';
-import { JobRecords, F_CTIME, W_CSEQ, W_HEAP, REC_WORDS, PAGE_SHIFT, PAGE_MASK } from '../../src/core/records.js';
+import { JobRecords, F_CTIME, W_SEQ, W_HEAP, REC_WORDS, PAGE_SHIFT, PAGE_MASK } from '../../src/core/records.js';
 
 const NODE = '0123456789abcdef0123456789abcdef01234567';
 
 /** Records with a creation time and counter, ordered as the store orders queues. */
 class Recs {
   readonly records = new JobRecords();
-  readonly chunks = { chunkBytes: 0 };
+  readonly chunks = new ChunkPool();
   make(ctime: number, cseq = 0): number {
     const rec = this.records.alloc();
     const o = (rec & PAGE_MASK) * REC_WORDS;
     this.records.f64[rec >>> PAGE_SHIFT]![(o >> 1) + F_CTIME] = ctime;
-    this.records.u32[rec >>> PAGE_SHIFT]![o + W_CSEQ] = cseq;
+    this.records.u32[rec >>> PAGE_SHIFT]![o + W_SEQ] = cseq;
     return rec;
   }
   ctime(rec: number): number {
     return this.records.f64[rec >>> PAGE_SHIFT]![((rec & PAGE_MASK) * REC_WORDS >> 1) + F_CTIME]!;
   }
   cseq(rec: number): number {
-    return this.records.u32[rec >>> PAGE_SHIFT]![(rec & PAGE_MASK) * REC_WORDS + W_CSEQ]!;
+    return this.records.u32[rec >>> PAGE_SHIFT]![(rec & PAGE_MASK) * REC_WORDS + W_SEQ]!;
   }
   heapPos(rec: number): number {
     return this.records.u32[rec >>> PAGE_SHIFT]![(rec & PAGE_MASK) * REC_WORDS + W_HEAP]!;
