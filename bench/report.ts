@@ -158,7 +158,7 @@ const REDIS_WHAT: Partial<Record<Workload, (pipeline: number) => string>> = {
 
 export const FLAVOR_TITLE: Record<Flavor, string> = { ours: 'disque-ts', reference: 'Disque (C)', redis: 'Redis' };
 
-function table(head: string[], rows: string[][], align?: ('l' | 'r')[]): string {
+export function table(head: string[], rows: string[][], align?: ('l' | 'r')[]): string {
   const a = align ?? head.map((_, i) => (i === 0 ? 'l' : 'r'));
   return [
     `| ${head.join(' | ')} |`,

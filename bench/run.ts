@@ -5,10 +5,12 @@
 // on each server in turn (ours, reference, redis, ours, reference, redis...
 // so drifts in machine load hit all of them alike), shows progress on stderr,
 // prints summary tables and writes JSON + markdown to bench/results/.
+// Two modes apart: --core (bench/core.ts, no servers) and the scale workload
+// (bench/scale.ts: --only scale or --scale, run after the others, alone).
 // See docs/bench.md for every option.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
-import { cpus, availableParallelism } from 'node:os';
+import { cpus, availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAddress, type Address } from './conn.js';
@@ -16,6 +18,19 @@ import { DEFAULT_SPEC, fmtRate, runLoad, WORKLOADS, type LoadResult, type LoadSp
 import { describeMemory, measureMemory } from './memory.js';
 import { coreTable, DEFAULT_SIZES, parseSizes, runCore } from './core.js';
 import { fill } from './queueops.js';
+import {
+  DEFAULT_CHECKPOINTS,
+  DEFAULT_REFERENCE_MAX,
+  DEFAULT_STEP,
+  parseCounts,
+  runScale,
+  scaleMarkdown,
+  SCALE_CONNS,
+  SCALE_PIPELINE,
+  type ScaleResult,
+} from './scale.js';
+import { holdableMemory } from '../src/server/memory-limit.js';
+import { parseMemory } from '../src/config/config.js';
 import {
   FLAVOR_TITLE,
   fmtCount,
@@ -58,7 +73,7 @@ What to run:
   --core                    only the in-process core micro-benchmarks (bench/core.ts, no servers; ~1 min, quick ~20 s)
   --core-sizes N,N          jobs registered for the core store cases (default 1000,1000000)
   --quick                   smoke run, under a minute (short runs, 1 round, no cluster, 100k-job memory)
-  --only w1,w2              workloads: ${WORKLOADS.join(',')},memory
+  --only w1,w2              workloads: ${WORKLOADS.join(',')},memory (default all of these), scale
   --conns N                 connections per run (default 50)
   --pipelines 1,16          pipeline depths (default 1,16)
   --duration S              measured seconds per run (default 3; quick 1)
@@ -70,8 +85,17 @@ What to run:
   --persist / --no-persist  produce with AOF on (appendfsync everysec), fresh servers (default on, off with --quick)
   --registered N            produce and cycle with N, then 1000, jobs registered, fresh servers (default 1000000; quick 0 = skip)
   --body N                  job body bytes (default 64)
+  --scale                   add the scale workload (also: --only scale); never on unless asked
   --pin                     pin servers to CPU 0 and the generator to CPU 1 (taskset)
   --out DIR                 results directory (default bench/results)
+
+Scale (one queue filled to millions of jobs by redis-benchmark, a fresh server each, ours
+then the reference; minutes and many GB: npm run bench -- --only scale):
+  --scale-checkpoints N,N   jobs at which to report (default 1M,10M,40M; k/M suffixes allowed)
+  --scale-step N            jobs per redis-benchmark run (default 1M)
+  --scale-maxmemory SIZE    maxmemory for the servers, e.g. 16gb (default: the most our node accepts here)
+  --scale-reference-max N   the reference's checkpoints stop here (default 10M: ~530 bytes per job)
+  --redis-benchmark PATH    the generator (default /usr/bin/redis-benchmark, else on PATH)
 `;
 
 interface Opts {
@@ -91,6 +115,16 @@ interface Opts {
   pin: boolean;
   out: string;
   basePort: number;
+  scale: ScaleOpts;
+}
+
+interface ScaleOpts {
+  checkpoints: number[];
+  step: number;
+  /** Bytes. */
+  maxmemory: number;
+  referenceMax: number;
+  generator: string | null;
 }
 
 function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
@@ -124,6 +158,12 @@ function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
       registered: { type: 'string' },
       body: { type: 'string', default: '64' },
       pin: { type: 'boolean', default: false },
+      scale: { type: 'boolean', default: false },
+      'scale-checkpoints': { type: 'string' },
+      'scale-step': { type: 'string' },
+      'scale-maxmemory': { type: 'string' },
+      'scale-reference-max': { type: 'string' },
+      'redis-benchmark': { type: 'string' },
       out: { type: 'string', default: join(REPO_ROOT, 'bench/results') },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -134,7 +174,13 @@ function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
   }
   const quick = a.quick!;
   const only = new Set((a.only ?? [...WORKLOADS, 'memory'].join(',')).split(',').map((s) => s.trim()));
-  for (const w of only) if (w !== 'memory' && !WORKLOADS.includes(w as Workload)) throw new Error(`unknown workload ${w}`);
+  // Scale takes minutes and many GB: only when asked, by --only or --scale (even with --quick).
+  if (a.scale) only.add('scale');
+  for (const w of only) if (w !== 'memory' && w !== 'scale' && !WORKLOADS.includes(w as Workload)) throw new Error(`unknown workload ${w}`);
+  const maxmemory = a['scale-maxmemory'] !== undefined ? parseMemory(a['scale-maxmemory']) : holdableMemory();
+  if (maxmemory === undefined || !(maxmemory > 0)) throw new Error(`bad --scale-maxmemory ${a['scale-maxmemory']}`);
+  const generator =
+    (a['redis-benchmark'] as string | undefined) ?? (existsSync('/usr/bin/redis-benchmark') ? '/usr/bin/redis-benchmark' : findOnPath('redis-benchmark'));
   return {
     a,
     o: {
@@ -154,6 +200,13 @@ function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
       pin: a.pin!,
       out: a.out!,
       basePort: Number(a['base-port']),
+      scale: {
+        checkpoints: a['scale-checkpoints'] ? parseCounts(a['scale-checkpoints']) : DEFAULT_CHECKPOINTS,
+        step: a['scale-step'] ? parseCounts(a['scale-step'])[0]! : DEFAULT_STEP,
+        maxmemory,
+        referenceMax: a['scale-reference-max'] ? parseCounts(a['scale-reference-max'])[0]! : DEFAULT_REFERENCE_MAX,
+        generator,
+      },
     },
   };
 }
@@ -293,9 +346,91 @@ async function mainCore(o: Opts, a: Record<string, string | boolean | undefined>
   log(`results: ${base}.md and .json`);
 }
 
+/**
+ * The scale workload: ours filled to every checkpoint and stopped, then the
+ * reference (checkpoints up to --scale-reference-max), never both at once.
+ * Results: bench/results/scale-<time>.md / .json and scale-latest.*.
+ */
+async function mainScale(o: Opts, a: Record<string, string | boolean | undefined>): Promise<void> {
+  const so = o.scale;
+  if (!so.generator || !existsSync(so.generator)) {
+    log('scale: redis-benchmark not found (apt-get install redis-tools, or --redis-benchmark PATH): skipping');
+    return;
+  }
+  const t0 = Date.now();
+  const ports = new Set<number>();
+  const plan: { flavor: Flavor; bin: string; checkpoints: number[] }[] = [];
+  if (!a['no-ours']) {
+    if (a.ours) log('note: scale needs a fresh server with a large maxmemory: it starts its own, not --ours');
+    if (!existsSync(OUR_SERVER)) log(`note: ${OUR_SERVER} not built (npm run build): skipping our server`);
+    else plan.push({ flavor: 'ours', bin: OUR_SERVER, checkpoints: so.checkpoints });
+  }
+  const refBin = (a['reference-bin'] as string | undefined) ?? process.env.BENCH_REFERENCE_BIN;
+  if (refBin) {
+    const cps = so.checkpoints.filter((n) => n <= so.referenceMax);
+    if (cps.length === 0) log(`note: no scale checkpoint up to --scale-reference-max ${fmtCount(so.referenceMax)}: skipping the reference`);
+    else plan.push({ flavor: 'reference', bin: refBin, checkpoints: cps });
+  } else log('note: no reference Disque (--reference-bin PATH): scale runs ours only');
+  if (plan.length === 0) throw new Error('scale: no server to start');
+  if (o.pin && !pinSelf('1')) log('note: taskset failed, not pinning');
+
+  const results: ScaleResult[] = [];
+  for (const p of plan) {
+    try {
+      results.push(
+        await runScale({
+          flavor: p.flavor,
+          bin: p.bin,
+          basePort: o.basePort,
+          ports,
+          maxmemory: so.maxmemory,
+          checkpoints: p.checkpoints,
+          step: so.step,
+          bodySize: o.body,
+          generator: so.generator,
+          ...(o.pin ? { serverCpus: '0', generatorCpus: '1' } : {}),
+          status,
+          log,
+        }),
+      );
+    } catch (e) {
+      log(`scale · ${FLAVOR_TITLE[p.flavor]}: FAILED: ${(e as Error).message}`);
+    }
+  }
+
+  const header = [
+    `${new Date().toISOString()}, ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+    `machine: ${cpus()[0]?.model ?? '?'} × ${availableParallelism()} cores, ${(totalmem() / 1024 ** 3).toFixed(1)} GB, Node ${process.versions.node}`,
+    `each server fresh, alone (ours, stopped, then the reference), maxmemory ${so.maxmemory} bytes (${(so.maxmemory / 1024 ** 3).toFixed(1)} GB)${o.pin ? ', pinned (server CPU 0, redis-benchmark CPU 1)' : ''}`,
+    `fill: \`redis-benchmark -p PORT -c ${SCALE_CONNS} -P ${SCALE_PIPELINE} -n ${so.step} --csv ADDJOB q <${o.body}-byte body> 0\` repeated up to each checkpoint (${so.checkpoints.map(fmtCount).join(', ')}; the reference up to ${fmtCount(so.referenceMax)})`,
+    'RSS: /proc/<pid>/status VmRSS; RSS bytes/job: (RSS − RSS of the empty server) / jobs held; used_memory from INFO memory',
+    'slowest request: max of redis-benchmark max_latency_ms over every step so far; p99: the last step; fill rate: jobs added / redis-benchmark time since the previous checkpoint',
+    'GC (ours only, INFO memory gc_count, gc_pause_total_ms, gc_pause_max_ms): since the server started',
+    'errors: failed redis-benchmark runs (it exits at the first error reply) or QLEN below the ADDJOBs sent; jobs missing: sent − QLEN',
+  ];
+  const md = scaleMarkdown(header, results);
+  mkdirSync(o.out, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:]/g, '').replace(/\..*/, '');
+  const base = join(o.out, `scale-${stamp}`);
+  const json = JSON.stringify({ options: { ...so, body: o.body, pin: o.pin }, header, results }, null, 2);
+  writeFileSync(`${base}.json`, json);
+  writeFileSync(`${base}.md`, md);
+  writeFileSync(join(o.out, 'scale-latest.json'), json);
+  writeFileSync(join(o.out, 'scale-latest.md'), md);
+  if (tty) process.stderr.write('\r\x1b[K');
+  process.stdout.write('\n' + md + '\n');
+  log(`results: ${base}.md and .json`);
+}
+
 async function main(): Promise<void> {
   const { o, a } = parse();
   if (a.core) return mainCore(o, a);
+  // The other workloads first, their servers stopped, then the scale fill alone.
+  if ([...o.only].some((w) => w !== 'scale')) await mainLoad(o, a);
+  if (o.only.has('scale')) await mainScale(o, a);
+}
+
+async function mainLoad(o: Opts, a: Record<string, string | boolean | undefined>): Promise<void> {
   if (o.pin && !pinSelf('1')) log('note: taskset failed, not pinning');
   const t0 = Date.now();
   const servers = await setupServers(o, a);
