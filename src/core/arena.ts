@@ -38,7 +38,7 @@ const CLASS_SIZES: number[] = [];
 for (let s = 8; s <= 128; s += 8) CLASS_SIZES.push(s);
 for (let base = 128; base < SMALL_MAX; base *= 2) for (let k = 1; k <= 8; k++) CLASS_SIZES.push(base + (base / 8) * k);
 /** Size class of a size, indexed by (size + 7) >> 3. */
-const CLASS_OF = new Uint8Array((SMALL_MAX >> 3) + 1);
+const CLASS_OF = new Uint8Array(((SMALL_MAX + 7) >> 3) + 1);
 for (let c = 0, units = 0; units < CLASS_OF.length; units++) {
   while (CLASS_SIZES[c]! < units * 8) c++;
   CLASS_OF[units] = c;
@@ -58,8 +58,9 @@ export class ByteArena {
   private segU32: Uint32Array[] = [];
   /** Per segment: bit i set when its slab i is free. */
   private segFree = new Uint16Array(16);
-  /** Segments that may have free slabs (checked when popped). */
+  /** Segments that may have free slabs (checked when popped), each listed once. */
   private segsWithFree: number[] = [];
+  private segListed = new Uint8Array(16);
 
   // Per slab (slab number = segment * 16 + index), sized for segFree's segments.
   private slabClass = new Uint8Array(16 * SLABS_PER_SEG);
@@ -164,6 +165,7 @@ export class ByteArena {
         break;
       }
       this.segsWithFree.pop();
+      this.segListed[candidate] = 0;
     }
     if (seg < 0) seg = this.newSegment();
     const mask = this.segFree[seg]!;
@@ -179,10 +181,11 @@ export class ByteArena {
 
   private releaseSlab(s: number): void {
     const seg = s >>> 4;
-    const before = this.segFree[seg]!;
-    const mask = before | (1 << (s & 15));
-    this.segFree[seg] = mask;
-    if (before === 0) this.segsWithFree.push(seg);
+    this.segFree[seg] = this.segFree[seg]! | (1 << (s & 15));
+    if (!this.segListed[seg]) {
+      this.segListed[seg] = 1;
+      this.segsWithFree.push(seg);
+    }
   }
 
   private newSegment(): number {
@@ -195,6 +198,7 @@ export class ByteArena {
     // Segment 0 keeps slab 0 unused, so that no address is 0.
     this.segFree[seg] = seg === 0 ? 0xfffe : 0xffff;
     this.segsWithFree.push(seg);
+    this.segListed[seg] = 1;
     return seg;
   }
 
@@ -207,6 +211,7 @@ export class ByteArena {
       return b;
     };
     this.segFree = grow(this.segFree, n);
+    this.segListed = grow(this.segListed, n);
     const slabs = n * SLABS_PER_SEG;
     this.slabClass = grow(this.slabClass, slabs);
     this.slabUsed = grow(this.slabUsed, slabs);

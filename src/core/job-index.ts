@@ -97,24 +97,28 @@ export class JobIndex {
   /** A random record (random non-empty bucket, then a random entry in its chain), 0 when empty. */
   random(rnd: () => number): number {
     if (this.count === 0) return 0;
-    for (;;) {
-      let first: number;
-      if (this.t1 === null) {
-        first = this.t0[Math.floor(rnd() * this.t0.length)]!;
-      } else {
-        // Buckets of t0 below rehashIdx are empty: pick among the others.
-        const n0 = this.t0.length - this.rehashIdx;
-        const i = Math.floor(rnd() * (n0 + this.t1.length));
-        first = i < n0 ? this.t0[this.rehashIdx + i]! : this.t1[i - n0]!;
-      }
-      if (first === 0) continue;
-      let n = 0;
-      for (let r = first; r !== 0; r = this.next(r)) n++;
-      let k = Math.floor(rnd() * n);
-      let rec = first;
-      while (k-- > 0) rec = this.next(rec);
-      return rec;
+    const n0 = this.t1 === null ? this.t0.length : this.t0.length - this.rehashIdx;
+    const slots = n0 + (this.t1?.length ?? 0);
+    // Random buckets until a non-empty one (the table is at least 1/8 full);
+    // after many misses, the next non-empty bucket from a random one.
+    let first = 0;
+    for (let tries = 0; first === 0; tries++) {
+      let i = Math.floor(rnd() * slots);
+      first = this.bucketAt(i, n0);
+      if (tries > 64) for (let k = 0; k < slots && first === 0; k++) first = this.bucketAt((i = (i + 1) % slots), n0);
     }
+    let n = 0;
+    for (let r = first; r !== 0; r = this.next(r)) n++;
+    let k = Math.floor(rnd() * n);
+    let rec = first;
+    while (k-- > 0) rec = this.next(rec);
+    return rec;
+  }
+
+  /** Bucket i of the live buckets: t0's (from rehashIdx when resizing), then t1's. */
+  private bucketAt(i: number, n0: number): number {
+    if (this.t1 === null) return this.t0[i]!;
+    return i < n0 ? this.t0[this.rehashIdx + i]! : this.t1[i - n0]!;
   }
 
   /**

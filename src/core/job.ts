@@ -24,8 +24,8 @@ import {
   STATE_SHIFT,
   GC_SHIFT,
   REPL_MASK,
-  GEN_SHIFT,
   CSEQ_MASK,
+  recordGen,
 } from './records.js';
 
 export const JobState = {
@@ -158,14 +158,14 @@ export class Job {
     this.u = store.records.u32[page]!;
     this.f = store.records.f64[page]!;
     this.o = (rec & PAGE_MASK) * REC_WORDS;
-    this.gen = this.u[this.o + W_GEN]! >>> GEN_SHIFT;
+    this.gen = recordGen(this.u, this.o);
     this.idString = id;
   }
 
   /** Still in the store (and the same job the handle was made for). */
   get registered(): boolean {
     const u = this.u;
-    return u[this.o + W_GEN]! >>> GEN_SHIFT === this.gen && (u[this.o + W_FLAGS]! & (JOB_FLAG_REGISTERED << FLAGS_SHIFT)) !== 0;
+    return (u[this.o + W_FLAGS]! & (JOB_FLAG_REGISTERED << FLAGS_SHIFT)) !== 0 && recordGen(u, this.o) === this.gen;
   }
 
   get id(): string {

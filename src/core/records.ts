@@ -18,9 +18,10 @@
 //         8    counts     nacks (low 16 bits), additional deliveries (high 16)
 //         9    flags      queue name id (low 24, see intern.ts; 0 for a dummy
 //                         ack), flags (high 8)
-//        10    state      node list id (low 24), state (2 bits), GC attempts (4)
-//        11    gen        repl (low 16), record generation (high 16)
-//        12    seq        cseq (low 18), body length (high 14; see W_BODY)
+//        10    state      node list id (low 24), state (2 bits), GC attempts (4),
+//                         record generation (high 2 of 18 bits)
+//        11    gen        repl (low 16), record generation (low 16 of 18 bits)
+//        12    seq        cseq (low 17), body length (high 15; see W_BODY)
 //        13    heap       position in the awake schedule + 1, 0 when none
 //        14    next       next record in the same ID-index bucket (or free list)
 //        15    body       arena address of the body (and an ID that does not
@@ -57,10 +58,12 @@ export const STATE_SHIFT = 24;
 export const GC_SHIFT = 26;
 export const REPL_MASK = 0xffff;
 export const GEN_SHIFT = 16;
-export const CSEQ_MASK = 0x3ffff;
-export const LEN_SHIFT = 18;
-/** Bodies (with an unpacked ID) of this size or more are large: their length is their buffer's. */
-export const LARGE_BODY = 1 << (32 - LEN_SHIFT);
+/** Jobs created in one ms past this many are ordered by record number (the reference counts up to 1e6). */
+export const CSEQ_MASK = 0x1ffff;
+/** The body length takes the 15 high bits: up to the arena's SMALL_MAX; larger bodies have their own buffer, whose length is theirs. */
+export const LEN_SHIFT = 17;
+/** The generation's 2 high bits, in the state word (18 bits in all: see JobRecords.free). */
+export const GEN_HIGH_SHIFT = 30;
 
 /** Records per page: 32768 records, 2.75 MiB. */
 export const PAGE_SHIFT = 15;
@@ -91,16 +94,18 @@ export class JobRecords {
     return this.top;
   }
 
-  /** A zeroed record (its generation word kept), for a new job. */
+  /** A zeroed record (its generation kept), for a new job. */
   alloc(): number {
     let rec = this.freeHead;
     if (rec !== 0) {
       const u = this.u32[rec >>> PAGE_SHIFT]!;
       const o = (rec & PAGE_MASK) * REC_WORDS;
       this.freeHead = u[o + W_NEXT]!;
-      const gen = u[o + W_GEN]! & 0xffff0000;
+      const lo = u[o + W_GEN]! & 0xffff0000;
+      const hi = u[o + W_STATE]! & (3 << GEN_HIGH_SHIFT);
       u.fill(0, o, o + REC_WORDS);
-      u[o + W_GEN] = gen;
+      u[o + W_GEN] = lo;
+      u[o + W_STATE] = hi;
     } else {
       rec = this.top++;
       if (rec >>> PAGE_SHIFT >= this.u32.length) this.addPage();
@@ -109,13 +114,19 @@ export class JobRecords {
     return rec;
   }
 
-  /** Returns the record to the free list; its generation changes so old handles see it gone. */
+  /**
+   * Returns the record to the free list; its generation changes so old
+   * handles see it gone. The generation has 18 bits: a handle kept while its
+   * record is reused 262,144 times would see a job again (handles live one
+   * event, and a record is reused once per free and add).
+   */
   free(rec: number): void {
     const u = this.u32[rec >>> PAGE_SHIFT]!;
     const o = (rec & PAGE_MASK) * REC_WORDS;
-    const gen = ((u[o + W_GEN]! >>> GEN_SHIFT) + 1) & 0xffff;
+    const gen = (recordGen(u, o) + 1) & 0x3ffff;
     u[o + W_FLAGS] = 0;
-    u[o + W_GEN] = gen << GEN_SHIFT;
+    u[o + W_GEN] = (gen & 0xffff) << GEN_SHIFT;
+    u[o + W_STATE] = (gen >>> 16) << GEN_HIGH_SHIFT;
     u[o + W_NEXT] = this.freeHead;
     this.freeHead = rec;
     this.live--;
@@ -123,7 +134,7 @@ export class JobRecords {
 
   /** The generation of a record (changes each time it is freed). */
   gen(rec: number): number {
-    return this.u32[rec >>> PAGE_SHIFT]![(rec & PAGE_MASK) * REC_WORDS + W_GEN]! >>> GEN_SHIFT;
+    return recordGen(this.u32[rec >>> PAGE_SHIFT]!, (rec & PAGE_MASK) * REC_WORDS);
   }
 
   private addPage(): void {
@@ -132,6 +143,11 @@ export class JobRecords {
     this.f64.push(new Float64Array(buffer, offset, (PAGE_RECS * REC_WORDS) / 2));
     this.u8.push(new Uint8Array(buffer, offset, PAGE_RECS * REC_BYTES));
   }
+}
+
+/** The generation of the record at word offset `o` of page `u`. */
+export function recordGen(u: Uint32Array, o: number): number {
+  return (u[o + W_GEN]! >>> GEN_SHIFT) | ((u[o + W_STATE]! >>> GEN_HIGH_SHIFT) << 16);
 }
 
 /** Word offset of a record within its page. */

@@ -10,7 +10,6 @@
 // index by ID (job-index.ts), queues as lists of record numbers
 // (job-list.ts) and one schedule (awake-heap.ts). Commands and messages see
 // a job through a Job handle made for the occasion (job.ts).
-import { randomInt } from 'node:crypto';
 import { Clock } from './clock.js';
 import {
   Job,
@@ -33,8 +32,9 @@ import {
 import { JOB_ID_LEN, PACKED_ID_LEN, packJobId, unpackJobIdString } from './job-id.js';
 import { Queue, QueueWaiter, QUEUE_FLAG_PAUSED_ALL, QUEUE_FLAG_PAUSED_IN, QUEUE_FLAG_PAUSED_OUT } from './queue.js';
 import { AwakeHeap } from './awake-heap.js';
+import { hashBytes, hashWords } from './id-hash.js';
 import { JobIndex } from './job-index.js';
-import { ByteArena } from './arena.js';
+import { ByteArena, SMALL_MAX } from './arena.js';
 import { NodeLists, QueueNames } from './intern.js';
 import { ChunkPool } from './job-list.js';
 import { BlockSource } from './blocks.js';
@@ -64,7 +64,7 @@ import {
   REPL_MASK,
   CSEQ_MASK,
   LEN_SHIFT,
-  LARGE_BODY,
+  GEN_HIGH_SHIFT,
 } from './records.js';
 
 /** Random desynchronization of re-queue times between nodes, in ms. */
@@ -116,26 +116,6 @@ export interface StoreMemory {
   index: number;
   schedule: number;
   queues: number;
-}
-
-// Hash of packed IDs: two words of the random part mixed with a per-process
-// seed, so IDs chosen by a client cannot pile into one chain.
-const SEED = randomInt(1, 0x7fffffff) | 1;
-const RAW_SALT = 0x2545f491;
-
-function mix(a: number, b: number): number {
-  let h = Math.imul(a ^ SEED, 0x5bd1e995);
-  h ^= h >>> 13;
-  h = Math.imul(h ^ b, 0x5bd1e995);
-  h ^= h >>> 15;
-  return h >>> 0;
-}
-
-/** Hash of an ID that does not pack: eight characters of its random part. */
-function hashRawId(byteAt: (i: number) => number): number {
-  const a = (byteAt(11) << 24) | (byteAt(12) << 16) | (byteAt(13) << 8) | byteAt(14);
-  const b = (byteAt(15) << 24) | (byteAt(16) << 16) | (byteAt(17) << 8) | byteAt(18);
-  return mix(a ^ RAW_SALT, b);
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -260,7 +240,8 @@ export class JobStore implements JobStoreInternals {
     let flags = (fields.flags & ~JOB_INTERNAL_FLAGS) | JOB_FLAG_REGISTERED;
     if (!packed) flags |= JOB_FLAG_RAW_ID;
     const queueId = fields.queue === null ? 0 : this.queueNames.acquire(fields.queue);
-    u[o + W_STATE] = this.nodeLists.acquire(fields.delivered) | ((fields.state & 3) << STATE_SHIFT);
+    // The state word keeps the generation's high bits (see records.ts).
+    u[o + W_STATE] = (u[o + W_STATE]! & (3 << GEN_HIGH_SHIFT)) | this.nodeLists.acquire(fields.delivered) | ((fields.state & 3) << STATE_SHIFT);
     u[o + W_GEN] = (u[o + W_GEN]! & ~REPL_MASK) | (fields.repl & REPL_MASK);
 
     // ID (when it does not pack) and body bytes.
@@ -269,7 +250,7 @@ export class JobStore implements JobStoreInternals {
     const size = (packed ? 0 : JOB_ID_LEN) + bodyLen;
     let seq = Math.min(fields.cseq, CSEQ_MASK);
     if (size > 0) {
-      const large = size >= LARGE_BODY;
+      const large = size > SMALL_MAX;
       if (large) flags |= JOB_FLAG_LARGE;
       else seq |= bodyLen << LEN_SHIFT;
       const addr = this.arena.alloc(size);
@@ -906,9 +887,8 @@ export class JobStore implements JobStoreInternals {
   }
 
   private keyHash(packed: boolean): number {
-    if (packed) return mix(this.keyWords[1]!, this.keyWords[2]!);
-    const id = this.rawKey;
-    return hashRawId((i) => id.charCodeAt(i) & 0xff);
+    if (packed) return hashWords(this.keyWords, 0, 6);
+    return hashBytes(this.rawKey, 0, JOB_ID_LEN);
   }
 
   private readonly matchesPacked = (rec: number): boolean => {
@@ -945,12 +925,12 @@ export class JobStore implements JobStoreInternals {
     const u = this.records.u32[rec >>> PAGE_SHIFT]!;
     const o = (rec & PAGE_MASK) * REC_WORDS;
     const flags = u[o + W_FLAGS]! >>> FLAGS_SHIFT;
-    if (!(flags & JOB_FLAG_RAW_ID)) return mix(u[o + W_ID + 1]!, u[o + W_ID + 2]!);
+    if (!(flags & JOB_FLAG_RAW_ID)) return hashWords(u, o + W_ID, 6);
     const large = (flags & JOB_FLAG_LARGE) !== 0;
     const addr = u[o + W_BODY]!;
     const mem = this.arena.bytes(addr, large);
     const at = this.arena.offset(addr, large);
-    return hashRawId((i) => mem[at + i]!);
+    return hashBytes(mem, at, JOB_ID_LEN);
   }
 }
 
