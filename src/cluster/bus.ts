@@ -228,7 +228,7 @@ export class Link {
     const t = wrapSocket(this.socket);
     this.transport = t;
     t.start(
-      (d) => this.onData(d),
+      (d, n) => this.onData(d.subarray(0, n)),
       () => this.close(),
     );
   }

@@ -71,9 +71,9 @@ export class RequestReader {
     return this.requestBytes;
   }
 
-  feed(chunk: Buffer): void {
+  /** Reads the first `n` bytes of `chunk` (which may be longer: the transport's read buffer). */
+  feed(chunk: Buffer, n: number = chunk.length): void {
     if (this.dead) return;
-    const n = chunk.length;
     let i = 0;
     // Start of the run of complete multibulk requests in this chunk not yet
     // handed to redis-parser, and where the request under way started.
@@ -93,9 +93,10 @@ export class RequestReader {
           break;
         }
         case Mode.Inline: {
-          const nl = chunk.indexOf(0x0a, i);
+          let nl = chunk.indexOf(0x0a, i);
+          if (nl >= n) nl = -1; // past this read's bytes
           if (nl < 0) {
-            this.keepPartial(chunk.subarray(i));
+            this.keepPartial(chunk.subarray(i, n));
             i = n;
             runStart = n;
             if (this.partialLen > INLINE_MAX_SIZE) return this.fail('Protocol error: too big inline request');
@@ -119,7 +120,7 @@ export class RequestReader {
           let nl = i;
           while (nl < n && chunk[nl] !== 0x0a) nl++;
           if (nl === n) {
-            this.keepPartial(chunk.subarray(i));
+            this.keepPartial(chunk.subarray(i, n));
             this.requestBytes += n - i;
             i = n;
             if (this.partialLen > INLINE_MAX_SIZE) {
@@ -217,9 +218,9 @@ export class RequestReader {
     // keep a copy of its bytes (the caller reuses the chunk's memory).
     if (this.held.length === 0) {
       this.execute(chunk, runStart, requestStart);
-      this.held.push(Buffer.from(chunk.subarray(requestStart)));
+      this.held.push(Buffer.from(chunk.subarray(requestStart, n)));
     } else {
-      this.held.push(Buffer.from(chunk));
+      this.held.push(Buffer.from(chunk.subarray(0, n)));
     }
   }
 

@@ -64,7 +64,7 @@ export class Connection implements QueueWaiter {
       node.requestLimits,
     );
     this.transport.start(
-      (chunk) => this.onData(chunk),
+      (chunk, n) => this.onData(chunk, n),
       () => this.close(),
     );
   }
@@ -77,10 +77,11 @@ export class Connection implements QueueWaiter {
     return this.reader.pendingBytes;
   }
 
-  private onData(chunk: Buffer): void {
+  private onData(chunk: Buffer, n: number): void {
     if (this.closed) return;
-    this.node.stats.netInputBytes += chunk.length;
-    this.reader.feed(chunk);
+    this.node.stats.netInputBytes += n;
+    this.lastInteraction = this.node.coarseNow;
+    this.reader.feed(chunk, n);
     this.node.afterEvent();
     this.flush();
   }
@@ -210,6 +211,7 @@ export class Connection implements QueueWaiter {
   }
 
   private runWaiting(): void {
+    this.lastInteraction = this.node.coarseNow;
     while (this.waiting.length > 0 && this.blocker === null && !this.closed && !this.closeAfterReply) {
       this.node.execute(this, this.waiting.shift()!);
     }

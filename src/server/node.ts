@@ -82,6 +82,11 @@ export class Node {
   readonly runId: string;
   readonly requestLimits: RequestLimits;
   outputHardLimit = 0;
+  /** Date.now(), as of the last cron tick (client idle times need no more). */
+  coarseNow = Date.now();
+  /** Directives read on every command, kept here (CONFIG SET updates them). */
+  private slowlogSlowerThan: number;
+  private latencyThreshold: number;
   /** Set while reloading persisted jobs: most commands answer -LOADING. */
   loading = false;
   port = 0;
@@ -120,6 +125,8 @@ export class Node {
       const [from, to] = entry.split(' ').map((w) => w.replace(/^"|"$/g, ''));
       this.commands.rename(from!, to ?? '');
     }
+    this.slowlogSlowerThan = config.int('slowlog-log-slower-than');
+    this.latencyThreshold = config.int('latency-monitor-threshold');
     this.watchConfig();
   }
 
@@ -232,6 +239,12 @@ export class Node {
       this.outputHardLimit = this.parseOutputLimit();
     });
     cfg.onChange('hz', () => this.scheduleCron());
+    cfg.onChange('slowlog-log-slower-than', (v) => {
+      this.slowlogSlowerThan = v as number;
+    });
+    cfg.onChange('latency-monitor-threshold', (v) => {
+      this.latencyThreshold = v as number;
+    });
   }
 
   // -------------------------------------------------------------- clients
@@ -262,7 +275,6 @@ export class Node {
   /** Runs one request of a client (the reference's processCommand). */
   execute(conn: Connection, argv: string[]): void {
     const out = conn.out;
-    conn.lastInteraction = Date.now();
     const cmd = this.commands.lookup(argv[0]!);
     if (cmd === undefined && argv[0]!.toLowerCase() === 'quit') {
       out.ok();
@@ -327,7 +339,7 @@ export class Node {
 
   /** SLOWLOG and LATENCY bookkeeping for one command. */
   private recordSlow(argv: string[], usec: number, fast: boolean): void {
-    const slower = this.config.int('slowlog-log-slower-than');
+    const slower = this.slowlogSlowerThan;
     if (slower >= 0 && usec >= slower) {
       this.slowlog.unshift({
         id: this.slowlogNextId++,
@@ -338,7 +350,7 @@ export class Node {
       const max = this.config.int('slowlog-max-len');
       if (this.slowlog.length > max) this.slowlog.length = max;
     }
-    const threshold = this.config.int('latency-monitor-threshold');
+    const threshold = this.latencyThreshold;
     if (threshold > 0 && usec / 1000 >= threshold) this.latencySample(fast ? 'fast-command' : 'command', Math.round(usec / 1000));
   }
 
@@ -401,6 +413,7 @@ export class Node {
   private cron(): void {
     this.cronLoops++;
     const now = Date.now();
+    this.coarseNow = now;
     if (this.everyMs(100)) {
       const elapsed = now - this.stats.lastSampleTime;
       if (elapsed > 0) {

@@ -30,10 +30,11 @@ export interface Transport {
   /** Closes now. */
   destroy(): void;
   /**
-   * Starts delivering data. `onData` gets a view that is only valid during
-   * the call (the read buffer is reused); copy what must outlive it.
+   * Starts delivering data: `onData` gets `length` bytes at the start of
+   * `data`, valid only during the call (the read buffer is reused, and no
+   * view is made per read); copy what must outlive it.
    */
-  start(onData: (data: Buffer) => void, onClose: () => void): void;
+  start(onData: (data: Buffer, length: number) => void, onClose: () => void): void;
 }
 
 interface StreamBinding {
@@ -92,7 +93,8 @@ abstract class SocketAddresses {
 }
 
 class RawTransport extends SocketAddresses implements Transport {
-  private onData: (data: Buffer) => void = () => {};
+  private spareReq: WriteReq | null = null;
+  private onData: (data: Buffer, length: number) => void = () => {};
   private onClose: () => void = () => {};
   private paused = false;
   private throttled = false;
@@ -111,7 +113,7 @@ class RawTransport extends SocketAddresses implements Transport {
     return this.closed ? 0 : this.handle.writeQueueSize;
   }
 
-  start(onData: (data: Buffer) => void, onClose: () => void): void {
+  start(onData: (data: Buffer, length: number) => void, onClose: () => void): void {
     this.onData = onData;
     this.onClose = onClose;
     const state = this.b.streamBaseState;
@@ -121,7 +123,7 @@ class RawTransport extends SocketAddresses implements Transport {
     this.handle.onread = function () {
       const nread = state[kNread]!;
       if (nread > 0) {
-        if (!self.closed) self.onData(READ_BUFFER.subarray(0, nread));
+        if (!self.closed) self.onData(READ_BUFFER, nread);
         return undefined;
       }
       if (nread === 0) return undefined;
@@ -137,23 +139,33 @@ class RawTransport extends SocketAddresses implements Transport {
 
   write(data: Buffer): boolean {
     if (this.closed || data.length === 0) return true;
-    const req = new this.b.WriteWrap();
-    req.handle = this.handle;
-    req.async = false;
-    req.bytes = 0;
-    req.buffer = null;
-    req.oncomplete = (status: number) => {
+    // A write the kernel takes at once never touches its request object
+    // (Node only wraps it when the write has to wait), so one object serves
+    // every such write: making one per write cost more than the write's JS.
+    let req = this.spareReq;
+    if (req === null) {
+      req = new this.b.WriteWrap();
+      req.handle = this.handle;
+      req.async = false;
+      req.bytes = 0;
       req.buffer = null;
-      if (status < 0) return this.destroy();
-      this.afterWrite();
-    };
+      const r = req;
+      req.oncomplete = (status: number) => {
+        r.buffer = null;
+        if (status < 0) return this.destroy();
+        this.afterWrite();
+      };
+      this.spareReq = req;
+    }
     const err = this.handle.writeBuffer(req, data);
     if (err !== 0) {
       this.destroy();
       return true;
     }
     if (this.b.streamBaseState[this.b.kLastWriteWasAsync]) {
-      // The kernel buffer is full: keep the bytes alive until written.
+      // The kernel buffer is full: keep the bytes alive until written; the
+      // request object now belongs to this write.
+      this.spareReq = null;
       req.buffer = data;
       req.async = true;
       if (this.handle.writeQueueSize > WRITE_HIGH_WATER && !this.throttled) {
@@ -215,8 +227,8 @@ class StreamTransport extends SocketAddresses implements Transport {
     return this.socket.writableLength;
   }
 
-  start(onData: (data: Buffer) => void, onClose: () => void): void {
-    this.socket.on('data', onData);
+  start(onData: (data: Buffer, length: number) => void, onClose: () => void): void {
+    this.socket.on('data', (d: Buffer) => onData(d, d.length));
     this.socket.on('error', () => this.destroy());
     this.socket.once('close', () => {
       if (this.closed) return;
