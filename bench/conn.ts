@@ -51,9 +51,9 @@ export class Conn {
     this.transport = wrapSocket(socket);
     // The parser copies what it keeps: the transport reuses its read buffer.
     this.transport.start(
-      (chunk) => {
+      (chunk, n) => {
         this.now = performance.now();
-        this.parser.feed(chunk);
+        this.parser.feed(chunk.subarray(0, n));
       },
       () => {
         if (this.closed) return;
