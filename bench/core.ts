@@ -60,7 +60,7 @@ function addJob(store: JobStore, qname: string, jobBody: string): Job {
   fields.etime = now + ttl * 1000;
   fields.retry = retry;
   fields.qtime = now + retry * 1000;
-  const job = store.addJob(fields);
+  const job = store.addJob(fields, true);
   if (job === null) throw new Error('duplicate job ID');
   store.enqueueJob(job, false);
   return job;

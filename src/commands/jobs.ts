@@ -109,7 +109,7 @@ function addjob(call: Call): void {
     return;
   }
 
-  const job = store.addJob(fields);
+  const job = store.addJob(fields, true);
   if (job === null) {
     node.log.warning('ID already existing in ADDJOB command!');
     return reply.error('ERR Internal error creating the job, check server logs');

@@ -61,10 +61,22 @@ export class NodeLists {
   private readonly free: number[] = [];
   /** list id -> node ID -> id of the list with that node added. */
   private readonly added = new Map<number, Map<string, number>>();
+  /** The last array acquire() looked up, its id, and the list kept for it then. */
+  private lastArray: NodeIdList | null = null;
+  private lastId = 0;
+  private lastCopy: NodeIdList | null = null;
 
   /** The id of a list with these nodes, in this order, counting one more user. */
   acquire(list: NodeIdList): number {
-    const id = this.idOf(list);
+    // Most jobs come with the same array (ADDJOB's list of this node alone).
+    let id: number;
+    if (list === this.lastArray && this.lists[this.lastId] === this.lastCopy) id = this.lastId;
+    else {
+      id = this.idOf(list);
+      this.lastArray = list;
+      this.lastId = id;
+      this.lastCopy = this.lists[id]!;
+    }
     if (id !== 0) this.refs[id]!++;
     return id;
   }

@@ -19,6 +19,17 @@ const idBuf = Buffer.allocUnsafe(JOB_ID_LEN);
 const HEX = '0123456789abcdef';
 const B64 = Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/', 'latin1');
 
+/**
+ * The last ID generateJobId made, and its packed form (see packJobId): the
+ * store takes a fresh ID without parsing it back. '' when it did not pack
+ * (a node ID prefix that is not lowercase hex).
+ */
+export let generatedId = '';
+export const generatedPacked = new Uint8Array(24);
+/** The node ID whose prefix generatedPacked holds, and whether that prefix packs. */
+let packedFor = '';
+let prefixPacks = false;
+
 export function generateJobId(nodeId: string, ttlSeconds: number, retry: number): string {
   if (randomOffset + 18 > RANDOM_POOL_SIZE) {
     randomFillSync(randomPool);
@@ -48,7 +59,28 @@ export function generateJobId(nodeId: string, ttlSeconds: number, retry: number)
   idBuf[37] = HEX.charCodeAt((ttl >> 8) & 15);
   idBuf[38] = HEX.charCodeAt((ttl >> 4) & 15);
   idBuf[39] = HEX.charCodeAt(ttl & 15);
-  return idBuf.toString('latin1', 0, JOB_ID_LEN);
+  const id = idBuf.latin1Slice(0, JOB_ID_LEN);
+
+  // The packed form, straight from the same bytes.
+  if (nodeId !== packedFor) {
+    packedFor = nodeId;
+    prefixPacks = true;
+    for (let i = 0; i < 4; i++) {
+      const hi = hexAt(nodeId, 2 * i);
+      const lo = hexAt(nodeId, 2 * i + 1);
+      if ((hi | lo) < 0) prefixPacks = false;
+      generatedPacked[i] = (hi << 4) | lo;
+    }
+  }
+  if (prefixPacks) {
+    for (let i = 0, r = randomOffset - 18; i < 18; i++, r++) generatedPacked[4 + i] = randomPool[r]!;
+    generatedPacked[22] = ttl >> 8;
+    generatedPacked[23] = ttl & 0xff;
+    generatedId = id;
+  } else {
+    generatedId = '';
+  }
+  return id;
 }
 
 /** Checks length, prefix and separators, as the reference does. */

@@ -29,7 +29,7 @@ import {
   type JobStoreInternals,
   type NodeIdList,
 } from './job.js';
-import { JOB_ID_LEN, PACKED_ID_LEN, packJobId, unpackJobIdString } from './job-id.js';
+import { JOB_ID_LEN, PACKED_ID_LEN, packJobId, unpackJobIdString, generatedId, generatedPacked } from './job-id.js';
 import { Queue, QueueWaiter, QUEUE_FLAG_PAUSED_ALL, QUEUE_FLAG_PAUSED_IN, QUEUE_FLAG_PAUSED_OUT } from './queue.js';
 import { AwakeHeap } from './awake-heap.js';
 import { hashBytes, hashWords } from './id-hash.js';
@@ -215,14 +215,21 @@ export class JobStore implements JobStoreInternals {
   /**
    * Takes a job into the store (index, schedule, its queue name and nodes)
    * and returns its handle; null when a job with the same ID is here
-   * already. The job is not queued: see enqueueJob.
+   * already. The job is not queued: see enqueueJob. `fresh`: the ID is the
+   * one generateJobId just made (ADDJOB), so it is taken packed as it was
+   * made and not looked up: 144 random bits do not repeat.
    */
-  addJob(fields: JobFields): Job | null {
+  addJob(fields: JobFields, fresh = false): Job | null {
     const id = fields.id;
     if (id.length !== JOB_ID_LEN) throw new RangeError('job IDs are 40 characters');
     // A queued job is in its queue's list: it enters the store active, then enqueueJob.
     if (fields.state === JobState.Queued) throw new RangeError('jobs enter the store unqueued');
-    if (this.find(id) !== 0) return null;
+    if (fresh && id === generatedId) {
+      this.keyBytes.set(generatedPacked);
+      this.rawKey = '';
+    } else if (this.find(id) !== 0) {
+      return null;
+    }
     const packed = this.rawKey === '';
     const h = this.keyHash(packed);
     const rec = this.records.alloc();

@@ -22,7 +22,25 @@ export const errors = {
 
 /** Parses a whole decimal integer as the reference's string2ll does. */
 export function parseInteger(s: string): number | undefined {
-  if (!/^(0|-?[1-9]\d{0,18})$/.test(s)) return undefined;
-  const n = Number(s);
+  // By hand: this runs for several arguments of most commands.
+  const len = s.length;
+  let i = 0;
+  let neg = false;
+  if (len > 0 && s.charCodeAt(0) === 0x2d) {
+    neg = true;
+    i = 1;
+  }
+  const digits = len - i;
+  if (digits < 1 || digits > 19) return undefined;
+  const first = s.charCodeAt(i);
+  // No leading zeros (and no "-0"): "0" alone is the only number starting with 0.
+  if (first === 0x30) return digits === 1 && !neg ? 0 : undefined;
+  let n = 0;
+  for (; i < len; i++) {
+    const d = s.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return undefined;
+    n = n * 10 + d;
+  }
+  if (neg) n = -n;
   return Number.isSafeInteger(n) ? n : undefined;
 }

@@ -52,6 +52,22 @@ describe('job IDs', () => {
     expect(ttlMinutesFromJobId(generateJobId(NODE, 30, 1))).toBe(1);
   });
 
+  it('come packed as packJobId packs them, unless the node prefix is not lowercase hex', async () => {
+    const idmod = await import('../../src/core/job-id.js');
+    const packed = new Uint8Array(24);
+    for (let i = 0; i < 200; i++) {
+      const id = generateJobId(NODE, 60 * i, i % 2);
+      expect(idmod.generatedId).toBe(id);
+      expect(idmod.packJobId(id, packed, 0)).toBe(true);
+      expect([...idmod.generatedPacked]).toEqual([...packed]);
+      const back = Buffer.alloc(40);
+      idmod.unpackJobId(packed, 0, back, 0);
+      expect(back.toString('latin1')).toBe(id);
+    }
+    generateJobId('ABCDEF0123456789abcdef0123456789abcdef01', 60, 1);
+    expect(idmod.generatedId).toBe('');
+  });
+
   it('are unique', () => {
     const ids = new Set(Array.from({ length: 20000 }, () => generateJobId(NODE, 60, 1)));
     expect(ids.size).toBe(20000);
