@@ -53,13 +53,13 @@ function getjob(call: Call): void {
     }
   }
   if (from < 0 || from >= argv.length) return reply.error(errors.syntax);
-  const names = argv.slice(from);
 
   // Try to serve without blocking, round after round while jobs come.
   const jobs: Job[] = [];
   for (;;) {
     const before = jobs.length;
-    for (const name of names) {
+    for (let i = from; i < argv.length; i++) {
+      const name = argv[i]!;
       const q = store.lookupQueue(name);
       const job = q && !q.pausedOut ? store.fetchJob(q) : undefined;
       if (!job) {
@@ -83,7 +83,7 @@ function getjob(call: Call): void {
   if (cluster.leaving) return reply.error(errors.leaving);
 
   client.withCounters = withCounters;
-  store.block(client, names);
+  store.block(client, argv.slice(from));
   client.block(getjobBlocker, timeout > 0 ? Date.now() + timeout : 0);
 }
 

@@ -172,6 +172,11 @@ export class Job {
     return (this.idString ??= this.store.idOf(this.rec));
   }
 
+  /** Writes the 40 bytes of the ID at target[at] (no string made). */
+  copyIdTo(target: Uint8Array, at: number): void {
+    this.store.copyId(this.rec, target, at);
+  }
+
   get state(): number {
     return (this.u[this.o + W_STATE]! >>> STATE_SHIFT) & 3;
   }
@@ -330,6 +335,7 @@ export interface JobStoreInternals {
   readonly queueNames: QueueNames;
   readonly nodeLists: NodeLists;
   idOf(rec: number): string;
+  copyId(rec: number, target: Uint8Array, at: number): void;
   stateChanged(from: number, to: number): void;
   awakeOf(rec: number): number;
   bodyLengthOf(rec: number): number;

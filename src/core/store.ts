@@ -29,7 +29,7 @@ import {
   type JobStoreInternals,
   type NodeIdList,
 } from './job.js';
-import { JOB_ID_LEN, PACKED_ID_LEN, packJobId, unpackJobIdString, generatedId, generatedPacked } from './job-id.js';
+import { JOB_ID_LEN, PACKED_ID_LEN, packJobId, unpackJobId, unpackJobIdString, generatedId, generatedPacked } from './job-id.js';
 import { Queue, QueueWaiter, QUEUE_FLAG_PAUSED_ALL, QUEUE_FLAG_PAUSED_IN, QUEUE_FLAG_PAUSED_OUT } from './queue.js';
 import { AwakeHeap } from './awake-heap.js';
 import { hashBytes, hashWords } from './id-hash.js';
@@ -73,6 +73,8 @@ export const TIME_ERROR = 500;
 export const QUEUE_MAX_IDLE_SECONDS = 300;
 /** Estimated bytes of a queue beyond its name (the Queue object and its Map entry). */
 export const QUEUE_MEMORY_OVERHEAD = 400;
+/** processJobs stops after about this long, letting clients in, and goes on 1 ms later. */
+export const PROCESS_JOBS_BUDGET_MS = 2;
 /** Bytes of the schedule per job: a time and a record number. */
 const SCHEDULE_ENTRY_BYTES = 12;
 
@@ -158,8 +160,8 @@ export class JobStore implements JobStoreInternals {
   private readonly keyBytes = new Uint8Array(PACKED_ID_LEN);
   private readonly keyWords = new Uint32Array(this.keyBytes.buffer);
   private rawKey = '';
-  /** Records due in this processJobs call. */
-  private due = new Uint32Array(1024);
+  /** Records due, a batch of a processJobs call. */
+  private readonly due = new Uint32Array(256);
 
   constructor(opts: StoreOptions) {
     this.clock = opts.clock;
@@ -428,23 +430,33 @@ export class JobStore implements JobStoreInternals {
   // -------------------------------------------------------------- schedule
 
   /**
-   * Processes every job whose awake time has come (up to `max`). Returns how
-   * many ms until the next one, between 1 and 100.
+   * Processes the jobs whose awake time has come: up to `max`, and for about
+   * `budgetMs` at most, so a node with millions of jobs coming due at once
+   * does not stop serving clients meanwhile. Returns how many ms until the
+   * next one, between 1 and 100 (1 when some are already due). The budget
+   * is wall-clock time: the node passes PROCESS_JOBS_BUDGET_MS; without it
+   * (tests on a fake clock) every due job up to `max` is processed.
    */
-  processJobs(max = 10_000): number {
+  processJobs(max = 10_000, budgetMs = Infinity): number {
     const now = this.clock.now();
-    if (this.due.length < max) this.due = new Uint32Array(max);
-    // Take the due jobs first: a job scheduled again at a time already
-    // passed waits for the next call, as the reference's awake list does.
-    let n = 0;
-    while (n < max && this.awake.peekTime() <= now) this.due[n++] = this.awake.pop();
-    for (let i = 0; i < n; i++) {
-      const rec = this.due[i]!;
-      const u = this.records.u32[rec >>> PAGE_SHIFT]!;
-      const o = (rec & PAGE_MASK) * REC_WORDS;
-      // Gone, or scheduled again by another job's processing.
-      if (!(u[o + W_FLAGS]! & (JOB_FLAG_REGISTERED << FLAGS_SHIFT)) || u[o + W_HEAP] !== 0) continue;
-      this.processJob(new Job(this, rec), now);
+    const deadline = performance.now() + budgetMs;
+    const due = this.due;
+    let done = 0;
+    while (done < max && this.awake.peekTime() <= now) {
+      // A batch of due jobs is taken first: one scheduled again at a time
+      // already passed while its batch runs waits for the next batch.
+      let n = 0;
+      while (n < due.length && done + n < max && this.awake.peekTime() <= now) due[n++] = this.awake.pop();
+      for (let i = 0; i < n; i++) {
+        const rec = due[i]!;
+        const u = this.records.u32[rec >>> PAGE_SHIFT]!;
+        const o = (rec & PAGE_MASK) * REC_WORDS;
+        // Gone, or scheduled again by another job's processing.
+        if (!(u[o + W_FLAGS]! & (JOB_FLAG_REGISTERED << FLAGS_SHIFT)) || u[o + W_HEAP] !== 0) continue;
+        this.processJob(new Job(this, rec), now);
+      }
+      done += n;
+      if (performance.now() > deadline) break;
     }
     this.index.rehashFor(0.5);
     const next = this.awake.peekTime() - now;
@@ -795,6 +807,22 @@ export class JobStore implements JobStoreInternals {
       return this.arena.bytes(addr, large).latin1Slice(at, at + JOB_ID_LEN);
     }
     return unpackJobIdString(this.records.u8[page]!, (o + W_ID) * 4);
+  }
+
+  copyId(rec: number, target: Uint8Array, at: number): void {
+    const page = rec >>> PAGE_SHIFT;
+    const u = this.records.u32[page]!;
+    const o = (rec & PAGE_MASK) * REC_WORDS;
+    const flags = u[o + W_FLAGS]! >>> FLAGS_SHIFT;
+    if (flags & JOB_FLAG_RAW_ID) {
+      const large = (flags & JOB_FLAG_LARGE) !== 0;
+      const addr = u[o + W_BODY]!;
+      const from = this.arena.offset(addr, large);
+      const mem = this.arena.bytes(addr, large);
+      for (let i = 0; i < JOB_ID_LEN; i++) target[at + i] = mem[from + i]!;
+      return;
+    }
+    unpackJobId(this.records.u8[page]!, (o + W_ID) * 4, target, at);
   }
 
   stateChanged(from: number, to: number): void {

@@ -139,6 +139,28 @@ export class ReplyBuffer {
     this.len += 2;
   }
 
+  /**
+   * Starts a bulk string of `len` bytes the caller writes itself into
+   * `buffer` at the returned position (an ID decoded straight from where it
+   * is kept); endBulk(len) finishes it.
+   */
+  beginBulk(len: number): number {
+    this.ensure(len + 16);
+    this.prefixed(0x24, len);
+    return this.len;
+  }
+
+  endBulk(len: number): void {
+    this.len += len;
+    this.buf.writeUInt16LE(CRLF, this.len);
+    this.len += 2;
+  }
+
+  /** The buffer beginBulk's position is in (valid until the next write). */
+  get buffer(): Buffer {
+    return this.buf;
+  }
+
   nullBulk(): void {
     this.ensure(5);
     this.len += this.buf.write('$-1\r\n', this.len, 'latin1');

@@ -16,11 +16,15 @@ export type CommandFlag =
   | 'fast'
   | 'noauth';
 
-/** One execution of a command. Arguments are latin1 strings (byte for byte). */
+/**
+ * One execution of a command. Arguments are latin1 strings (byte for byte).
+ * Each connection reuses one Call (argv changes): keep what you need of it,
+ * not the Call, past the handler.
+ */
 export interface Call {
   readonly node: Node;
   readonly client: Connection;
-  readonly argv: string[];
+  argv: string[];
   readonly reply: ReplyBuffer;
 }
 

@@ -9,6 +9,7 @@ import { RequestReader } from '../protocol/request.js';
 import type { Queue, QueueWaiter } from '../core/queue.js';
 import type { Job } from '../core/job.js';
 import type { Node } from './node.js';
+import type { Call } from './command-table.js';
 
 /** What a blocked client waits for, and how to end the wait. */
 export interface Blocker {
@@ -42,6 +43,8 @@ export class Connection implements QueueWaiter {
   private readonly transport: Transport;
   private readonly reader: RequestReader;
   private dirty = false;
+  /** The Call every command of this client runs with (see command-table.ts). */
+  readonly call: Call;
   /** Replies held until persistence confirms, written in order. */
   private readonly held: { data: Buffer; gate: Promise<void> | null }[] = [];
 
@@ -52,6 +55,7 @@ export class Connection implements QueueWaiter {
     this.transport = wrapSocket(socket);
     this.addr = `${this.transport.remoteAddress || '?'}:${this.transport.remotePort}`;
     this.authenticated = node.config.str('requirepass') === '';
+    this.call = { node, client: this, argv: [], reply: this.out };
     this.reader = new RequestReader(
       {
         request: (args) => this.onRequest(args),

@@ -9,8 +9,9 @@ import { writeFileSync, unlinkSync } from 'node:fs';
 import { Config } from '../config/config.js';
 import { Logger } from './log.js';
 import { SystemClock, type Clock } from '../core/clock.js';
-import { JobStore } from '../core/store.js';
+import { JobStore, PROCESS_JOBS_BUDGET_MS } from '../core/store.js';
 import type { Job } from '../core/job.js';
+import { JOB_ID_LEN } from '../core/job-id.js';
 import { Connection } from './connection.js';
 import { holdableMemory, maxmemoryError } from './memory-limit.js';
 import { CommandTable, type Call } from './command-table.js';
@@ -310,7 +311,8 @@ export class Node {
     }
     if (this.monitors.size > 0) this.feedMonitors(conn, argv);
     const start = performance.now();
-    const call: Call = { node: this, client: conn, argv, reply: out };
+    const call = conn.call;
+    call.argv = argv;
     try {
       cmd.spec.handler(call);
     } catch (e) {
@@ -385,7 +387,9 @@ export class Node {
   replyJob(out: ReplyBuffer, job: Job, withCounters: boolean): void {
     out.arrayLen(withCounters ? 7 : 3);
     out.bulk(job.queue);
-    out.bulk(job.id);
+    const at = out.beginBulk(JOB_ID_LEN);
+    job.copyIdTo(out.buffer, at);
+    out.endBulk(JOB_ID_LEN);
     out.bulkBytes(job.bodyBytes(), job.bodyOffset(), job.bodyLength);
     if (withCounters) {
       out.bulk('nacks');
@@ -447,7 +451,7 @@ export class Node {
   /** processJobs runs again after the delay it asks for (1-100 ms). */
   private scheduleJobs(delay: number): void {
     this.jobsTimer = setTimeout(() => {
-      const next = this.store.processJobs();
+      const next = this.store.processJobs(10_000, PROCESS_JOBS_BUDGET_MS);
       this.afterEvent();
       if (!this.shuttingDown) this.scheduleJobs(next);
     }, delay);

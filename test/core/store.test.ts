@@ -196,6 +196,19 @@ describe('JobStore', () => {
     expect(delivered.some((id) => store.lookupJob(id) === undefined)).toBe(true);
   });
 
+  it('processes due jobs in batches within a time budget, the rest on the next call', () => {
+    for (let i = 0; i < 1000; i++) addJob(store, 'q', `j${i}`, { delay: 1, retry: 10 });
+    clock.advance(1000);
+    // No time at all: one batch (256 jobs), and the next call is due at once.
+    expect(store.processJobs(10_000, 0)).toBe(1);
+    expect(store.lookupQueue('q')!.length).toBe(256);
+    expect(store.processJobs(10_000, 0)).toBe(1);
+    expect(store.lookupQueue('q')!.length).toBe(512);
+    // Enough time: everything left.
+    expect(store.processJobs(10_000, 10_000)).toBeGreaterThan(1);
+    expect(store.lookupQueue('q')!.length).toBe(1000);
+  });
+
   it('serves blocked waiters in arrival order and forgets unblocked ones', () => {
     const served: string[] = [];
     const mk = (name: string): QueueWaiter => ({
