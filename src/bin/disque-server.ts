@@ -48,7 +48,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 
-  const node = new Node(config);
+  const node = new Node(config, { warmUp: true });
   node.exit = (code) => process.exit(code);
   process.on('uncaughtException', (e) => {
     // A bug must not take every client down with it: log and keep serving.

@@ -73,6 +73,11 @@ export class Connection implements QueueWaiter {
     );
   }
 
+  /** Holds reading while a burst of new connections is let in (see accept-burst.ts). */
+  hold(on: boolean): void {
+    if (!this.closed) this.transport.hold(on);
+  }
+
   get blocked(): boolean {
     return this.blocker !== null;
   }

@@ -14,6 +14,8 @@ import type { Job } from '../core/job.js';
 import { JOB_ID_LEN } from '../core/job-id.js';
 import { Connection } from './connection.js';
 import { holdableMemory, maxmemoryError } from './memory-limit.js';
+import { AcceptBurst } from './accept-burst.js';
+import { warmUp } from './warmup.js';
 import { CommandTable, type Call } from './command-table.js';
 import { ReplyBuffer } from '../protocol/reply.js';
 import type { RequestLimits } from '../protocol/request.js';
@@ -27,6 +29,8 @@ export const SERVER_NAME = 'disque-ts';
 
 export interface NodeOptions {
   clock?: Clock;
+  /** Compile the hot paths before taking clients (see warmup.ts); the bin does. */
+  warmUp?: boolean;
   /** Skip process-wide effects (chdir, signal handlers, pid file) for in-process tests. */
   embedded?: boolean;
 }
@@ -92,6 +96,7 @@ export class Node {
   loading = false;
   port = 0;
   private listeners: net.Server[] = [];
+  private readonly acceptBurst = new AcceptBurst(() => this.clients);
   private cronTimer: NodeJS.Timeout | null = null;
   private jobsTimer: NodeJS.Timeout | null = null;
   private readonly dirty = new Set<Connection>();
@@ -142,6 +147,7 @@ export class Node {
     this.checkMaxmemory();
 
     this.cluster.init();
+    if (this.opts.warmUp) warmUp();
     await this.persistence.start();
 
     this.port = cfg.int('port');
@@ -265,10 +271,12 @@ export class Node {
     if (keepalive > 0) socket.setKeepAlive(true, keepalive * 1000);
     const conn = new Connection(this, socket);
     this.clients.add(conn);
+    this.acceptBurst.accepted(conn);
   }
 
   clientClosed(conn: Connection): void {
     this.clients.delete(conn);
+    this.acceptBurst.forget(conn);
     this.dirty.delete(conn);
     this.monitors.delete(conn);
   }

@@ -25,6 +25,11 @@ export interface Transport {
   /** Stops/resumes reading (backpressure, blocked clients). */
   pause(): void;
   resume(): void;
+  /**
+   * Holds reading for a short while apart from pause/resume (the node lets
+   * a burst of new connections in first); a no-op where unsupported.
+   */
+  hold(on: boolean): void;
   /** Closes once pending writes are out. */
   end(): void;
   /** Closes now. */
@@ -96,8 +101,12 @@ class RawTransport extends SocketAddresses implements Transport {
   private spareReq: WriteReq | null = null;
   private onData: (data: Buffer, length: number) => void = () => {};
   private onClose: () => void = () => {};
+  // Reading stops for any of: a blocked client (paused), a peer that does
+  // not read its replies (throttled), a burst of new connections (held).
   private paused = false;
   private throttled = false;
+  private held = false;
+  private reading = false;
   private ending = false;
   private closed = false;
 
@@ -134,7 +143,15 @@ class RawTransport extends SocketAddresses implements Transport {
     };
     this.socket.once('close', () => this.closedNow());
     this.socket.on('error', () => this.destroy());
-    this.handle.readStart();
+    this.updateReading();
+  }
+
+  private updateReading(): void {
+    const want = !this.paused && !this.throttled && !this.held && !this.closed;
+    if (want === this.reading) return;
+    this.reading = want;
+    if (want) this.handle.readStart();
+    else this.handle.readStop();
   }
 
   write(data: Buffer): boolean {
@@ -170,7 +187,7 @@ class RawTransport extends SocketAddresses implements Transport {
       req.async = true;
       if (this.handle.writeQueueSize > WRITE_HIGH_WATER && !this.throttled) {
         this.throttled = true;
-        this.handle.readStop();
+        this.updateReading();
       }
       return false;
     }
@@ -182,21 +199,27 @@ class RawTransport extends SocketAddresses implements Transport {
     const pending = this.handle.writeQueueSize;
     if (this.throttled && pending < WRITE_HIGH_WATER / 2) {
       this.throttled = false;
-      if (!this.paused) this.handle.readStart();
+      this.updateReading();
     }
     if (this.ending && pending === 0) this.destroy();
   }
 
   pause(): void {
-    if (this.paused || this.closed) return;
+    if (this.closed) return;
     this.paused = true;
-    this.handle.readStop();
+    this.updateReading();
   }
 
   resume(): void {
-    if (!this.paused || this.closed) return;
+    if (this.closed) return;
     this.paused = false;
-    if (!this.throttled) this.handle.readStart();
+    this.updateReading();
+  }
+
+  hold(on: boolean): void {
+    if (this.closed) return;
+    this.held = on;
+    this.updateReading();
   }
 
   end(): void {
@@ -249,6 +272,9 @@ class StreamTransport extends SocketAddresses implements Transport {
   }
   resume(): void {
     this.socket.resume();
+  }
+  hold(): void {
+    // Not needed on the portable path.
   }
   end(): void {
     this.socket.end();
