@@ -147,7 +147,11 @@ export class Node {
     this.checkMaxmemory();
 
     this.cluster.init();
-    if (this.opts.warmUp) warmUp();
+    if (this.opts.warmUp) {
+      warmUp();
+      // Address space for the jobs maxmemory allows, taken now (see blocks.ts).
+      this.store.blocks.reserve(cfg.int('maxmemory'));
+    }
     await this.persistence.start();
 
     this.port = cfg.int('port');
@@ -188,6 +192,7 @@ export class Node {
         gc.count++;
         gc.totalMs += e.duration;
         if (e.duration > gc.maxMs) gc.maxMs = e.duration;
+        if (e.duration >= 15) this.log.verbose(`Garbage collection paused the node for ${e.duration.toFixed(1)} ms`);
       }
     });
     this.gcObserver.observe({ entryTypes: ['gc'] });

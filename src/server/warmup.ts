@@ -27,7 +27,7 @@ function resp(args: string[]): string {
 
 export function warmUp(): void {
   const clock = new SystemClock();
-  const store = new JobStore({ clock, myId: () => NODE_ID, maxmemory: 1 << 30 });
+  const store = new JobStore({ clock, myId: () => NODE_ID, maxmemory: 64 << 20 });
   const out = new ReplyBuffer();
   const writer = new MsgWriter(4096);
   const body = 'x'.repeat(64);
