@@ -1,7 +1,11 @@
 // The schedule of jobs by the time the core must next look at them (the
 // reference's "awakeme" list): queueing delayed jobs, re-queueing, sending
-// WILLQUEUE, collecting acks, expiring. One binary min-heap of (time, record)
-// for every job, instead of a timer per job, kept in pages of plain memory:
+// WILLQUEUE, collecting acks, expiring. One min-heap of (time, record) for
+// every job, instead of a timer per job, kept in pages of plain memory. It is
+// 4-ary: half the levels of a binary heap, and each entry that moves writes
+// its new position into its job's record, a cache miss with millions of jobs,
+// so fewer levels is what counts; the 4 children's times sit side by side.
+// Pages:
 // growing adds a page and never copies the entries already there. Pages
 // are not given back when the heap shrinks; they are used again as it grows.
 //
@@ -105,7 +109,7 @@ export class AwakeHeap {
   /** Places `rec` with time `t` at `i` or above it. */
   private siftUp(i: number, rec: number, t: number): void {
     while (i > 0) {
-      const parent = (i - 1) >>> 1;
+      const parent = (i - 1) >>> 2;
       const pt = this.timeAt(parent);
       if (pt <= t) break;
       this.put(i, this.recs[parent >>> SHIFT]![parent & MASK]!, pt);
@@ -118,14 +122,17 @@ export class AwakeHeap {
   private siftDown(i: number, rec: number, t: number): void {
     const n = this.n;
     for (;;) {
-      let child = 2 * i + 1;
-      if (child >= n) break;
-      let ct = this.timeAt(child);
-      if (child + 1 < n) {
-        const rt = this.timeAt(child + 1);
-        if (rt < ct) {
-          child++;
-          ct = rt;
+      const first = 4 * i + 1;
+      if (first >= n) break;
+      // The earliest of up to four children.
+      let child = first;
+      let ct = this.timeAt(first);
+      const last = Math.min(first + 4, n);
+      for (let c = first + 1; c < last; c++) {
+        const ctc = this.timeAt(c);
+        if (ctc < ct) {
+          child = c;
+          ct = ctc;
         }
       }
       if (ct >= t) break;

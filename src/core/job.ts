@@ -61,8 +61,10 @@ export const JOB_FLAG_RAW_ID = 1 << 4;
 export const JOB_FLAG_LARGE = 1 << 5;
 /** Internal: registered by the persistence load under way. */
 export const JOB_FLAG_LOADED = 1 << 6;
+/** Internal: the job's awake time changed this event; the schedule learns it at the event's end. */
+export const JOB_FLAG_AWAKE_PENDING = 1 << 7;
 /** Flags that only make sense inside one process. */
-export const JOB_INTERNAL_FLAGS = JOB_FLAG_REGISTERED | JOB_FLAG_RAW_ID | JOB_FLAG_LARGE | JOB_FLAG_LOADED;
+export const JOB_INTERNAL_FLAGS = JOB_FLAG_REGISTERED | JOB_FLAG_RAW_ID | JOB_FLAG_LARGE | JOB_FLAG_LOADED | JOB_FLAG_AWAKE_PENDING;
 
 /** WILLQUEUE is sent this many ms before the re-queue time. */
 export const JOB_WILLQUEUE_ADVANCE = 500;

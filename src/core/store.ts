@@ -21,6 +21,7 @@ import {
   JOB_FLAG_REGISTERED,
   JOB_FLAG_RAW_ID,
   JOB_FLAG_LARGE,
+  JOB_FLAG_AWAKE_PENDING,
   JOB_INTERNAL_FLAGS,
   JOB_WILLQUEUE_ADVANCE,
   JOB_GC_RETRY_MIN_PERIOD,
@@ -73,6 +74,8 @@ export const TIME_ERROR = 500;
 export const QUEUE_MAX_IDLE_SECONDS = 300;
 /** Estimated bytes of a queue beyond its name (the Queue object and its Map entry). */
 export const QUEUE_MEMORY_OVERHEAD = 400;
+/** Pending schedule changes are entered at once past this many (a long load, say). */
+const PENDING_FLUSH_AT = 65536;
 /** processJobs stops after about this long, letting clients in, and goes on 1 ms later. */
 export const PROCESS_JOBS_BUDGET_MS = 2;
 /** Bytes of the schedule per job: a time and a record number. */
@@ -162,6 +165,11 @@ export class JobStore implements JobStoreInternals {
   private rawKey = '';
   /** Records due, a batch of a processJobs call. */
   private readonly due = new Uint32Array(256);
+  /** Records whose awake time changed this event (see updateAwakeTime). */
+  private pending = new Uint32Array(1024);
+  private pendingCount = 0;
+  /** Off while processJobs runs: its changes go to the schedule at once. */
+  private deferSchedule = true;
 
   constructor(opts: StoreOptions) {
     this.clock = opts.clock;
@@ -319,11 +327,49 @@ export class JobStore implements JobStoreInternals {
   /**
    * Schedules the job's next processing. Without `at`, the time follows from
    * the job: its expire time, its next re-queue (minus the WILLQUEUE advance)
-   * or its next collection attempt, whichever comes first.
+   * or its next collection attempt, whichever comes first. The schedule
+   * learns such times at the end of the event (flushSchedule), once per job
+   * however often they change meanwhile: an ACKJOB that collects the job at
+   * once, or an ADDJOB that queues it, then moves no entry through the heap.
    */
   updateAwakeTime(job: Job, at?: number): void {
-    if (at === undefined) at = this.awakeTimeFor(job);
-    if (job.registered) this.awake.set(job.rec, at);
+    if (!job.registered) return;
+    if (at !== undefined || !this.deferSchedule) {
+      this.awake.set(job.rec, at ?? this.awakeTimeFor(job));
+      return;
+    }
+    const flags = job.flags;
+    if (flags & JOB_FLAG_AWAKE_PENDING) return;
+    job.flags = flags | JOB_FLAG_AWAKE_PENDING;
+    if (this.pendingCount === this.pending.length) {
+      if (this.pendingCount >= PENDING_FLUSH_AT) {
+        this.flushSchedule();
+        job.flags |= JOB_FLAG_AWAKE_PENDING;
+      } else {
+        const bigger = new Uint32Array(this.pending.length * 2);
+        bigger.set(this.pending);
+        this.pending = bigger;
+      }
+    }
+    this.pending[this.pendingCount++] = job.rec;
+  }
+
+  /** Enters the awake times that changed since the last flush into the schedule. */
+  flushSchedule(): void {
+    const n = this.pendingCount;
+    if (n === 0) return;
+    this.pendingCount = 0;
+    const pending = this.pending;
+    for (let i = 0; i < n; i++) {
+      const rec = pending[i]!;
+      const u = this.records.u32[rec >>> PAGE_SHIFT]!;
+      const o = (rec & PAGE_MASK) * REC_WORDS;
+      const w = u[o + W_FLAGS]!;
+      // Freed since (flags cleared), or already entered (listed twice).
+      if (!(w & (JOB_FLAG_AWAKE_PENDING << FLAGS_SHIFT))) continue;
+      u[o + W_FLAGS] = w & ~(JOB_FLAG_AWAKE_PENDING << FLAGS_SHIFT);
+      this.awake.set(rec, this.awakeTimeFor(new Job(this, rec)));
+    }
   }
 
   private awakeTimeFor(job: Job): number {
@@ -438,6 +484,16 @@ export class JobStore implements JobStoreInternals {
    * (tests on a fake clock) every due job up to `max` is processed.
    */
   processJobs(max = 10_000, budgetMs = Infinity): number {
+    this.flushSchedule();
+    this.deferSchedule = false;
+    try {
+      return this.runDueJobs(max, budgetMs);
+    } finally {
+      this.deferSchedule = true;
+    }
+  }
+
+  private runDueJobs(max: number, budgetMs: number): number {
     const now = this.clock.now();
     const deadline = performance.now() + budgetMs;
     const due = this.due;
@@ -676,7 +732,7 @@ export class JobStore implements JobStoreInternals {
       this.records.live * REC_BYTES +
       this.arena.usedBytes +
       this.index.allocatedBytes +
-      this.awake.length * SCHEDULE_ENTRY_BYTES +
+      this.index.size * SCHEDULE_ENTRY_BYTES +
       this.chunks.chunkBytes +
       this.queueBytes
     );
@@ -693,7 +749,7 @@ export class JobStore implements JobStoreInternals {
       arenaFree: this.arena.freeBytes,
       arenaRounding: this.arena.roundingBytes,
       index: this.index.allocatedBytes,
-      schedule: this.awake.length * SCHEDULE_ENTRY_BYTES,
+      schedule: this.index.size * SCHEDULE_ENTRY_BYTES,
       queues: this.chunks.chunkBytes + this.queueBytes,
     };
   }
@@ -831,6 +887,7 @@ export class JobStore implements JobStoreInternals {
   }
 
   awakeOf(rec: number): number {
+    this.flushSchedule();
     return this.awake.timeOf(rec) ?? NEVER;
   }
 

@@ -379,6 +379,7 @@ export class Node {
   /** After any event (client data, bus message, timer): serve blocked clients and write out replies. */
   afterEvent(): void {
     this.store.serveBlockedClients();
+    this.store.flushSchedule();
     if (this.dirty.size > 0) {
       for (const c of this.dirty) c.flush();
       this.dirty.clear();
