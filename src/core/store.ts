@@ -32,7 +32,7 @@ import {
 } from './job.js';
 import { JOB_ID_LEN, PACKED_ID_LEN, packJobId, unpackJobId, unpackJobIdString, generatedId, generatedPacked } from './job-id.js';
 import { Queue, QueueWaiter, QUEUE_FLAG_PAUSED_ALL, QUEUE_FLAG_PAUSED_IN, QUEUE_FLAG_PAUSED_OUT } from './queue.js';
-import { AwakeHeap } from './awake-heap.js';
+import { AwakeHeap, REBASE_AFTER } from './awake-heap.js';
 import { hashBytes, hashWords } from './id-hash.js';
 import { JobIndex } from './job-index.js';
 import { ByteArena, SMALL_MAX } from './arena.js';
@@ -79,7 +79,7 @@ const PENDING_FLUSH_AT = 65536;
 /** processJobs stops after about this long, letting clients in, and goes on 1 ms later. */
 export const PROCESS_JOBS_BUDGET_MS = 2;
 /** Bytes of the schedule per job: a time and a record number. */
-const SCHEDULE_ENTRY_BYTES = 12;
+const SCHEDULE_ENTRY_BYTES = 8;
 
 /** What the store needs to tell the cluster and the journal. All optional. */
 export interface StoreHooks {
@@ -495,6 +495,7 @@ export class JobStore implements JobStoreInternals {
 
   private runDueJobs(max: number, budgetMs: number): number {
     const now = this.clock.now();
+    if (now - this.awake.base > REBASE_AFTER) this.awake.rebase(now);
     const deadline = performance.now() + budgetMs;
     const due = this.due;
     let done = 0;

@@ -511,7 +511,7 @@ class StoreModel {
     const mem = s.memory();
     if (mem.records !== this.jobs.size * REC_BYTES) this.fail(`memory().records ${mem.records}`);
     // Every job is in the schedule, once.
-    if (mem.schedule !== this.jobs.size * 12) this.fail(`memory().schedule ${mem.schedule} for ${this.jobs.size} jobs`);
+    if (mem.schedule !== this.jobs.size * 8) this.fail(`memory().schedule ${mem.schedule} for ${this.jobs.size} jobs`);
     if (s.queueNames.size !== queues.size) this.fail(`${s.queueNames.size} queue names interned, ${queues.size} in use`);
     if (s.nodeLists.size !== lists.size) this.fail(`${s.nodeLists.size} node lists interned, ${lists.size} in use`);
     if (this.queuedHooks !== this.expectedQueuedHooks) this.fail(`${this.queuedHooks} QUEUED hooks, model ${this.expectedQueuedHooks}`);

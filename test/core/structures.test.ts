@@ -186,6 +186,32 @@ describe('AwakeHeap', () => {
   });
 });
 
+describe('AwakeHeap time range', () => {
+  it('keeps 32-bit millisecond keys after base: clamps, and rebases without losing order', () => {
+    const r = new Recs();
+    const h = new AwakeHeap(r.records);
+    const far = r.make(0);
+    const a = r.make(0);
+    const b = r.make(0);
+    const past = r.make(0);
+    h.set(far, 2 ** 33); // beyond 49 days: kept at the end of the range
+    h.set(a, 1000.4); // fractions round up: never looked at early
+    h.set(b, 5000);
+    h.set(past, -50); // before base: due at once
+    expect(h.timeOf(far)).toBe(2 ** 32 - 1);
+    expect(h.timeOf(a)).toBe(1001);
+    expect(h.timeOf(past)).toBe(0);
+    h.rebase(3000); // base moves to 2000: a and past are now at base
+    expect(h.base).toBe(2000);
+    expect(h.timeOf(b)).toBe(5000);
+    expect(h.timeOf(a)).toBe(2000);
+    expect(h.timeOf(far)).toBe(2 ** 32 - 1);
+    const order = [h.pop(), h.pop(), h.pop(), h.pop()];
+    expect(order.slice(0, 2).sort()).toEqual([a, past].sort());
+    expect(order.slice(2)).toEqual([b, far]);
+  });
+});
+
 describe('JobIndex', () => {
   /** An index over records whose "ID" is a number kept in their cseq word. */
   function index(r: Recs): JobIndex {
