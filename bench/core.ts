@@ -201,15 +201,13 @@ function respRequest(args: string[]): Buffer {
 
 /**
  * A request reader as a Connection uses it: RequestReader (the scanner) in
- * front of redis-parser, each request's arguments turned into latin1 strings.
+ * front of redis-parser, each request's arguments as latin1 strings.
  */
 function requestReader(): { reader: RequestReader; count: () => number } {
   let n = 0;
   const reader = new RequestReader(
     {
-      request(args) {
-        const argv = new Array<string>(args.length);
-        for (let i = 0; i < args.length; i++) argv[i] = args[i]!.toString('latin1');
+      request(argv) {
         if (argv[0]!.length !== 6) throw new Error('not ADDJOB');
         n++;
       },

@@ -62,6 +62,7 @@ import {
   FLAGS_SHIFT,
   NODES_MASK,
   STATE_SHIFT,
+  GC_SHIFT,
   REPL_MASK,
   CSEQ_MASK,
   LEN_SHIFT,
@@ -368,21 +369,32 @@ export class JobStore implements JobStoreInternals {
       // Freed since (flags cleared), or already entered (listed twice).
       if (!(w & (JOB_FLAG_AWAKE_PENDING << FLAGS_SHIFT))) continue;
       u[o + W_FLAGS] = w & ~(JOB_FLAG_AWAKE_PENDING << FLAGS_SHIFT);
-      this.awake.set(rec, this.awakeTimeFor(new Job(this, rec)));
+      this.awake.set(rec, this.awakeTimeOfRecord(rec));
     }
   }
 
   private awakeTimeFor(job: Job): number {
+    return this.awakeTimeOfRecord(job.rec);
+  }
+
+  /** The job's next awake time from its fields (see updateAwakeTime), read from its record. */
+  private awakeTimeOfRecord(rec: number): number {
+    const page = rec >>> PAGE_SHIFT;
+    const u = this.records.u32[page]!;
+    const f = this.records.f64[page]!;
+    const o = (rec & PAGE_MASK) * REC_WORDS;
     // Times are in ms here, so the job can be looked at right at its expire time.
-    let at = job.etime;
-    const state = job.state;
+    let at = f[(o >> 1) + F_ETIME]!;
+    const state = (u[o + W_STATE]! >>> STATE_SHIFT) & 3;
     if (state === JobState.Acked) {
-      const gc = this.nextGcRetryTime(job);
+      const gc = this.gcRetryTime((u[o + W_STATE]! >>> GC_SHIFT) & 15);
       if (gc < at) at = gc;
-    } else if ((state === JobState.Active || state === JobState.Queued) && job.qtime !== NEVER) {
-      let qt = job.qtime;
-      if (job.flags & JOB_FLAG_BCAST_WILLQUEUE) qt -= JOB_WILLQUEUE_ADVANCE;
-      if (qt < at) at = qt;
+    } else if (state === JobState.Active || state === JobState.Queued) {
+      let qt = f[(o >> 1) + F_QTIME]!;
+      if (qt !== NEVER) {
+        if ((u[o + W_FLAGS]! >>> FLAGS_SHIFT) & JOB_FLAG_BCAST_WILLQUEUE) qt -= JOB_WILLQUEUE_ADVANCE;
+        if (qt < at) at = qt;
+      }
     }
     return at;
   }
@@ -463,7 +475,11 @@ export class JobStore implements JobStoreInternals {
   }
 
   nextGcRetryTime(job: Job): number {
-    let period = JOB_GC_RETRY_MIN_PERIOD * (1 << job.gcRetry);
+    return this.gcRetryTime(job.gcRetry);
+  }
+
+  private gcRetryTime(gcRetry: number): number {
+    let period = JOB_GC_RETRY_MIN_PERIOD * (1 << gcRetry);
     if (period > JOB_GC_RETRY_MAX_PERIOD) period = JOB_GC_RETRY_MAX_PERIOD;
     return this.clock.now() + period + this.timeError(TIME_ERROR);
   }

@@ -8,6 +8,8 @@ const CRLF = 0x0a0d; // "\r\n" little endian for writeUInt16LE
 export class ReplyBuffer {
   private buf: Buffer;
   len = 0;
+  /** The last view handed to flushTo's writer (see there). */
+  private view: Buffer | null = null;
 
   constructor(initial = 256) {
     this.buf = Buffer.allocUnsafe(initial);
@@ -34,7 +36,13 @@ export class ReplyBuffer {
   flushTo(write: (data: Buffer) => boolean): number {
     const n = this.len;
     if (n === 0) return 0;
-    const kept = !write(this.buf.subarray(0, n));
+    // Replies of a client are often the same length: their view is kept.
+    let view = this.view;
+    if (view === null || n !== view.length || view.buffer !== this.buf.buffer || view.byteOffset !== this.buf.byteOffset) {
+      view = this.buf.subarray(0, n);
+      this.view = view;
+    }
+    const kept = !write(view);
     this.len = 0;
     if (kept || this.buf.length > 64 * 1024) this.buf = Buffer.allocUnsafe(256);
     return n;

@@ -9,6 +9,13 @@
 // Only whole requests the scanner validated are handed to redis-parser, so
 // its callbacks fire in request order, interleaved correctly with inline
 // ones, and it never keeps references to the caller's (reused) read buffer.
+//
+// Arguments come out as latin1 strings (one char per byte, so any bytes are
+// kept exactly). redis-parser runs in its string mode over a Latin1View,
+// whose toString() is latin1: one string per argument, where its buffer mode
+// made a Buffer per argument that we then turned into a string (half of what
+// a request allocated). A test with every byte value in a job body guards
+// this against a redis-parser that decodes differently.
 import RedisParser from 'redis-parser';
 import { splitArgs } from './split-args.js';
 
@@ -16,8 +23,8 @@ export const INLINE_MAX_SIZE = 64 * 1024;
 export const MULTIBULK_MAX_ARGS = 1024 * 1024;
 
 export interface RequestSink {
-  /** A complete request: the command name and its arguments, as bytes. */
-  request(args: Buffer[]): void;
+  /** A complete request: the command name and its arguments, as latin1 strings. */
+  request(args: string[]): void;
   /** Input that is not the protocol: reply `-ERR <message>` and close. */
   protocolError(message: string): void;
   /** The unfinished request grew past the query buffer limit: close. */
@@ -27,6 +34,19 @@ export interface RequestSink {
 export interface RequestLimits {
   maxQueryBuffer: number;
   maxBulkLen: number;
+}
+
+const latin1Slice = Buffer.prototype.latin1Slice;
+
+/** Bytes that redis-parser's string mode reads as latin1 (see above). */
+class Latin1View extends Uint8Array {
+  override toString(_encoding?: string, start?: number, end?: number): string {
+    return latin1Slice.call(this, start ?? 0, end ?? this.length);
+  }
+}
+
+function latin1View(b: Uint8Array, from: number, to: number): Latin1View {
+  return new Latin1View(b.buffer as ArrayBuffer, b.byteOffset + from, to - from);
 }
 
 const enum Mode {
@@ -50,16 +70,18 @@ export class RequestReader {
   /** Bytes (copied) of a multibulk request begun in earlier reads. */
   private held: Buffer[] = [];
   private dead = false;
+  /** The last view of a read's first bytes handed to redis-parser (see execute). */
+  private view: Latin1View | null = null;
 
   constructor(
     private readonly sink: RequestSink,
     private readonly limits: RequestLimits,
   ) {
     this.parser = new RedisParser({
-      returnBuffers: true,
+      returnBuffers: false,
       returnReply: (reply: unknown) => {
         // *0 and *-1 are valid but empty requests: nothing to run.
-        if (Array.isArray(reply) && reply.length > 0 && !this.dead) this.sink.request(reply as Buffer[]);
+        if (Array.isArray(reply) && reply.length > 0 && !this.dead) this.sink.request(reply as string[]);
       },
       returnError: () => {},
       returnFatalError: () => {},
@@ -110,7 +132,7 @@ export class RequestReader {
           const end = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
           const args = splitArgs(line.toString('latin1', 0, end));
           if (args === null) return this.fail('Protocol error: unbalanced quotes in request');
-          if (args.length > 0) this.sink.request(args.map((a) => Buffer.from(a, 'latin1')));
+          if (args.length > 0) this.sink.request(args);
           if (this.dead) return;
           break;
         }
@@ -226,7 +248,15 @@ export class RequestReader {
 
   /** Runs complete requests in chunk[from, to) through redis-parser. */
   private execute(chunk: Buffer, from: number, to: number): void {
-    if (to > from && !this.dead) this.parser.execute(chunk.subarray(from, to));
+    if (to <= from || this.dead) return;
+    // A client sending the same request again and again reads the same bytes
+    // into the transport's buffer: the view of them is kept.
+    let view = this.view;
+    if (from !== 0 || view === null || view.length !== to || view.buffer !== chunk.buffer || view.byteOffset !== chunk.byteOffset) {
+      view = latin1View(chunk, from, to);
+      if (from === 0) this.view = view;
+    }
+    this.parser.execute(view as unknown as Buffer);
   }
 
   /** The request kept from earlier reads ends at chunk[end]: run it. */
@@ -235,7 +265,7 @@ export class RequestReader {
     this.held.push(chunk.subarray(0, end));
     const whole = Buffer.concat(this.held);
     this.held = [];
-    if (!this.dead) this.parser.execute(whole);
+    if (!this.dead) this.parser.execute(latin1View(whole, 0, whole.length) as unknown as Buffer);
   }
 
   private fail(message: string): void {

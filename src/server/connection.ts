@@ -95,15 +95,8 @@ export class Connection implements QueueWaiter {
     this.flush();
   }
 
-  private onRequest(args: Buffer[]): void {
+  private onRequest(argv: string[]): void {
     if (this.closed || this.closeAfterReply) return;
-    // Arguments become latin1 strings at once: byte for byte, and they no
-    // longer point into the reused read buffer.
-    const argv = new Array<string>(args.length);
-    for (let i = 0; i < args.length; i++) {
-      const a = args[i]!;
-      argv[i] = a.latin1Slice(0, a.length);
-    }
     if (this.blocker !== null || this.waiting.length > 0) {
       this.waiting.push(argv);
       this.transport.pause();
