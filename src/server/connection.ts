@@ -9,7 +9,7 @@ import { RequestReader } from '../protocol/request.js';
 import type { Queue, QueueWaiter } from '../core/queue.js';
 import type { Job } from '../core/job.js';
 import type { Node } from './node.js';
-import type { Call } from './command-table.js';
+import type { Call, Command } from './command-table.js';
 
 /** What a blocked client waits for, and how to end the wait. */
 export interface Blocker {
@@ -31,6 +31,9 @@ export class Connection implements QueueWaiter {
   name: string | null = null;
   authenticated: boolean;
   lastCommand = 'NULL';
+  /** The command table's answer for the last command name this client sent (see Node.execute). */
+  lastCmd: Command | undefined = undefined;
+  lastCmdName = '';
   /** GETJOB WITHCOUNTERS of the current blocking GETJOB. */
   withCounters = false;
   /** QueueWaiter: the queues this client is blocked on. */

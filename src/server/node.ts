@@ -289,7 +289,15 @@ export class Node {
   /** Runs one request of a client (the reference's processCommand). */
   execute(conn: Connection, argv: string[]): void {
     const out = conn.out;
-    const cmd = this.commands.lookup(argv[0]!);
+    // A client mostly repeats one command: comparing its name with the last
+    // one's costs less than hashing a new string for the table.
+    const name = argv[0]!;
+    let cmd = conn.lastCmd;
+    if (cmd === undefined || name !== conn.lastCmdName) {
+      cmd = this.commands.lookup(name);
+      conn.lastCmd = cmd;
+      conn.lastCmdName = name;
+    }
     if (cmd === undefined && argv[0]!.toLowerCase() === 'quit') {
       out.ok();
       conn.closeAfterReplies();
