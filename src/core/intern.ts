@@ -1,7 +1,10 @@
 // Values many jobs share, kept once and named in job records by a small
 // number: queue names, and node lists (the nodes that may have a copy of a
 // job; with replication most jobs share a handful of lists). Each entry
-// counts the jobs that use it and goes away with the last of them.
+// counts the jobs that use it. An entry no job uses is kept a while (up to
+// `idleMax` such entries): a queue that drains and fills again, or the
+// one-node list every replicated job passes through on its way to two
+// nodes, would otherwise be dropped and made again for every job.
 
 /** A list of node IDs. Treated as immutable so jobs can share one array. */
 export type NodeIdList = readonly string[];
@@ -15,12 +18,37 @@ function newId(free: number[], length: number, what: string): number {
   return id;
 }
 
+/** Ids whose users all went, kept until there are too many of them. */
+class IdleIds {
+  private readonly ids: number[] = [];
+  constructor(private readonly max: number) {}
+
+  /** Keeps `id` unused for now, dropping every kept one still unused once there are more than `max`. */
+  keep(id: number, drop: (id: number) => void, unused: (id: number) => boolean): void {
+    if (this.max === 0) return drop(id);
+    this.ids.push(id);
+    if (this.ids.length <= this.max) return;
+    // Entries used again meanwhile (or listed twice) stay.
+    for (const i of this.ids) if (unused(i)) drop(i);
+    this.ids.length = 0;
+  }
+}
+
+/** Default number of unused entries kept (see the top of this file). */
+export const IDLE_MAX = 1024;
+
 /** Queue names by id. Id 0 is "no queue" (a dummy ack). */
 export class QueueNames {
   private readonly ids = new Map<string, number>();
   private readonly names: (string | null)[] = [null];
   private readonly refs: number[] = [0];
   private readonly free: number[] = [];
+  private readonly idle: IdleIds;
+  private inUse = 0;
+
+  constructor(idleMax = IDLE_MAX) {
+    this.idle = new IdleIds(idleMax);
+  }
 
   /** The id of `name`, counting one more user. */
   acquire(name: string): number {
@@ -31,16 +59,15 @@ export class QueueNames {
       this.refs[id] = 0;
       this.ids.set(name, id);
     }
-    this.refs[id]!++;
+    if (this.refs[id]!++ === 0) this.inUse++;
     return id;
   }
 
   release(id: number): void {
     if (id === 0) return;
     if (--this.refs[id]! > 0) return;
-    this.ids.delete(this.names[id]!);
-    this.names[id] = null;
-    this.free.push(id);
+    this.inUse--;
+    this.idle.keep(id, this.drop, this.unused);
   }
 
   name(id: number): string | null {
@@ -49,8 +76,16 @@ export class QueueNames {
 
   /** Names in use. */
   get size(): number {
-    return this.ids.size;
+    return this.inUse;
   }
+
+  private readonly unused = (id: number): boolean => this.refs[id] === 0 && this.names[id] !== null;
+
+  private readonly drop = (id: number): void => {
+    this.ids.delete(this.names[id]!);
+    this.names[id] = null;
+    this.free.push(id);
+  };
 }
 
 /** Node lists by id. Id 0 is the empty list, which always exists. */
@@ -59,6 +94,12 @@ export class NodeLists {
   private readonly lists: (NodeIdList | null)[] = [[]];
   private readonly refs: number[] = [0];
   private readonly free: number[] = [];
+  private readonly idle: IdleIds;
+  private inUse = 0;
+
+  constructor(idleMax = IDLE_MAX) {
+    this.idle = new IdleIds(idleMax);
+  }
   /** list id -> node ID -> id of the list with that node added. */
   private readonly added = new Map<number, Map<string, number>>();
   /** The last array acquire() looked up, its id, and the list kept for it then. */
@@ -77,8 +118,12 @@ export class NodeLists {
       this.lastId = id;
       this.lastCopy = this.lists[id]!;
     }
-    if (id !== 0) this.refs[id]!++;
+    this.count(id);
     return id;
+  }
+
+  private count(id: number): void {
+    if (id !== 0 && this.refs[id]!++ === 0) this.inUse++;
   }
 
   /**
@@ -96,18 +141,25 @@ export class NodeLists {
       if (byNode === undefined) this.added.set(id, (byNode = new Map()));
       byNode.set(node, next);
     }
-    if (next !== 0) this.refs[next]!++;
+    this.count(next);
     return next;
   }
 
   release(id: number): void {
     if (id === 0) return;
     if (--this.refs[id]! > 0) return;
+    this.inUse--;
+    this.idle.keep(id, this.drop, this.unused);
+  }
+
+  private readonly unused = (id: number): boolean => this.refs[id] === 0 && this.lists[id] !== null;
+
+  private readonly drop = (id: number): void => {
     this.ids.delete(this.lists[id]!.join(' '));
     this.lists[id] = null;
     this.added.delete(id);
     this.free.push(id);
-  }
+  };
 
   private idOf(list: NodeIdList): number {
     if (list.length === 0) return 0;
@@ -138,6 +190,6 @@ export class NodeLists {
 
   /** Lists in use. */
   get size(): number {
-    return this.ids.size;
+    return this.inUse;
   }
 }

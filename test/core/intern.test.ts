@@ -24,7 +24,7 @@ const D = node('d');
 
 describe('QueueNames', () => {
   it('gives one id per name, counts users, and frees the id with the last user', () => {
-    const qn = new QueueNames();
+    const qn = new QueueNames(0);
     expect(qn.name(0)).toBeNull(); // 0: no queue (a dummy ack)
     const q1 = qn.acquire('q1');
     const q2 = qn.acquire('q2');
@@ -50,7 +50,7 @@ describe('QueueNames', () => {
   });
 
   it('handles the empty name and latin1 names like any other', () => {
-    const qn = new QueueNames();
+    const qn = new QueueNames(0);
     const e = qn.acquire('');
     const l = qn.acquire('caf\xe9\xff');
     expect(e).not.toBe(0);
@@ -64,7 +64,7 @@ describe('QueueNames', () => {
   for (const seed of [3, 77]) {
     it(`agrees with a reference count model through random acquire/release (seed ${seed})`, () => {
       const rnd = prng(seed);
-      const qn = new QueueNames();
+      const qn = new QueueNames(0);
       const held: { name: string; id: number }[] = [];
       const refs = new Map<string, number>();
       let maxId = 0;
@@ -106,7 +106,7 @@ describe('QueueNames', () => {
 
 describe('NodeLists', () => {
   it('keeps id 0 for the empty list and one id per list content, in order', () => {
-    const nl = new NodeLists();
+    const nl = new NodeLists(0);
     expect(nl.acquire([])).toBe(0);
     expect(nl.list(0)).toEqual([]);
     const ab = nl.acquire([A, B]);
@@ -127,7 +127,7 @@ describe('NodeLists', () => {
   });
 
   it('frees a list with its last user and reuses its id', () => {
-    const nl = new NodeLists();
+    const nl = new NodeLists(0);
     const ab = nl.acquire([A, B]);
     nl.acquire([A, B]);
     nl.release(ab);
@@ -144,7 +144,7 @@ describe('NodeLists', () => {
   });
 
   it('acquireWithNode appends the node, or counts the same list when it has it', () => {
-    const nl = new NodeLists();
+    const nl = new NodeLists(0);
     const a = nl.acquire([A]);
     const ab = nl.acquireWithNode(a, B);
     expect(nl.list(ab)).toEqual([A, B]);
@@ -163,7 +163,7 @@ describe('NodeLists', () => {
   });
 
   it('acquireWithNode stays right when the cached result is freed and its id reused for another list', () => {
-    const nl = new NodeLists();
+    const nl = new NodeLists(0);
     const a = nl.acquire([A]);
     const ab = nl.acquireWithNode(a, B); // caches a + B -> ab
     nl.release(ab); // [A, B] is gone...
@@ -180,7 +180,7 @@ describe('NodeLists', () => {
   });
 
   it('acquireWithNode stays right when the cached result is freed and reused for the same content', () => {
-    const nl = new NodeLists();
+    const nl = new NodeLists(0);
     const a = nl.acquire([A]);
     const ab = nl.acquireWithNode(a, B);
     nl.release(ab);
@@ -194,7 +194,7 @@ describe('NodeLists', () => {
   });
 
   it('acquireWithNode stays right when the source list is freed and its id reused for another list', () => {
-    const nl = new NodeLists();
+    const nl = new NodeLists(0);
     const a = nl.acquire([A]);
     const ab = nl.acquireWithNode(a, B); // cache: a + B -> ab
     nl.release(a); // [A] gone; its id is free
@@ -210,7 +210,7 @@ describe('NodeLists', () => {
   });
 
   it('acquireWithNode stays right when the cached result was "the list itself" and the ids move', () => {
-    const nl = new NodeLists();
+    const nl = new NodeLists(0);
     const ab = nl.acquire([A, B]);
     expect(nl.acquireWithNode(ab, A)).toBe(ab); // cache: ab + A -> ab
     nl.release(ab);
@@ -224,7 +224,7 @@ describe('NodeLists', () => {
   for (const seed of [5, 1001, 65537]) {
     it(`agrees with a reference model through random acquire/acquireWithNode/release (seed ${seed})`, () => {
       const rnd = prng(seed);
-      const nl = new NodeLists();
+      const nl = new NodeLists(0);
       const nodes = [A, B, C, D, node('e')];
       /** What each holder holds: an id and the content it stands for. */
       const held: { id: number; list: NodeIdList }[] = [];
@@ -277,3 +277,38 @@ describe('NodeLists', () => {
     });
   }
 });
+
+describe('unused entries kept for a while', () => {
+  it('keeps up to idleMax unused names, then drops the ones still unused', () => {
+    const qn = new QueueNames(2);
+    const a = qn.acquire('a');
+    const b = qn.acquire('b');
+    qn.release(a);
+    qn.release(b);
+    expect(qn.size).toBe(0);
+    expect(qn.name(a)).toBe('a'); // kept
+    expect(qn.acquire('a')).toBe(a); // the same id again
+    const c = qn.acquire('c');
+    qn.release(c); // a third entry set aside (a, b, c): the unused ones go, a (in use again) stays
+    expect(qn.name(b)).toBeNull();
+    expect(qn.name(c)).toBeNull();
+    expect(qn.name(a)).toBe('a');
+    expect(qn.size).toBe(1);
+    expect(qn.acquire('b')).not.toBe(a);
+  });
+
+  it('keeps unused node lists, and acquireWithNode still answers right after they go', () => {
+    const nl = new NodeLists(1);
+    const a = nl.acquire(['A']);
+    const ab = nl.acquireWithNode(a, 'B');
+    nl.release(a); // [A] kept unused
+    expect(nl.list(a)).toEqual(['A']);
+    nl.release(ab); // a second unused list: both go
+    expect(nl.size).toBe(0);
+    const c = nl.acquire(['C']);
+    expect(nl.list(c)).toEqual(['C']);
+    const cb = nl.acquireWithNode(c, 'B');
+    expect(nl.list(cb)).toEqual(['C', 'B']);
+  });
+});
+
