@@ -63,7 +63,7 @@ export const DIRECTIVES: readonly Directive[] = [
   { name: 'include', type: 'list', default: '', repeatable: true, words: 1, doc: 'Read another config file at this point.' },
 
   // Memory
-  { name: 'maxmemory', type: 'memory', default: '1gb', min: 0, settable: true, doc: 'Memory limit for jobs and queues: over 75% new jobs are replicated to other nodes only, over 95% safe eviction starts, at 100% commands that need memory are refused.' },
+  { name: 'maxmemory', type: 'memory', default: '1gb', min: 0, settable: true, doc: 'Memory limit for jobs and queues (INFO used_memory): over 75% new jobs are replicated to other nodes only, over 95% safe eviction starts and commands that need memory are refused. At most 90% of the memory the machine (or cgroup) has, less 512mb.' },
   { name: 'maxmemory-policy', type: 'enum', default: 'acks', values: ['acks', 'noeviction'], settable: true, doc: 'acks: evict acknowledged jobs and delivered at-most-once jobs; noeviction: refuse instead.' },
   { name: 'maxmemory-samples', type: 'int', default: '5', min: 1, settable: true, doc: 'Accepted for compatibility; not used.' },
 

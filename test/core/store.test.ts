@@ -196,6 +196,23 @@ describe('JobStore', () => {
     expect(delivered.some((id) => store.lookupJob(id) === undefined)).toBe(true);
   });
 
+  it('with maxmemory-policy noeviction refuses instead of evicting', () => {
+    store = new JobStore({ clock, myId: () => MY_ID });
+    store.maxmemory = 100_000;
+    store.evictOnPressure = false;
+    const delivered: string[] = [];
+    while (store.memoryWarningLevel() < 2) {
+      addJob(store, 'q', 'x'.repeat(200), { retry: 0 });
+      delivered.push(store.fetchJob(store.lookupQueue('q')!)!.id);
+    }
+    const count = store.jobCount;
+    expect(store.freeMemoryIfNeeded()).toBe(false);
+    expect(store.jobCount).toBe(count);
+    store.evictOnPressure = true;
+    expect(store.freeMemoryIfNeeded()).toBe(true);
+    expect(store.jobCount).toBeLessThan(count);
+  });
+
   it('processes due jobs in batches within a time budget, the rest on the next call', () => {
     for (let i = 0; i < 1000; i++) addJob(store, 'q', `j${i}`, { delay: 1, retry: 10 });
     clock.advance(1000);
