@@ -196,11 +196,3 @@ export function unpackJobId(src: Uint8Array, off: number, out: Uint8Array, pos: 
     out[pos + 37 + 2 * i] = HEX.charCodeAt(v & 15);
   }
 }
-
-const unpackBuf = Buffer.allocUnsafe(JOB_ID_LEN);
-
-/** The ID packed at src[off], as a string. */
-export function unpackJobIdString(src: Uint8Array, off: number): string {
-  unpackJobId(src, off, unpackBuf, 0);
-  return unpackBuf.latin1Slice(0, JOB_ID_LEN);
-}

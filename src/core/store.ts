@@ -30,7 +30,7 @@ import {
   type JobStoreInternals,
   type NodeIdList,
 } from './job.js';
-import { JOB_ID_LEN, PACKED_ID_LEN, packJobId, unpackJobId, unpackJobIdString, generatedId, generatedPacked } from './job-id.js';
+import { JOB_ID_LEN, PACKED_ID_LEN, packJobId, unpackJobId, generatedId, generatedPacked } from './job-id.js';
 import { Queue, QueueWaiter, QUEUE_FLAG_PAUSED_ALL, QUEUE_FLAG_PAUSED_IN, QUEUE_FLAG_PAUSED_OUT } from './queue.js';
 import { AwakeHeap, REBASE_AFTER } from './awake-heap.js';
 import { hashBytes, hashWords } from './id-hash.js';
@@ -125,6 +125,7 @@ export interface StoreMemory {
 }
 
 const EMPTY = Buffer.alloc(0);
+const ID_SCRATCH = Buffer.alloc(JOB_ID_LEN);
 
 export class JobStore implements JobStoreInternals {
   readonly clock: Clock;
@@ -869,17 +870,8 @@ export class JobStore implements JobStoreInternals {
   // ------------------------------------------------- what Job handles read
 
   idOf(rec: number): string {
-    const page = rec >>> PAGE_SHIFT;
-    const u = this.records.u32[page]!;
-    const o = (rec & PAGE_MASK) * REC_WORDS;
-    const flags = u[o + W_FLAGS]! >>> FLAGS_SHIFT;
-    if (flags & JOB_FLAG_RAW_ID) {
-      const large = (flags & JOB_FLAG_LARGE) !== 0;
-      const addr = u[o + W_BODY]!;
-      const at = this.arena.offset(addr, large);
-      return this.arena.bytes(addr, large).latin1Slice(at, at + JOB_ID_LEN);
-    }
-    return unpackJobIdString(this.records.u8[page]!, (o + W_ID) * 4);
+    this.copyId(rec, ID_SCRATCH, 0);
+    return ID_SCRATCH.latin1Slice(0, JOB_ID_LEN);
   }
 
   copyId(rec: number, target: Uint8Array, at: number): void {

@@ -4,6 +4,7 @@
 // allocations through long random churn, and what memory it keeps.
 import { describe, it, expect } from 'vitest';
 import { ByteArena, SMALL_MAX, allocatedSize } from '../../src/core/arena.js';
+import { prng } from '../helpers/prng.js';
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -14,17 +15,6 @@ const SLAB = 64 * KiB;
 /** Size classes: 16 up to 128 bytes, then 8 per doubling up to SMALL_MAX. */
 const CLASSES = 16 + 7 * 8;
 
-/** A small seeded PRNG (mulberry32): failures reproduce from the seed in the test name. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Live {
   addr: number;

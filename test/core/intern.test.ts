@@ -3,18 +3,8 @@
 // of "this list plus that node" must survive ids being freed and reused.
 import { describe, it, expect } from 'vitest';
 import { QueueNames, NodeLists, type NodeIdList } from '../../src/core/intern.js';
+import { prng } from '../helpers/prng.js';
 
-/** A small seeded PRNG (mulberry32): failures reproduce from the seed in the test name. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const node = (c: string) => c.repeat(40);
 const A = node('a');

@@ -5,18 +5,8 @@
 import { describe, it, expect } from 'vitest';
 import { JobIndex } from '../../src/core/job-index.js';
 import { JobRecords, W_NEXT, REC_WORDS, PAGE_SHIFT, PAGE_MASK } from '../../src/core/records.js';
+import { prng } from '../helpers/prng.js';
 
-/** A small seeded PRNG (mulberry32): failures reproduce from the seed in the test name. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The index's tables, read only to check that a test reaches the state it means to. */
 interface IndexInternals {

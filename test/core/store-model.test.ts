@@ -22,18 +22,8 @@ import { isValidJobId } from '../../src/core/job-id.js';
 import { allocatedSize } from '../../src/core/arena.js';
 import { REC_BYTES, REC_WORDS, W_NEXT, PAGE_SHIFT, PAGE_MASK } from '../../src/core/records.js';
 import type { JobIndex } from '../../src/core/job-index.js';
+import { prng } from '../helpers/prng.js';
 
-/** A small seeded PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const MY_ID = '0123abcd'.repeat(5);
 const OTHER_NODES = ['1'.repeat(40), '2'.repeat(40), 'e'.repeat(40), 'f'.repeat(40)];
