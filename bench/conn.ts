@@ -7,7 +7,7 @@
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { encode, ReplyParser, RespError, type Reply } from './resp.js';
-import { wrapSocket, type Transport } from '../src/server/transport.js';
+import { wrapSocket, type Transport } from '../src/protocol/transport.js';
 
 export interface Address {
   host: string;
@@ -25,7 +25,7 @@ export const fmtAddr = (a: Address): string => `${a.host}:${a.port}`;
 // Node's stream machinery costs ~10 µs of CPU per request/reply round, which
 // on 2 cores caps a plain (unpipelined) generator well below what the server
 // can do, so connections run on the server's own transport
-// (src/server/transport.ts: the TCP handle driven directly, one shared read
+// (src/protocol/transport.ts: the TCP handle driven directly, one shared read
 // buffer). BENCH_PORTABLE=1 forces the public socket API (slower, for
 // comparison or if Node's internals change).
 if (process.env.BENCH_PORTABLE !== undefined) process.env.DISQUE_PORTABLE_TRANSPORT = '1';

@@ -5,7 +5,8 @@
 // given as --name value that override the file (`disque-server disque.conf
 // --port 7712`).
 import { Config, ConfigError, overridesFromArgv } from '../config/config.js';
-import { Node, VERSION, SERVER_NAME } from '../server/node.js';
+import { Node } from '../server/node.js';
+import { VERSION, SERVER_NAME } from '../config/version.js';
 
 function usage(): never {
   process.stderr.write(

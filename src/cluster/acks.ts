@@ -6,7 +6,7 @@
 // job this node never had) asks the whole cluster.
 import type { Cluster, ClusterNode } from './cluster.js';
 import { JobState, JOB_GC_RETRY_COUNT_MAX, nodeListAdd, type Job } from '../core/job.js';
-import { MsgType, type BusMessage } from './bus.js';
+import { MsgType, type BusMessage } from './messages.js';
 
 export class Acks {
   constructor(private readonly cluster: Cluster) {}

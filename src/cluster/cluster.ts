@@ -6,12 +6,13 @@ import net from 'node:net';
 import dns from 'node:dns/promises';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync, renameSync, existsSync, openSync, fsyncSync, closeSync } from 'node:fs';
-import type { Node } from '../server/node.js';
+import type { ClusterHost } from './host.js';
 import { Job } from '../core/job.js';
 import { writeJob, type AnyJob } from '../core/job-codec.js';
 import type { MsgWriter } from '../core/msgpack-writer.js';
 import type { StoreHooks } from '../core/store.js';
-import { Link, MsgType, MSG_NAMES, BUS_PROTOCOL_VERSION, FrameEncoder, atTurnEnd, requestTurnEnd, type BusMessage, type BusHeader, MSG_FLAG_INCR_DELIV, MSG_FLAG_INCR_NACKS } from './bus.js';
+import { Link, FrameEncoder, atTurnEnd, requestTurnEnd } from './bus.js';
+import { MsgType, MSG_NAMES, BUS_PROTOCOL_VERSION, type BusMessage, type BusHeader, MSG_FLAG_INCR_DELIV, MSG_FLAG_INCR_NACKS } from './messages.js';
 import { Replication } from './replication.js';
 import { Requeue } from './requeue.js';
 import { Acks } from './acks.js';
@@ -131,7 +132,7 @@ export class Cluster {
   private saveScheduled = false;
   private readonly handlers = new Map<number, (sender: ClusterNode, msg: BusMessage) => void>();
 
-  constructor(readonly node: Node) {
+  constructor(readonly node: ClusterHost) {
     this.myself = new ClusterNode(randomNodeId(), NodeFlag.MYSELF);
     this.nodes.set(this.myself.id, this.myself);
     this.replication = new Replication(this);
@@ -949,7 +950,7 @@ export class Cluster {
       this.nodes.set(this.myself.id, this.myself);
     }
     this.store.flushAll();
-    this.node.persistence.flushAll();
+    this.node.dropPersistedJobs();
     this.updateState();
     this.saveNodesFile();
   }

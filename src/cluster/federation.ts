@@ -10,7 +10,7 @@ import type { Queue } from '../core/queue.js';
 import { JOB_FLAG_BCAST_QUEUED, type Job } from '../core/job.js';
 import { writeJob, decodeJob } from '../core/job-codec.js';
 import type { MsgWriter } from '../core/msgpack-writer.js';
-import { MsgType, type BusMessage } from './bus.js';
+import { MsgType, type BusMessage } from './messages.js';
 import { TIME_ERROR } from '../core/store.js';
 
 const NEEDJOBS_MIN_REQUEST = 5;

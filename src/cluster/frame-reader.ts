@@ -10,7 +10,7 @@
 // it give up, and the caller decodes the frame with msgpackr as before.
 // Otherwise it gives the values msgpackr would give for the same bytes,
 // except byte strings in jobs, which come as latin1 strings.
-import type { BusMessage } from './bus.js';
+import type { BusMessage } from './messages.js';
 import type { WireJob } from '../core/job-codec.js';
 
 /** Thrown inside the reader when the frame needs msgpackr; never escapes. */

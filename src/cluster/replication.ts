@@ -5,10 +5,10 @@
 // again to the nodes already asked. On timeout the client gets -NOREPL and
 // the copies made are deleted (best effort).
 import type { Cluster, ClusterNode } from './cluster.js';
-import type { Connection, Blocker } from '../server/connection.js';
+import type { Client, Blocker } from '../protocol/client.js';
 import { Job, JobState, JOB_FLAG_BCAST_QUEUED, nodeListAdd } from '../core/job.js';
 import { decodeJob, type AnyJob } from '../core/job-codec.js';
-import { MsgType, MSG_FLAG_NOREPLY, type BusMessage } from './bus.js';
+import { MsgType, MSG_FLAG_NOREPLY, type BusMessage } from './messages.js';
 import { errors } from '../protocol/errors.js';
 import { TIME_ERROR } from '../core/store.js';
 
@@ -17,7 +17,7 @@ const ADD_NODE_PERIOD_MS = 50;
 
 interface Waiting {
   job: Job;
-  conn: Connection;
+  conn: Client;
   addedNodeTime: number;
 }
 
@@ -33,16 +33,16 @@ export class Replication {
   }
 
   /** Blocks the ADDJOB client until the job reaches its replication level. */
-  waitForReplication(conn: Connection, job: Job, timeoutMs: number, keepsCopy: boolean): void {
+  waitForReplication(conn: Client, job: Job, timeoutMs: number, keepsCopy: boolean): void {
     this.cluster.log.verbose(`Replicating ${job.id} to ${job.repl} nodes, client waits up to ${timeoutMs} ms`);
     job.confirmed = new Set(keepsCopy ? [this.cluster.myself.id] : []);
     this.waiting.set(job.rec, { job, conn, addedNodeTime: Date.now() });
     const blocker: Blocker = {
       kind: 'addjob',
-      timedOut: (c) => {
-        c.out.error(errors.noreplTimeout);
+      timedOut: () => {
+        conn.out.error(errors.noreplTimeout);
         this.release(job);
-        c.unblock();
+        conn.unblock();
       },
       disconnected: () => this.release(job),
     };

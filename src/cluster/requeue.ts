@@ -5,7 +5,7 @@
 // still busy with the job, and ENQUEUE from a node that keeps no copy.
 import type { Cluster, ClusterNode } from './cluster.js';
 import { JobState, JOB_FLAG_BCAST_QUEUED, JOB_FLAG_BCAST_WILLQUEUE, nodeListAdd, type Job } from '../core/job.js';
-import { MsgType, MSG_FLAG_INCR_DELIV, MSG_FLAG_INCR_NACKS, type BusMessage } from './bus.js';
+import { MsgType, MSG_FLAG_INCR_DELIV, MSG_FLAG_INCR_NACKS, type BusMessage } from './messages.js';
 import { TIME_ERROR } from '../core/store.js';
 
 /**

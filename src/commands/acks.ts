@@ -1,6 +1,6 @@
 // ACKJOB and FASTACK (the reference's README, "ACKs and retries" and "Fast
 // acknowledges").
-import type { Call, CommandSpec } from '../server/command-table.js';
+import type { Call, CommandSpec } from './context.js';
 import { JobState, newJobFields } from '../core/job.js';
 import { ttlMinutesFromJobId } from '../core/job-id.js';
 import { validateJobIds } from './util.js';

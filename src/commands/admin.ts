@@ -2,10 +2,10 @@
 // SHUTDOWN, MONITOR, SLOWLOG, LATENCY, BGREWRITEAOF.
 import os from 'node:os';
 import { timingSafeEqual, createHash } from 'node:crypto';
-import type { Call, CommandSpec, Command } from '../server/command-table.js';
+import type { Call, CommandSpec, CommandEntry } from './context.js';
 import type { ReplyBuffer } from '../protocol/reply.js';
 import { errors } from '../protocol/errors.js';
-import { VERSION, SERVER_NAME } from '../server/node.js';
+import { VERSION, SERVER_NAME } from '../config/version.js';
 import { intArg, eq } from './util.js';
 import { QUEUE_MEMORY_OVERHEAD } from '../core/store.js';
 import { REC_BYTES } from '../core/records.js';
@@ -162,7 +162,7 @@ function info(call: Call): void {
 
 // --------------------------------------------------------------- COMMAND
 
-function replyCommand(out: ReplyBuffer, cmd: Command | undefined): void {
+function replyCommand(out: ReplyBuffer, cmd: CommandEntry | undefined): void {
   if (!cmd) return out.nullBulk();
   out.arrayLen(6);
   out.bulk(cmd.name);

@@ -1,8 +1,8 @@
 // CLUSTER subcommands and HELLO.
-import type { Call, CommandSpec } from '../server/command-table.js';
+import type { Call, CommandSpec } from './context.js';
 import { errors, parseInteger } from '../protocol/errors.js';
 import { eq } from './util.js';
-import { VERSION } from '../server/node.js';
+import { VERSION } from '../config/version.js';
 
 function cluster(call: Call): void {
   const { argv, reply } = call;

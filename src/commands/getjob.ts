@@ -2,24 +2,10 @@
 //
 // Serves queues left to right, as many rounds as COUNT needs; blocks when
 // all are empty (asking other nodes for jobs meanwhile, see federation).
-import type { Call, CommandSpec } from '../server/command-table.js';
-import type { Connection, Blocker } from '../server/connection.js';
+import type { Call, CommandSpec } from './context.js';
 import { errors, parseInteger } from '../protocol/errors.js';
 import type { Job } from '../core/job.js';
-import { timeoutArg, eq } from './util.js';
-
-/** How a GETJOB client waits: on timeout a null reply, on disconnect it is forgotten. */
-const getjobBlocker: Blocker = {
-  kind: 'getjob',
-  timedOut(conn: Connection) {
-    conn.node.store.unblock(conn);
-    conn.out.nullArray();
-    conn.unblock();
-  },
-  disconnected(conn: Connection) {
-    conn.node.store.unblock(conn);
-  },
-};
+import { timeoutArg, eq, replyJob } from './util.js';
 
 function getjob(call: Call): void {
   const { node, argv, reply, client } = call;
@@ -75,7 +61,7 @@ function getjob(call: Call): void {
 
   if (jobs.length > 0) {
     reply.arrayLen(jobs.length);
-    for (const job of jobs) node.replyJob(reply, job, withCounters);
+    for (const job of jobs) replyJob(reply, job, withCounters);
     return;
   }
   if (nohang) return reply.nullArray();
@@ -84,7 +70,19 @@ function getjob(call: Call): void {
 
   client.withCounters = withCounters;
   store.block(client, argv.slice(from));
-  client.block(getjobBlocker, timeout > 0 ? Date.now() + timeout : 0);
+  // On timeout a null reply; on disconnect the client is forgotten.
+  client.block(
+    {
+      kind: 'getjob',
+      timedOut() {
+        store.unblock(client);
+        client.out.nullArray();
+        client.unblock();
+      },
+      disconnected: () => store.unblock(client),
+    },
+    timeout > 0 ? Date.now() + timeout : 0,
+  );
 }
 
 export const getjobCommands: CommandSpec[] = [

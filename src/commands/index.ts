@@ -1,5 +1,5 @@
 // Every command of the server, as declared by the command files.
-import type { CommandSpec } from '../server/command-table.js';
+import type { CommandSpec } from './context.js';
 import { jobCommands } from './jobs.js';
 import { getjobCommands } from './getjob.js';
 import { ackCommands } from './acks.js';

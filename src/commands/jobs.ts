@@ -1,7 +1,7 @@
 // ADDJOB, SHOW, DELJOB (and LOADJOB, which only the reference's AOF loader
 // may run). See the reference's README, "Main API" and "Job replication
 // strategy".
-import type { Call, CommandSpec } from '../server/command-table.js';
+import type { Call, CommandSpec } from './context.js';
 import type { ReplyBuffer } from '../protocol/reply.js';
 import { errors, parseInteger } from '../protocol/errors.js';
 import { Job, JobState, JOB_STATE_NAMES, JOB_DEFAULT_RETRY_MAX, NEVER, newJobFields } from '../core/job.js';

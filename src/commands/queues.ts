@@ -1,11 +1,11 @@
 // Queue commands: QLEN, QPEEK, QSTAT, ENQUEUE, NACK, DEQUEUE, WORKING, PAUSE
 // (the reference's README, "Other commands").
-import type { Call, CommandSpec } from '../server/command-table.js';
+import type { Call, CommandSpec } from './context.js';
 import { errors } from '../protocol/errors.js';
 import { JobState, JOB_FLAG_BCAST_WILLQUEUE } from '../core/job.js';
 import { QUEUE_FLAG_PAUSED_IN, QUEUE_FLAG_PAUSED_OUT, QUEUE_FLAG_PAUSED_ALL, pausedStateName } from '../core/queue.js';
 import { TIME_ERROR } from '../core/store.js';
-import { validateJobIds, intArg, eq } from './util.js';
+import { validateJobIds, intArg, eq, replyJob } from './util.js';
 
 function qlen(call: Call): void {
   call.reply.int(call.node.store.lookupQueue(call.argv[1]!)?.length ?? 0);
@@ -20,7 +20,7 @@ function qpeek(call: Call): void {
   const q = call.node.store.lookupQueue(call.argv[1]!);
   const jobs = q ? call.node.store.peekJobs(q, count, newest) : [];
   call.reply.arrayLen(jobs.length);
-  for (const job of jobs) call.node.replyJob(call.reply, job, false);
+  for (const job of jobs) replyJob(call.reply, job, false);
 }
 
 function qstat(call: Call): void {

@@ -1,7 +1,7 @@
 // QSCAN and JSCAN: stateless cursor iteration over this node's queues and
 // jobs. Every element present for a whole iteration is returned (some maybe
 // twice). The cursor may appear anywhere among the options.
-import type { Call, CommandSpec } from '../server/command-table.js';
+import type { Call, CommandSpec } from './context.js';
 import { errors } from '../protocol/errors.js';
 import { jobStateFromName, type Job } from '../core/job.js';
 import type { Queue } from '../core/queue.js';

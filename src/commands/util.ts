@@ -1,7 +1,10 @@
 // Argument helpers shared by the command files, with the reference's errors.
 import { errors, parseInteger } from '../protocol/errors.js';
 import { isValidJobId } from '../core/job-id.js';
-import type { Call } from '../server/command-table.js';
+import type { Call } from './context.js';
+import type { ReplyBuffer } from '../protocol/reply.js';
+import type { Job } from '../core/job.js';
+import { JOB_ID_LEN } from '../core/job-id.js';
 
 /** Checks every ID first, so an invalid one means nothing is done. */
 export function validateJobIds(call: Call, from: number, to = call.argv.length): boolean {
@@ -46,4 +49,20 @@ export function cursorArg(call: Call, s: string): number | undefined {
 
 export function eq(a: string, b: string): boolean {
   return a.length === b.length && a.toLowerCase() === b;
+}
+
+/** A job as GETJOB and QPEEK return it: [queue, id, body] (+ counters). */
+export function replyJob(out: ReplyBuffer, job: Job, withCounters: boolean): void {
+  out.arrayLen(withCounters ? 7 : 3);
+  out.bulk(job.queue);
+  const at = out.beginBulk(JOB_ID_LEN);
+  job.copyIdTo(out.buffer, at);
+  out.endBulk(JOB_ID_LEN);
+  out.bulkBytes(job.bodyBytes(), job.bodyOffset(), job.bodyLength);
+  if (withCounters) {
+    out.bulk('nacks');
+    out.int(job.nacks);
+    out.bulk('additional-deliveries');
+    out.int(job.deliveries);
+  }
 }

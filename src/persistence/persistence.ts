@@ -22,7 +22,7 @@
 //   (a "resync", which also replaces whatever Redis kept or lost) and
 //   replies that were waiting are released.
 import { Redis } from 'ioredis';
-import type { Node } from '../server/node.js';
+import type { PersistenceHost } from './host.js';
 import type { StoreHooks } from '../core/store.js';
 import { TIME_ERROR } from '../core/store.js';
 import { Job, JobState, NEVER, JOB_FLAG_LOADED } from '../core/job.js';
@@ -157,7 +157,7 @@ export class Persistence {
   private putBytes = 0;
   private puts = 0;
 
-  constructor(private readonly node: Node) {}
+  constructor(private readonly node: PersistenceHost) {}
 
   // ---------------------------------------------------------------- hooks
 

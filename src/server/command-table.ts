@@ -1,42 +1,8 @@
 // Commands are declared once (name, arity, flags, handler); dispatch, arity
 // errors and the COMMAND command all derive from the declarations.
-import type { Node } from './node.js';
-import type { Connection } from './connection.js';
-import type { ReplyBuffer } from '../protocol/reply.js';
+import type { CommandFlag, CommandSpec, CommandEntry, CommandTableView } from '../commands/context.js';
 
-/** The reference's command flags, as COMMAND reports them. */
-export type CommandFlag =
-  | 'write'
-  | 'readonly'
-  | 'denyoom'
-  | 'admin'
-  | 'random'
-  | 'loading'
-  | 'skip_monitor'
-  | 'fast'
-  | 'noauth';
-
-/**
- * One execution of a command. Arguments are latin1 strings (byte for byte).
- * Each connection reuses one Call (argv changes): keep what you need of it,
- * not the Call, past the handler.
- */
-export interface Call {
-  readonly node: Node;
-  readonly client: Connection;
-  argv: string[];
-  readonly reply: ReplyBuffer;
-}
-
-export interface CommandSpec {
-  name: string;
-  /** Positive: exact argument count (name included); negative: at least -arity. */
-  arity: number;
-  flags: readonly CommandFlag[];
-  handler: (call: Call) => void;
-}
-
-export class Command {
+export class Command implements CommandEntry {
   readonly flags: ReadonlySet<CommandFlag>;
   /** The flags dispatch checks on every call, as plain fields. */
   readonly isWrite: boolean;
@@ -69,7 +35,7 @@ export class Command {
   }
 }
 
-export class CommandTable {
+export class CommandTable implements CommandTableView {
   private readonly byName = new Map<string, Command>();
   /** Names as clients spell them ("ADDJOB"), so most lookups skip lowercasing. */
   private readonly bySpelling = new Map<string, Command>();

@@ -4,25 +4,38 @@
 // socket stops reading) so replies keep the request order.
 import type { Socket } from 'node:net';
 import { ReplyBuffer } from '../protocol/reply.js';
-import { wrapSocket, type Transport } from './transport.js';
-import { RequestReader } from '../protocol/request.js';
-import type { Queue, QueueWaiter } from '../core/queue.js';
+import { wrapSocket, type Transport } from '../protocol/transport.js';
+import { RequestReader, type RequestLimits } from '../protocol/request.js';
+import type { Queue } from '../core/queue.js';
 import type { Job } from '../core/job.js';
-import type { Node } from './node.js';
-import type { Call, Command } from './command-table.js';
+import type { Command } from './command-table.js';
+import type { Blocker } from '../protocol/client.js';
+import type { Call, CommandClient, CommandNode, PersistenceView } from '../commands/context.js';
+import { replyJob } from '../commands/util.js';
 
-/** What a blocked client waits for, and how to end the wait. */
-export interface Blocker {
-  readonly kind: 'getjob' | 'addjob';
-  /** The timeout passed: reply as the reference does. */
-  timedOut(conn: Connection): void;
-  /** The client went away while blocked. */
-  disconnected(conn: Connection): void;
+/** What a connection needs from the node that accepted it (the server's Node). */
+export interface ConnectionHost extends CommandNode {
+  readonly persistence: PersistenceView & {
+    /** Settles when the changes made so far are confirmed by Redis; null when nothing waits. */
+    replyGate(): Promise<void> | null;
+  };
+  readonly requestLimits: RequestLimits;
+  /** client-output-buffer-limit normal's hard limit in bytes, 0 for none. */
+  readonly outputHardLimit: number;
+  /** Date.now() as of the last cron tick. */
+  readonly coarseNow: number;
+  /** Runs one request of the connection. */
+  execute(conn: Connection, argv: string[]): void;
+  /** After any event: serve blocked clients and write out replies. */
+  afterEvent(): void;
+  /** Output for the connection produced outside its own request: write it this turn. */
+  scheduleFlush(conn: Connection): void;
+  clientClosed(conn: Connection): void;
 }
 
 let nextClientId = 1;
 
-export class Connection implements QueueWaiter {
+export class Connection implements CommandClient {
   readonly id = nextClientId++;
   readonly out = new ReplyBuffer();
   readonly addr: string;
@@ -52,7 +65,7 @@ export class Connection implements QueueWaiter {
   private readonly held: { data: Buffer; gate: Promise<void> | null }[] = [];
 
   constructor(
-    readonly node: Node,
+    readonly node: ConnectionHost,
     readonly socket: Socket,
   ) {
     this.transport = wrapSocket(socket);
@@ -195,7 +208,7 @@ export class Connection implements QueueWaiter {
       this.blockTimer = setTimeout(() => {
         this.blockTimer = null;
         if (this.blocker !== blocker) return;
-        blocker.timedOut(this);
+        blocker.timedOut();
         this.node.afterEvent();
         this.flush();
       }, delay);
@@ -229,7 +242,7 @@ export class Connection implements QueueWaiter {
 
   serve(job: Job): void {
     this.out.arrayLen(1);
-    this.node.replyJob(this.out, job, this.withCounters);
+    replyJob(this.out, job, this.withCounters);
     this.unblock();
   }
 
@@ -252,7 +265,7 @@ export class Connection implements QueueWaiter {
       const b = this.blocker;
       this.blocker = null;
       if (this.blockTimer !== null) clearTimeout(this.blockTimer);
-      b.disconnected(this);
+      b.disconnected();
     }
     this.waiting.length = 0;
     this.transport.end();

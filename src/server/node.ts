@@ -7,25 +7,23 @@ import os from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { writeFileSync, unlinkSync } from 'node:fs';
 import { Config } from '../config/config.js';
-import { Logger } from './log.js';
+import { Logger } from '../config/log.js';
+import { VERSION, SERVER_NAME } from '../config/version.js';
 import { SystemClock, type Clock } from '../core/clock.js';
 import { JobStore, PROCESS_JOBS_BUDGET_MS } from '../core/store.js';
-import type { Job } from '../core/job.js';
-import { JOB_ID_LEN } from '../core/job-id.js';
 import { Connection } from './connection.js';
 import { holdableMemory, maxmemoryError } from './memory-limit.js';
 import { AcceptBurst } from './accept-burst.js';
 import { warmUp } from './warmup.js';
-import { CommandTable, type Call } from './command-table.js';
-import { ReplyBuffer } from '../protocol/reply.js';
+import { CommandTable } from './command-table.js';
+import type { CommandNode, SlowlogEntry, Stats } from '../commands/context.js';
+import type { ClusterHost } from '../cluster/host.js';
+import type { PersistenceHost } from '../persistence/host.js';
 import type { RequestLimits } from '../protocol/request.js';
 import { ALL_COMMANDS } from '../commands/index.js';
 import { Cluster } from '../cluster/cluster.js';
 import { Persistence } from '../persistence/persistence.js';
 import { errors } from '../protocol/errors.js';
-
-export const VERSION = '1.0-rc1';
-export const SERVER_NAME = 'disque-ts';
 
 export interface NodeOptions {
   clock?: Clock;
@@ -35,26 +33,7 @@ export interface NodeOptions {
   embedded?: boolean;
 }
 
-export interface SlowlogEntry {
-  id: number;
-  time: number;
-  usec: number;
-  argv: string[];
-}
-
-export interface Stats {
-  connectionsReceived: number;
-  commandsProcessed: number;
-  netInputBytes: number;
-  netOutputBytes: number;
-  rejectedConnections: number;
-  /** ops/sec samples over the last ~1.6 s, taken every 100 ms. */
-  opsSamples: number[];
-  lastSampleCommands: number;
-  lastSampleTime: number;
-}
-
-export class Node {
+export class Node implements CommandNode, ClusterHost, PersistenceHost {
   readonly log = new Logger();
   readonly clock: Clock;
   readonly store: JobStore;
@@ -405,20 +384,9 @@ export class Node {
     });
   }
 
-  /** A job as GETJOB and QPEEK return it: [queue, id, body] (+ counters). */
-  replyJob(out: ReplyBuffer, job: Job, withCounters: boolean): void {
-    out.arrayLen(withCounters ? 7 : 3);
-    out.bulk(job.queue);
-    const at = out.beginBulk(JOB_ID_LEN);
-    job.copyIdTo(out.buffer, at);
-    out.endBulk(JOB_ID_LEN);
-    out.bulkBytes(job.bodyBytes(), job.bodyOffset(), job.bodyLength);
-    if (withCounters) {
-      out.bulk('nacks');
-      out.int(job.nacks);
-      out.bulk('additional-deliveries');
-      out.int(job.deliveries);
-    }
+  /** ClusterHost: CLUSTER RESET drops persisted jobs too. */
+  dropPersistedJobs(): void {
+    this.persistence.flushAll();
   }
 
   // ----------------------------------------------------------------- cron

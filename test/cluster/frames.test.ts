@@ -2,7 +2,8 @@
 // frames do (the writer must not change what peers read).
 import { describe, it, expect } from 'vitest';
 import { Packr } from 'msgpackr';
-import { FrameEncoder, encodeFrame, type BusHeader } from '../../src/cluster/bus.js';
+import { FrameEncoder, encodeFrame } from '../../src/cluster/bus.js';
+import { type BusHeader } from '../../src/cluster/messages.js';
 import { FakeClock } from '../../src/core/clock.js';
 import { JobState, newJobFields } from '../../src/core/job.js';
 import { encodeJob, writeJob } from '../../src/core/job-codec.js';

@@ -5,7 +5,8 @@ import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import net from 'node:net';
 import { startCluster, clusterNodes, infoField, client, type TestCluster } from '../helpers/cluster.js';
 import { startServer, waitFor, getFreePort } from '../helpers/server.js';
-import { encodeFrame, MsgType, BUS_PROTOCOL_VERSION } from '../../src/cluster/bus.js';
+import { encodeFrame } from '../../src/cluster/bus.js';
+import { MsgType, BUS_PROTOCOL_VERSION } from '../../src/cluster/messages.js';
 
 describe('membership', () => {
   let c: TestCluster;

@@ -1,0 +1,17 @@
+// What the cluster needs from the node that runs it. The server's Node
+// implements this; the cluster never imports the server (docs/architecture.md).
+import type { Config } from '../config/config.js';
+import type { Logger } from '../config/log.js';
+import type { JobStore } from '../core/store.js';
+
+export interface ClusterHost {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly store: JobStore;
+  /** The client port, once the node listens (the bus listens on it plus cluster-port-offset). */
+  readonly port: number;
+  /** After bus input was handled: serve blocked clients and write their replies. */
+  afterEvent(): void;
+  /** CLUSTER RESET drops the node's persisted jobs along with its memory. */
+  dropPersistedJobs(): void;
+}

@@ -1,0 +1,61 @@
+// The bus's message vocabulary: types (the reference's, plus the secret
+// handshake), flags and the fields every message carries. bus.ts moves
+// frames; the files named after protocols handle the messages.
+/**
+ * 2: job messages may carry several jobs or job IDs (REPLJOB `js`, job-ID
+ * messages `ids`; see Cluster's Batch). A version-1 node would ignore those
+ * lists and let replication time out, so nodes of different versions refuse
+ * each other's links instead.
+ */
+export const BUS_PROTOCOL_VERSION = 2;
+
+/** Message types: the reference's, plus the secret handshake. */
+export const MsgType = {
+  PING: 0,
+  PONG: 1,
+  MEET: 2,
+  FAIL: 3,
+  REPLJOB: 4,
+  GOTJOB: 5,
+  ENQUEUE: 6,
+  QUEUED: 7,
+  SETACK: 8,
+  WILLQUEUE: 9,
+  GOTACK: 10,
+  DELJOB: 11,
+  NEEDJOBS: 12,
+  YOURJOBS: 13,
+  WORKING: 14,
+  PAUSE: 15,
+  AUTH_HELLO: 100,
+  AUTH_CHALLENGE: 101,
+  AUTH_PROOF: 102,
+} as const;
+
+export const MSG_NAMES: Record<number, string> = Object.fromEntries(Object.entries(MsgType).map(([k, v]) => [v, k]));
+
+/** Message flags (the reference's mflags[0]). */
+export const MSG_FLAG_NOREPLY = 1 << 0;
+export const MSG_FLAG_INCR_NACKS = 1 << 1;
+export const MSG_FLAG_INCR_DELIV = 1 << 2;
+
+/** Header fields every message carries. */
+export interface BusHeader {
+  /** Protocol version. */
+  v: number;
+  /** Sender node ID. */
+  s: string;
+  /** Sender client port. */
+  p: number;
+  /** Sender node flags. */
+  f: number;
+}
+
+/** Every message: header fields plus a type-specific body. */
+export interface BusMessage extends BusHeader {
+  /** Type (MsgType). */
+  t: number;
+  /** Message flags (MSG_FLAG_*). */
+  m?: number;
+  [key: string]: unknown;
+}
