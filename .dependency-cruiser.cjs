@@ -5,7 +5,7 @@
 // interfaces it declares itself (commands/context.ts, cluster/host.ts,
 // persistence/host.ts), never by importing from above.
 const layer = (name, mayImport) => ({
-  name: `${name}-imports-only-${mayImport.join('-')}`,
+  name: `layer-${name}`,
   comment: `src/${name} may import only from ${mayImport.map((l) => `src/${l}`).join(', ')} (docs/architecture.md)`,
   severity: 'error',
   from: { path: `^src/${name}/` },

@@ -7,7 +7,7 @@ import type { ReplyBuffer } from '../protocol/reply.js';
 import { errors } from '../protocol/errors.js';
 import { VERSION, SERVER_NAME } from '../config/version.js';
 import { intArg, eq } from './util.js';
-import { QUEUE_MEMORY_OVERHEAD } from '../core/store.js';
+import { QUEUE_MEMORY_OVERHEAD } from '../core/queue-table.js';
 import { REC_BYTES } from '../core/records.js';
 
 function auth(call: Call): void {

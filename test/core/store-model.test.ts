@@ -496,14 +496,14 @@ class StoreModel {
     if (queuedTotal !== byState[JobState.Queued]) this.fail(`model: ${queuedTotal} jobs in queues, ${byState[JobState.Queued]} queued`);
     const got = [...s.jobsByState()];
     if (got.join() !== byState.join()) this.fail(`jobsByState ${got}, model ${byState}`);
-    if (s.arena.usedBytes !== used) this.fail(`arena.usedBytes ${s.arena.usedBytes}, model ${used}`);
-    if (s.arena.requestedBytes !== requested) this.fail(`arena.requestedBytes ${s.arena.requestedBytes}, model ${requested}`);
+    if (s.jobs.arena.usedBytes !== used) this.fail(`arena.usedBytes ${s.jobs.arena.usedBytes}, model ${used}`);
+    if (s.jobs.arena.requestedBytes !== requested) this.fail(`arena.requestedBytes ${s.jobs.arena.requestedBytes}, model ${requested}`);
     const mem = s.memory();
     if (mem.records !== this.jobs.size * REC_BYTES) this.fail(`memory().records ${mem.records}`);
     // Every job is in the schedule, once.
     if (mem.schedule !== this.jobs.size * 8) this.fail(`memory().schedule ${mem.schedule} for ${this.jobs.size} jobs`);
-    if (s.queueNames.size !== queues.size) this.fail(`${s.queueNames.size} queue names interned, ${queues.size} in use`);
-    if (s.nodeLists.size !== lists.size) this.fail(`${s.nodeLists.size} node lists interned, ${lists.size} in use`);
+    if (s.jobs.queueNames.size !== queues.size) this.fail(`${s.jobs.queueNames.size} queue names interned, ${queues.size} in use`);
+    if (s.jobs.nodeLists.size !== lists.size) this.fail(`${s.jobs.nodeLists.size} node lists interned, ${lists.size} in use`);
     if (this.queuedHooks !== this.expectedQueuedHooks) this.fail(`${this.queuedHooks} QUEUED hooks, model ${this.expectedQueuedHooks}`);
 
     // Queues: length and order.
@@ -528,7 +528,7 @@ class StoreModel {
     for (const m of this.jobs.values()) {
       const j = s.lookupJob(m.id);
       if (j === undefined) this.fail(`lookupJob(${JSON.stringify(m.id)}) found nothing`);
-      const fresh = new Job(s, j.rec); // a handle without the looked-up ID string: reads the stored one
+      const fresh = new Job(s.jobs, j.rec); // a handle without the looked-up ID string: reads the stored one
       const pairs: [string, unknown, unknown][] = [
         ['id', fresh.id, m.id],
         ['registered', j.registered, true],
@@ -598,10 +598,10 @@ class StoreModel {
     }
     this.check(true);
     expect(s.records.live).toBe(0);
-    expect(s.arena.usedBytes).toBe(0);
-    expect(s.arena.requestedBytes).toBe(0);
-    expect(s.queueNames.size).toBe(0);
-    expect(s.nodeLists.size).toBe(0);
+    expect(s.jobs.arena.usedBytes).toBe(0);
+    expect(s.jobs.arena.requestedBytes).toBe(0);
+    expect(s.jobs.queueNames.size).toBe(0);
+    expect(s.jobs.nodeLists.size).toBe(0);
     expect([...s.jobsByState()]).toEqual([0, 0, 0, 0]);
     // The queues remain, empty; dropping them returns the store to its empty size.
     s.flushAll();
@@ -745,8 +745,8 @@ describe('JobStore body sizes at the small/large limit', () => {
       expect(store.records.live).toBe(3);
       for (let from = 1; from !== 0; ) from = store.eachJob(from, 100, (j) => store.unregisterJob(j));
       expect(store.records.live).toBe(0);
-      expect(store.arena.usedBytes).toBe(0);
-      expect(store.queueNames.size).toBe(0);
+      expect(store.jobs.arena.usedBytes).toBe(0);
+      expect(store.jobs.queueNames.size).toBe(0);
     });
   }
 });
@@ -754,7 +754,7 @@ describe('JobStore body sizes at the small/large limit', () => {
 describe('JobStore index under chosen IDs', () => {
   /** The longest chain of the store's ID index (read from its tables). */
   function longestChain(store: JobStore): number {
-    const idx = (store as unknown as { index: JobIndex }).index as unknown as { t0: Uint32Array; t1: Uint32Array | null };
+    const idx = (store.jobs as unknown as { index: JobIndex }).index as unknown as { t0: Uint32Array; t1: Uint32Array | null };
     let longest = 0;
     for (const t of idx.t1 === null ? [idx.t0] : [idx.t0, idx.t1]) {
       for (let b = 0; b < t.length; b++) {
