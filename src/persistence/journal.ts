@@ -2,8 +2,11 @@
 //
 // - Store hooks add records (a job to keep, or an ID to forget) to `pending`.
 //   Once per event-loop turn they go out as one ZADD of journal entries
-//   (format.ts); only one such write is in flight, so everything produced
-//   meanwhile travels in the next one (group commit).
+//   (format.ts), pipelined on the connection: up to MAX_IN_FLIGHT writes
+//   wait for Redis at once, so a turn's replies wait for one round trip
+//   and not for the writes before theirs. Past that many, records gather
+//   into the next write (group commit). Redis answers a connection's
+//   commands in order, so writes are confirmed in the order they were sent.
 // - With appendfsync always or everysec, client replies wait for the write
 //   that holds their records (replyGate), so a reply that reports a change
 //   is only sent once Redis has it.
@@ -20,6 +23,8 @@ import { CHUNK_BYTES, estimateJobBytes, packJournalEntry, type JournalRecord } f
 
 /** Bytes Redis spends per journal entry beyond the entry itself (skiplist node, dict entry). */
 const ENTRY_OVERHEAD = 64;
+/** Journal writes sent and not yet confirmed, at most. */
+export const MAX_IN_FLIGHT = 16;
 
 export type Fsync = 'always' | 'everysec' | 'no';
 
@@ -53,7 +58,10 @@ export class Journal {
   private seq = 0;
   private pending: (Job | string)[] = [];
   private pendingGate: Deferred | null = null;
-  private inflight: Deferred | null = null;
+  /** Gates of the writes waiting for Redis, oldest first. */
+  private inflight: Deferred[] = [];
+  /** Bumped when a write fails: the writes sent after it no longer count (the resync covers them). */
+  private writeRound = 0;
   private flushScheduled = false;
   /** Replies waiting for the next resync snapshot to commit. */
   private heldGates: Deferred[] = [];
@@ -95,10 +103,10 @@ export class Journal {
     return ++this.seq;
   }
 
-  /** Sends what the store recorded since the last write, unless a write is in flight. */
+  /** Sends what the store recorded since the last write, unless MAX_IN_FLIGHT writes wait already. */
   readonly flush = (): void => {
     this.flushScheduled = false;
-    if (this.inflight !== null || this.pending.length === 0) return;
+    if (this.inflight.length >= MAX_IN_FLIGHT || this.pending.length === 0) return;
     const health = this.health;
     // Held until the resync snapshot commits: they are replayed on top of it.
     if (health.resyncWanted || health.failure !== null || health.redis === null || health.keys === null) return;
@@ -142,12 +150,13 @@ export class Journal {
       return;
     }
     this.records += count;
-    this.inflight = gate;
+    this.inflight.push(gate);
     const epoch = health.epoch;
+    const round = this.writeRound;
     health.redis.call('ZADD', args).then(
       () => {
-        if (epoch !== health.epoch) return;
-        this.inflight = null;
+        if (epoch !== health.epoch || round !== this.writeRound) return;
+        this.confirmed(gate);
         health.lastWriteStatus = 'ok';
         gate.resolve();
         this.flush();
@@ -155,13 +164,22 @@ export class Journal {
         this.owner.written();
       },
       (e: Error) => {
-        if (epoch !== health.epoch) return;
-        this.inflight = null;
-        this.heldGates.push(gate);
+        if (epoch !== health.epoch || round !== this.writeRound) return;
+        // This write and every one sent after it wait for the resync snapshot.
+        this.writeRound++;
+        for (const g of this.inflight) this.heldGates.push(g);
+        this.inflight = [];
         health.fail(e);
       },
     );
   };
+
+  /** Takes a confirmed write's gate off the in-flight list (the oldest, as Redis answers in order). */
+  private confirmed(gate: Deferred): void {
+    const list = this.inflight;
+    if (list[0] === gate) list.shift();
+    else list.splice(list.indexOf(gate), 1);
+  }
 
   /**
    * A promise that resolves once every journal record produced so far is
@@ -174,7 +192,9 @@ export class Journal {
       if (this.pendingGate === null) this.pendingGate = deferred();
       return this.pendingGate.promise;
     }
-    if (this.inflight !== null) return this.inflight.promise;
+    // The newest write: Redis confirms it after every earlier one.
+    const n = this.inflight.length;
+    if (n > 0) return this.inflight[n - 1]!.promise;
     // A resync (appendonly just turned on, DEBUG FLUSHALL) replaces what
     // Redis holds: replies wait until it is in place. While Redis is failing
     // nothing is captured, and replies do not wait.
@@ -210,11 +230,12 @@ export class Journal {
   /** appendonly no: nothing will reach Redis; release every waiting reply and forget the journal. */
   clear(): void {
     this.pending = [];
-    const gates = [...this.heldGates, ...(this.pendingGate ? [this.pendingGate] : []), ...(this.inflight ? [this.inflight] : [])];
+    const gates = [...this.heldGates, ...(this.pendingGate ? [this.pendingGate] : []), ...this.inflight];
     this.heldGates = [];
     this.resyncGate = null;
     this.pendingGate = null;
-    this.inflight = null;
+    this.inflight = [];
+    this.writeRound++;
     for (const g of gates) g.resolve();
     this.records = 0;
     this.bytes = 0;
@@ -237,14 +258,15 @@ export class Journal {
   async drain(ms: number): Promise<void> {
     const deadline = Date.now() + ms;
     const health = this.health;
-    while ((this.pending.length > 0 || this.inflight !== null) && health.failure === null && !health.resyncWanted) {
+    while ((this.pending.length > 0 || this.inflight.length > 0) && health.failure === null && !health.resyncWanted) {
       const left = deadline - Date.now();
       if (left <= 0) {
         this.node.log.warning('Persistence: the last journal write did not complete before shutdown');
         return;
       }
       this.flush();
-      const wait = this.inflight?.promise ?? new Promise<void>((r) => setImmediate(r));
+      const last = this.inflight[this.inflight.length - 1];
+      const wait = last?.promise ?? new Promise<void>((r) => setImmediate(r));
       await Promise.race([wait, new Promise((r) => setTimeout(r, left))]);
     }
   }

@@ -86,6 +86,30 @@ describe('persistence across restarts', () => {
     expect(srv.log()).toMatch(/DB loaded from Redis: 300 jobs/);
   });
 
+  it('keeps every acknowledged ADDJOB of many connections through kill -9 (journal writes in flight)', async () => {
+    const { srv } = await node();
+    const producers = Array.from({ length: 8 }, () => client(srv));
+    // Each producer sends its jobs in small pipelines, so the node's turns
+    // (and journal writes) interleave across connections.
+    const added = await Promise.all(
+      producers.map(async (p, k) => {
+        const ids: string[] = [];
+        for (let round = 0; round < 20; round++) {
+          const batch = Array.from({ length: 10 }, (_, i) => p.call('ADDJOB', `many${k % 3}`, `b${k}-${round}-${i}`, '0'));
+          ids.push(...((await Promise.all(batch)) as string[]));
+        }
+        return ids;
+      }),
+    );
+    await srv.kill9(); // right after the last reply
+    await srv.restart();
+    const c2 = client(srv);
+    const missing: string[] = [];
+    for (const id of added.flat()) if ((await show(c2, id)) === null) missing.push(id);
+    expect(missing).toEqual([]);
+    expect(srv.log()).toMatch(/DB loaded from Redis: 1600 jobs/);
+  });
+
   it('does not bring back acknowledged or deleted jobs', async () => {
     const { srv, c } = await node();
     const ids = (await Promise.all(Array.from({ length: 40 }, (_, i) => c.call('ADDJOB', 'aq', `b${i}`, '0')))) as string[];

@@ -1,0 +1,106 @@
+// The journal writer against a Redis whose answers the test hands out one by
+// one: writes of successive turns go out without waiting for each other
+// (up to MAX_IN_FLIGHT), replies wait for the write that holds their
+// changes, and a failed write holds back every write sent after it.
+import { describe, it, expect } from 'vitest';
+import { FakeClock } from '../../src/core/clock.js';
+import { Journal, MAX_IN_FLIGHT } from '../../src/persistence/journal.js';
+import { NodeKeys } from '../../src/persistence/keys.js';
+import type { RedisHealth } from '../../src/persistence/health.js';
+import type { PersistenceHost } from '../../src/persistence/host.js';
+
+interface Call {
+  args: unknown[];
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+function setup() {
+  const calls: Call[] = [];
+  const failures: Error[] = [];
+  const health = {
+    enabled: true,
+    epoch: 1,
+    failure: null as string | null,
+    resyncWanted: false,
+    lastWriteStatus: 'ok',
+    keys: new NodeKeys('test:', 'a'.repeat(40)),
+    redis: {
+      call: (_cmd: string, args: unknown[]) =>
+        new Promise<void>((resolve, reject) => calls.push({ args, resolve, reject })),
+    },
+    fail(e: Error) {
+      failures.push(e);
+      this.failure = e.message;
+      this.resyncWanted = true;
+    },
+  };
+  const host = { store: { clock: new FakeClock() }, log: { warning() {} } };
+  const journal = new Journal(host as unknown as PersistenceHost, health as unknown as RedisHealth, {
+    capturing: () => true,
+    written: () => {},
+  });
+  /** One event-loop turn of a write command: a record, and the gate its reply waits for. */
+  const turn = (id: string) => {
+    journal.record(id);
+    journal.flush();
+    const gate = journal.replyGate()!;
+    let done = false;
+    void gate.then(() => (done = true));
+    return { gate, done: () => done };
+  };
+  return { calls, failures, journal, turn, health };
+}
+
+const settle = () => new Promise((r) => setImmediate(r));
+
+describe('journal writes in flight', () => {
+  it('sends each turn at once and releases replies in order as Redis confirms', async () => {
+    const { calls, turn } = setup();
+    const a = turn('D-1');
+    const b = turn('D-2');
+    const c = turn('D-3');
+    // Three writes outstanding before Redis answered any.
+    expect(calls.length).toBe(3);
+    calls[0]!.resolve();
+    await settle();
+    expect([a.done(), b.done(), c.done()]).toEqual([true, false, false]);
+    calls[1]!.resolve();
+    calls[2]!.resolve();
+    await settle();
+    expect([b.done(), c.done()]).toEqual([true, true]);
+  });
+
+  it(`keeps at most ${MAX_IN_FLIGHT} writes outstanding, gathering the rest into the next one`, async () => {
+    const { calls, turn } = setup();
+    const turns = [];
+    for (let i = 0; i < MAX_IN_FLIGHT + 5; i++) turns.push(turn(`D-${i}`));
+    expect(calls.length).toBe(MAX_IN_FLIGHT);
+    calls[0]!.resolve();
+    await settle();
+    // The five waiting records went out together in one write.
+    expect(calls.length).toBe(MAX_IN_FLIGHT + 1);
+    expect(calls[MAX_IN_FLIGHT]!.args.length).toBe(3); // key, seq, one entry of 5 records
+    for (const c of calls.slice(1)) c.resolve();
+    await settle();
+    expect(turns.every((t) => t.done())).toBe(true);
+  });
+
+  it('holds the replies of a failed write and of every write after it until the resync', async () => {
+    const { calls, failures, journal, turn } = setup();
+    const a = turn('D-1');
+    const b = turn('D-2');
+    const c = turn('D-3');
+    calls[0]!.resolve();
+    calls[1]!.reject(new Error('MISCONF no disk'));
+    await settle();
+    // A later write that Redis took does not let its reply overtake the failure.
+    calls[2]!.resolve();
+    await settle();
+    expect(failures.length).toBe(1);
+    expect([a.done(), b.done(), c.done()]).toEqual([true, false, false]);
+    journal.releaseHeld(); // the resync snapshot committed
+    await settle();
+    expect([b.done(), c.done()]).toEqual([true, true]);
+  });
+});
