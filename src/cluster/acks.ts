@@ -4,7 +4,8 @@
 // exponential backoff (the store schedules them), so an ack given during a
 // partition reaches the owners when it heals. A dummy ack (an ACKJOB for a
 // job this node never had) asks the whole cluster.
-import type { Cluster, ClusterNode } from './cluster.js';
+import type { Cluster } from './cluster.js';
+import type { ClusterNode } from './cluster-node.js';
 import { JobState, JOB_GC_RETRY_COUNT_MAX, nodeListAdd, type Job } from '../core/job.js';
 import { MsgType, type BusMessage } from './messages.js';
 

@@ -4,9 +4,9 @@
 // federation), each in its own file.
 import net from 'node:net';
 import dns from 'node:dns/promises';
-import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync, renameSync, existsSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import type { ClusterHost } from './host.js';
+import { ClusterNode, NodeFlag, NODE_FLAG_NAMES, randomNodeId, type Batch } from './cluster-node.js';
 import { Job } from '../core/job.js';
 import { writeJob, type AnyJob } from '../core/job-codec.js';
 import type { MsgWriter } from '../core/msgpack-writer.js';
@@ -19,25 +19,6 @@ import { Acks } from './acks.js';
 import { Federation } from './federation.js';
 import { errors } from '../protocol/errors.js';
 
-export const NodeFlag = {
-  PFAIL: 1 << 0,
-  FAIL: 1 << 1,
-  MYSELF: 1 << 2,
-  HANDSHAKE: 1 << 3,
-  NOADDR: 1 << 4,
-  MEET: 1 << 5,
-  LEAVING: 1 << 7,
-} as const;
-
-const FLAG_NAMES: [number, string][] = [
-  [NodeFlag.MYSELF, 'myself'],
-  [NodeFlag.PFAIL, 'fail?'],
-  [NodeFlag.FAIL, 'fail'],
-  [NodeFlag.HANDSHAKE, 'handshake'],
-  [NodeFlag.NOADDR, 'noaddr'],
-  [NodeFlag.LEAVING, 'leaving'],
-];
-
 /** A forgotten node is not re-added by gossip for this long. */
 const BLACKLIST_TTL_MS = 60_000;
 /** Reconnection attempts back off from 100 ms up to this. */
@@ -45,67 +26,10 @@ const RECONNECT_MAX_DELAY_MS = 500;
 /** Failure reports older than node-timeout times this are ignored. */
 const FAIL_REPORT_VALIDITY_MULT = 2;
 
-/**
- * Consecutive job messages of one kind to one node, sent as one message at
- * the end of the event-loop turn, or before any other message to that node
- * so the order of messages is kept: job-ID messages list their IDs (`ids`),
- * REPLJOB its jobs (`js`, written when the batch is sent).
- */
-interface Batch {
-  type: number;
-  aux: number;
-  mflags: number;
-  ids: string[];
-  jobs: AnyJob[];
-}
-
 function sameJobs(a: AnyJob[], b: AnyJob[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-export class ClusterNode {
-  readonly ctime = Date.now();
-  flags: number;
-  pingSent = 0;
-  pongReceived = 0;
-  /** Last time any message came from it, on any link. */
-  dataReceived = 0;
-  failTime = 0;
-  ip = '';
-  port = 0;
-  /** Our outbound link to it (messages we send go here). */
-  link: Link | null = null;
-  /** Nodes that reported it failing: reporter ID -> time of the report. */
-  readonly failReports = new Map<string, number>();
-  /** Reconnection backoff. */
-  reconnectAt = 0;
-  reconnectDelay = 0;
-  /** Job messages to it not sent yet (see Batch). */
-  batch: Batch | null = null;
-
-  constructor(
-    public id: string,
-    flags: number,
-  ) {
-    this.flags = flags;
-  }
-
-  has(flag: number): boolean {
-    return (this.flags & flag) !== 0;
-  }
-
-  flagString(): string {
-    if (this.flags === 0) return 'noflags';
-    const out: string[] = [];
-    for (const [f, name] of FLAG_NAMES) if (this.flags & f) out.push(name);
-    return out.length ? out.join(',') : 'noflags';
-  }
-}
-
-export function randomNodeId(): string {
-  return randomBytes(20).toString('hex');
 }
 
 export class Cluster {
@@ -294,15 +218,6 @@ export class Cluster {
     this.sendPing(link, n.has(NodeFlag.MEET) ? MsgType.MEET : MsgType.PING);
     if (oldPingSent) n.pingSent = oldPingSent;
     n.flags &= ~NodeFlag.MEET;
-  }
-
-  private freeLink(n: ClusterNode): void {
-    const l = n.link;
-    n.link = null;
-    if (l) {
-      l.node = null;
-      l.close();
-    }
   }
 
   header(): BusHeader {
@@ -553,7 +468,7 @@ export class Cluster {
         linkNode.flags |= NodeFlag.NOADDR;
         linkNode.ip = '';
         linkNode.port = 0;
-        this.freeLink(linkNode);
+        linkNode.freeLink();
         this.scheduleSave();
         return;
       }
@@ -635,7 +550,7 @@ export class Cluster {
     if (n.port === port && n.ip === ip) return false;
     n.ip = ip;
     n.port = port;
-    this.freeLink(n);
+    n.freeLink();
     n.flags &= ~NodeFlag.NOADDR;
     this.log.notice(`Address updated for node ${n.id}, now ${n.ip}:${n.port}`);
     return true;
@@ -740,7 +655,7 @@ export class Cluster {
         n.pongReceived < n.pingSent &&
         now - n.pingSent > timeout / 2
       ) {
-        this.freeLink(n);
+        n.freeLink();
       }
       if (n.link && n.pingSent === 0 && now - n.pongReceived > timeout / 2) {
         this.sendPing(n.link, MsgType.PING);
@@ -794,7 +709,7 @@ export class Cluster {
   delNode(n: ClusterNode): void {
     for (const other of this.nodes.values()) other.failReports.delete(n.id);
     this.nodes.delete(n.id);
-    this.freeLink(n);
+    n.freeLink();
     this.updateState();
   }
 
@@ -881,7 +796,7 @@ export class Cluster {
       n.ip = argv[1]!.slice(0, at);
       n.port = Number(argv[1]!.slice(at + 1)) || 0;
       for (const f of argv[2]!.split(',')) {
-        const flag = FLAG_NAMES.find(([, name]) => name === f)?.[0];
+        const flag = NODE_FLAG_NAMES.find(([, name]) => name === f)?.[0];
         if (flag !== undefined) n.flags |= flag;
         else if (f !== 'noflags') throw new Error(`Unknown flag '${f}' in cluster config file ${file}`);
       }

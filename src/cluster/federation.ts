@@ -5,7 +5,8 @@
 // backoff 25 ms to 2 s) and, from time to time, to the whole cluster to find
 // new sources (backoff 2 s to 30 s). Sources answer YOURJOBS with jobs moved
 // out of their queue. PAUSE messages set a queue's paused state (BCAST).
-import type { Cluster, ClusterNode } from './cluster.js';
+import type { Cluster } from './cluster.js';
+import type { ClusterNode } from './cluster-node.js';
 import type { Queue } from '../core/queue.js';
 import { JOB_FLAG_BCAST_QUEUED, type Job } from '../core/job.js';
 import { writeJob, decodeJob } from '../core/job-codec.js';

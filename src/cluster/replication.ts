@@ -4,7 +4,8 @@
 // reach W; meanwhile one more node is tried every 50 ms and REPLJOB is sent
 // again to the nodes already asked. On timeout the client gets -NOREPL and
 // the copies made are deleted (best effort).
-import type { Cluster, ClusterNode } from './cluster.js';
+import type { Cluster } from './cluster.js';
+import type { ClusterNode } from './cluster-node.js';
 import type { Client, Blocker } from '../protocol/client.js';
 import { Job, JobState, JOB_FLAG_BCAST_QUEUED, nodeListAdd } from '../core/job.js';
 import { decodeJob, type AnyJob } from '../core/job-codec.js';

@@ -3,7 +3,8 @@
 // others push back their own retry time; of two nodes that queued the same
 // job, the one whose ID compares lower keeps it), WORKING from a consumer
 // still busy with the job, and ENQUEUE from a node that keeps no copy.
-import type { Cluster, ClusterNode } from './cluster.js';
+import type { Cluster } from './cluster.js';
+import type { ClusterNode } from './cluster-node.js';
 import { JobState, JOB_FLAG_BCAST_QUEUED, JOB_FLAG_BCAST_WILLQUEUE, nodeListAdd, type Job } from '../core/job.js';
 import { MsgType, MSG_FLAG_INCR_DELIV, MSG_FLAG_INCR_NACKS, type BusMessage } from './messages.js';
 import { TIME_ERROR } from '../core/store.js';
