@@ -30,7 +30,7 @@ export const NODE_FLAG_NAMES: readonly (readonly [number, string])[] = [
  * Consecutive job messages of one kind to one node, sent as one message at
  * the end of the event-loop turn, or before any other message to that node
  * so the order of messages is kept: job-ID messages list their IDs (`ids`),
- * REPLJOB its jobs (`js`, written when the batch is sent).
+ * REPLJOB its jobs (`js`, written when the batch is sent). See links.ts.
  */
 export interface Batch {
   type: number;
