@@ -26,6 +26,8 @@ import { errors } from '../protocol/errors.js';
 
 export class Cluster implements ClusterContext, LinkOwner {
   readonly table: NodeTable;
+  /** The table's nodes by ID (the same Map for the node's life). */
+  readonly nodes: ReadonlyMap<string, ClusterNode>;
   readonly links: Links;
   private readonly nodesFile: NodesFile;
   private readonly failures: FailureDetection;
@@ -39,6 +41,7 @@ export class Cluster implements ClusterContext, LinkOwner {
 
   constructor(readonly node: ClusterHost) {
     const table = (this.table = new NodeTable(node));
+    this.nodes = table.nodes;
     this.nodesFile = new NodesFile(node, table);
     this.links = new Links(node, table, this);
     this.failures = new FailureDetection(node, table, this.links, this.nodesFile);
@@ -71,10 +74,6 @@ export class Cluster implements ClusterContext, LinkOwner {
 
   get myself(): ClusterNode {
     return this.table.myself;
-  }
-
-  get nodes(): ReadonlyMap<string, ClusterNode> {
-    return this.table.nodes;
   }
 
   /** Nodes not in handshake, myself included. */
@@ -185,7 +184,7 @@ export class Cluster implements ClusterContext, LinkOwner {
 
   processMessage(link: Link, msg: BusMessage): void {
     const type = msg.t;
-    const sender = this.table.nodes.get(msg.s);
+    const sender = this.nodes.get(msg.s);
     if (sender) sender.dataReceived = Date.now();
     if (this.log.enabled('debug')) this.log.debug(`--- Processing packet of type ${MSG_NAMES[type] ?? type} from ${msg.s}`);
 
@@ -250,7 +249,7 @@ export class Cluster implements ClusterContext, LinkOwner {
 
   forget(id: string): string | undefined {
     if (id.length !== 40) return 'ERR Invalid node identifier';
-    const n = this.table.nodes.get(id);
+    const n = this.nodes.get(id);
     if (!n) return `ERR Unknown node ${id}`;
     if (n === this.myself) return "ERR I tried hard but I can't forget myself...";
     this.table.forget(n);
