@@ -4,12 +4,23 @@
 // exponential backoff (the store schedules them), so an ack given during a
 // partition reaches the owners when it heals. A dummy ack (an ACKJOB for a
 // job this node never had) asks the whole cluster.
-import type { Cluster, ClusterNode } from './cluster.js';
+import type { ClusterContext, NodeTableView, MessageSender } from './context.js';
+import type { ClusterNode } from './cluster-node.js';
+import type { Replication } from './replication.js';
 import { JobState, JOB_GC_RETRY_COUNT_MAX, nodeListAdd, type Job } from '../core/job.js';
 import { MsgType, type BusMessage } from './messages.js';
 
 export class Acks {
-  constructor(private readonly cluster: Cluster) {}
+  private readonly table: NodeTableView;
+  private readonly links: MessageSender;
+
+  constructor(
+    private readonly cluster: ClusterContext,
+    private readonly replication: Replication,
+  ) {
+    this.table = cluster.table;
+    this.links = cluster.links;
+  }
 
   register(): void {
     const c = this.cluster;
@@ -20,7 +31,7 @@ export class Acks {
 
   /** SETACK carries how many nodes the sender believes may have the job. */
   sendSetAck(n: ClusterNode | string, job: Job): void {
-    this.cluster.sendJobId(n, MsgType.SETACK, job.id, job.delivered.length);
+    this.links.sendJobId(n, MsgType.SETACK, job.id, job.delivered.length);
   }
 
   /** One collection attempt: delete if everyone confirmed, else SETACK the rest. */
@@ -29,17 +40,17 @@ export class Acks {
     const cluster = this.cluster;
     const dummy = job.delivered.length === 0;
     if (job.gcRetry !== JOB_GC_RETRY_COUNT_MAX) job.gcRetry++;
-    if (job.confirmed === null) job.confirmed = new Set([cluster.myself.id]);
+    if (job.confirmed === null) job.confirmed = new Set([this.table.myself.id]);
 
     const allReached = !dummy && job.delivered.length === job.confirmed.size;
-    const dummyAlone = dummy && cluster.size === 1;
+    const dummyAlone = dummy && this.table.size === 1;
     if (allReached || dummyAlone) {
       cluster.log.verbose(`Deleting ${job.id}: all nodes reached in tryJobGC()`);
       cluster.store.unregisterJob(job);
       return;
     }
     // A dummy ack asks everybody, in search of the owners.
-    const targets = dummy ? cluster.memberIds() : job.delivered;
+    const targets = dummy ? this.table.memberIds() : job.delivered;
     for (const id of targets) {
       if (!job.confirmed.has(id)) this.sendSetAck(id, job);
     }
@@ -52,15 +63,15 @@ export class Acks {
     const job = cluster.store.lookupJob(msg.id);
     if (job) {
       // Acked before ADDJOB got all its GOTJOBs: it is replicated after all.
-      if (job.state === JobState.WaitRepl && !cluster.replication.achievedEarly(job)) return;
+      if (job.state === JobState.WaitRepl && !this.replication.achievedEarly(job)) return;
       cluster.store.acknowledgeJob(job);
     }
     if (!job || job.delivered.length <= mayHave) {
-      cluster.sendJobId(sender, MsgType.GOTACK, msg.id, job ? 1 : 0);
+      this.links.sendJobId(sender, MsgType.GOTACK, msg.id, job ? 1 : 0);
     } else {
       // We know more owners than the sender: the collection is ours to do.
       // A sender with a dummy ack (mayHave 0) may drop it.
-      if (mayHave === 0) cluster.sendJobId(sender, MsgType.GOTACK, msg.id, 1);
+      if (mayHave === 0) this.links.sendJobId(sender, MsgType.GOTACK, msg.id, 1);
       this.tryJobGC(job);
     }
   }
@@ -85,9 +96,9 @@ export class Acks {
     }
     // Nobody knows the job: once every node said so, drop the dummy ack.
     if (!known && dummy) {
-      if (job.confirmed === null) job.confirmed = new Set([cluster.myself.id]);
+      if (job.confirmed === null) job.confirmed = new Set([this.table.myself.id]);
       job.confirmed.add(sender.id);
-      if (job.confirmed.size >= cluster.size) {
+      if (job.confirmed.size >= this.table.size) {
         cluster.log.verbose(`Deleting ${job.id}: dummy ACK not known cluster-wide`);
         cluster.store.unregisterJob(job);
       }
@@ -95,7 +106,7 @@ export class Acks {
     }
     if (!dummy && job.confirmed !== null && job.confirmed.size >= job.delivered.length) {
       cluster.log.verbose(`Deleting ${job.id}: All nodes involved acknowledged the job`);
-      cluster.broadcastDelJob(job);
+      this.links.broadcastDelJob(job);
       cluster.store.unregisterJob(job);
     }
   }

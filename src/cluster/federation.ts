@@ -5,7 +5,8 @@
 // backoff 25 ms to 2 s) and, from time to time, to the whole cluster to find
 // new sources (backoff 2 s to 30 s). Sources answer YOURJOBS with jobs moved
 // out of their queue. PAUSE messages set a queue's paused state (BCAST).
-import type { Cluster, ClusterNode } from './cluster.js';
+import type { ClusterContext, NodeTableView, MessageSender } from './context.js';
+import type { ClusterNode } from './cluster-node.js';
 import type { Queue } from '../core/queue.js';
 import { JOB_FLAG_BCAST_QUEUED, type Job } from '../core/job.js';
 import { writeJob, decodeJob } from '../core/job-codec.js';
@@ -27,7 +28,13 @@ function backoff(min: number, max: number, attempt: number): number {
 }
 
 export class Federation {
-  constructor(private readonly cluster: Cluster) {}
+  private readonly table: NodeTableView;
+  private readonly links: MessageSender;
+
+  constructor(private readonly cluster: ClusterContext) {
+    this.table = cluster.table;
+    this.links = cluster.links;
+  }
 
   register(): void {
     const c = this.cluster;
@@ -43,7 +50,7 @@ export class Federation {
    */
   needJobs(q: Queue, reachedZero: boolean): void {
     const cluster = this.cluster;
-    if (cluster.leaving || cluster.size <= 1) return;
+    if (this.table.leaving || this.table.size <= 1) return;
     const now = cluster.store.clock.now();
     const rate = q.importRate(now);
     if (reachedZero && rate === 0) return;
@@ -57,7 +64,7 @@ export class Federation {
     if (now - q.needjobsBcastTime > backoff(BCAST_MIN_DELAY, BCAST_MAX_DELAY, q.needjobsBcastAttempt)) {
       q.needjobsBcastTime = now;
       q.needjobsBcastAttempt++;
-      cluster.broadcast(this.needJobsFrame(q.name, 1));
+      this.links.broadcast(this.needJobsFrame(q.name, 1));
     }
     if (
       responders.length > 0 &&
@@ -65,12 +72,12 @@ export class Federation {
     ) {
       q.needjobsAdhocTime = now;
       q.needjobsAdhocAttempt++;
-      cluster.sendToIds(responders, this.needJobsFrame(q.name, toFetch));
+      this.links.sendToIds(responders, this.needJobsFrame(q.name, toFetch));
     }
   }
 
   private needJobsFrame(queue: string, count: number): Buffer {
-    return this.cluster.frame(MsgType.NEEDJOBS, { q: Buffer.from(queue, 'latin1'), a: count });
+    return this.links.frame(MsgType.NEEDJOBS, { q: Buffer.from(queue, 'latin1'), a: count });
   }
 
   private validResponders(q: Queue, now: number): string[] {
@@ -105,7 +112,7 @@ export class Federation {
       w.arrayHeader(jobs.length);
       for (const j of jobs) writeJob(w, j, clock, false);
     };
-    this.cluster.send(sender, this.cluster.frame(MsgType.YOURJOBS, { js }));
+    this.links.send(sender, this.links.frame(MsgType.YOURJOBS, { js }));
     // At-most-once jobs must exist in one place only: they moved.
     for (const job of jobs) if (job.retry === 0) store.unregisterJob(job);
   }
@@ -119,7 +126,7 @@ export class Federation {
     let i = 0;
     for (const raw of msg.js) {
       i++;
-      const fields = decodeJob(raw, store.clock, false, (id) => cluster.internId(id), () => store.timeError(TIME_ERROR));
+      const fields = decodeJob(raw, store.clock, false, (id) => this.table.internId(id), () => store.timeError(TIME_ERROR));
       if (!fields) {
         cluster.log.warning(`The ${i}-th job received via YOURJOBS from ${sender.id} is corrupted.`);
         return;

@@ -3,9 +3,9 @@
 // frames; the files named after protocols handle the messages.
 /**
  * 2: job messages may carry several jobs or job IDs (REPLJOB `js`, job-ID
- * messages `ids`; see Cluster's Batch). A version-1 node would ignore those
- * lists and let replication time out, so nodes of different versions refuse
- * each other's links instead.
+ * messages `ids`; see Batch in cluster-node.ts). A version-1 node would
+ * ignore those lists and let replication time out, so nodes of different
+ * versions refuse each other's links instead.
  */
 export const BUS_PROTOCOL_VERSION = 2;
 

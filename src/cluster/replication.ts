@@ -4,7 +4,8 @@
 // reach W; meanwhile one more node is tried every 50 ms and REPLJOB is sent
 // again to the nodes already asked. On timeout the client gets -NOREPL and
 // the copies made are deleted (best effort).
-import type { Cluster, ClusterNode } from './cluster.js';
+import type { ClusterContext, NodeTableView, MessageSender } from './context.js';
+import type { ClusterNode } from './cluster-node.js';
 import type { Client, Blocker } from '../protocol/client.js';
 import { Job, JobState, JOB_FLAG_BCAST_QUEUED, nodeListAdd } from '../core/job.js';
 import { decodeJob, type AnyJob } from '../core/job-codec.js';
@@ -24,8 +25,13 @@ interface Waiting {
 export class Replication {
   /** Jobs in wait-repl state (by record) and the ADDJOB client waiting for each. */
   private readonly waiting = new Map<number, Waiting>();
+  private readonly table: NodeTableView;
+  private readonly links: MessageSender;
 
-  constructor(private readonly cluster: Cluster) {}
+  constructor(private readonly cluster: ClusterContext) {
+    this.table = cluster.table;
+    this.links = cluster.links;
+  }
 
   register(): void {
     this.cluster.on(MsgType.REPLJOB, (sender, msg) => this.onReplJob(sender, msg));
@@ -35,7 +41,7 @@ export class Replication {
   /** Blocks the ADDJOB client until the job reaches its replication level. */
   waitForReplication(conn: Client, job: Job, timeoutMs: number, keepsCopy: boolean): void {
     this.cluster.log.verbose(`Replicating ${job.id} to ${job.repl} nodes, client waits up to ${timeoutMs} ms`);
-    job.confirmed = new Set(keepsCopy ? [this.cluster.myself.id] : []);
+    job.confirmed = new Set(keepsCopy ? [this.table.myself.id] : []);
     this.waiting.set(job.rec, { job, conn, addedNodeTime: Date.now() });
     const blocker: Blocker = {
       kind: 'addjob',
@@ -59,7 +65,7 @@ export class Replication {
     if (job.registered && job.state === JobState.WaitRepl) {
       // Active first, so unregistering does not come back here.
       job.state = JobState.Active;
-      this.cluster.broadcastDelJob(job);
+      this.links.broadcastDelJob(job);
       this.cluster.store.unregisterJob(job);
     }
   }
@@ -69,7 +75,7 @@ export class Replication {
     this.cluster.log.verbose(`Replication of ${job.id} aborted: the job is being deleted`);
     const w = this.waiting.get(job.rec);
     job.state = JobState.Active;
-    this.cluster.broadcastDelJob(job);
+    this.links.broadcastDelJob(job);
     if (!w) return;
     this.waiting.delete(job.rec);
     w.conn.out.error(errors.noreplRemoved);
@@ -84,9 +90,9 @@ export class Replication {
    */
   replicateJob(job: AnyJob, count: number, noreply: boolean): number {
     if (count <= 0) return 0;
-    const cluster = this.cluster;
+    const table = this.table;
     let added = 0;
-    for (const n of cluster.shuffledReachable()) {
+    for (const n of table.shuffledReachable()) {
       if (n.link === null) continue;
       const before = job.delivered;
       if (job instanceof Job) job.addDelivered(n.id);
@@ -97,11 +103,11 @@ export class Replication {
       }
     }
     for (const id of job.delivered) {
-      const n = cluster.nodes.get(id);
-      if (!n || n === cluster.myself || n.link === null) continue;
+      const n = table.nodes.get(id);
+      if (!n || n === table.myself || n.link === null) continue;
       const acked = job.confirmed !== null && job.confirmed.has(id);
       if (acked && added === 0) continue;
-      cluster.sendReplJob(n, job, noreply || acked ? MSG_FLAG_NOREPLY : 0);
+      this.links.sendReplJob(n, job, noreply || acked ? MSG_FLAG_NOREPLY : 0);
     }
     return added;
   }
@@ -129,10 +135,10 @@ export class Replication {
       w.conn.unblock();
     }
     // Externally replicated: one of the copies queues it; we keep nothing.
-    if (!job.delivered.includes(cluster.myself.id)) {
+    if (!job.delivered.includes(this.table.myself.id)) {
       const confirmed = job.confirmed ? [...job.confirmed] : [];
       const target = confirmed[Math.floor(Math.random() * confirmed.length)];
-      if (target !== undefined) cluster.sendEnqueue(target, job.id, job.delay);
+      if (target !== undefined) this.links.sendEnqueue(target, job.id, job.delay);
       store.unregisterJob(job);
       return false;
     }
@@ -156,7 +162,7 @@ export class Replication {
     if (job.confirmed.size === job.repl) this.achieved(job);
   }
 
-  /** REPLJOB carries one job (`j`) or several (`js`, see Cluster.sendReplJob). */
+  /** REPLJOB carries one job (`j`) or several (`js`, see Links.sendReplJob). */
   private onReplJob(sender: ClusterNode, msg: BusMessage): void {
     const reply = !((msg.m ?? 0) & MSG_FLAG_NOREPLY);
     if (Array.isArray(msg.js)) for (const j of msg.js) this.replJob(sender, j, reply);
@@ -167,8 +173,8 @@ export class Replication {
     const cluster = this.cluster;
     const store = cluster.store;
     // No new copies under memory pressure or when leaving the cluster.
-    if (store.memoryWarningLevel() > 0 || cluster.leaving) return;
-    const fields = decodeJob(raw, store.clock, false, (id) => cluster.internId(id), () => store.timeError(TIME_ERROR));
+    if (store.memoryWarningLevel() > 0 || this.table.leaving) return;
+    const fields = decodeJob(raw, store.clock, false, (id) => this.table.internId(id), () => store.timeError(TIME_ERROR));
     if (!fields) {
       cluster.log.warning(`Received corrupted job description from node ${sender.id}`);
       return;
@@ -186,6 +192,6 @@ export class Replication {
       for (const id of fields.delivered) existing.addDelivered(id);
     }
     // Answer even if we had it: our earlier GOTJOB may have been lost.
-    if (reply) cluster.sendJobId(sender, MsgType.GOTJOB, fields.id);
+    if (reply) this.links.sendJobId(sender, MsgType.GOTJOB, fields.id);
   }
 }

@@ -3,7 +3,9 @@
 // others push back their own retry time; of two nodes that queued the same
 // job, the one whose ID compares lower keeps it), WORKING from a consumer
 // still busy with the job, and ENQUEUE from a node that keeps no copy.
-import type { Cluster, ClusterNode } from './cluster.js';
+import type { ClusterContext, NodeTableView, MessageSender } from './context.js';
+import type { ClusterNode } from './cluster-node.js';
+import type { Acks } from './acks.js';
 import { JobState, JOB_FLAG_BCAST_QUEUED, JOB_FLAG_BCAST_WILLQUEUE, nodeListAdd, type Job } from '../core/job.js';
 import { MsgType, MSG_FLAG_INCR_DELIV, MSG_FLAG_INCR_NACKS, type BusMessage } from './messages.js';
 import { TIME_ERROR } from '../core/store.js';
@@ -23,7 +25,16 @@ export function compareNodeIdsByJob(a: string, b: string, job: Job): number {
 }
 
 export class Requeue {
-  constructor(private readonly cluster: Cluster) {}
+  private readonly table: NodeTableView;
+  private readonly links: MessageSender;
+
+  constructor(
+    private readonly cluster: ClusterContext,
+    private readonly acks: Acks,
+  ) {
+    this.table = cluster.table;
+    this.links = cluster.links;
+  }
 
   register(): void {
     const c = this.cluster;
@@ -46,7 +57,7 @@ export class Requeue {
       // sender wins the comparison, to avoid delivering it twice.
       if (
         job.state === JobState.Queued &&
-        (working || compareNodeIdsByJob(sender.id, this.cluster.myself.id, job) > 0)
+        (working || compareNodeIdsByJob(sender.id, this.table.myself.id, job) > 0)
       ) {
         store.dequeueJob(job);
       }
@@ -61,7 +72,7 @@ export class Requeue {
       }
     } else if (job.state === JobState.Acked) {
       // Someone queued a job we know is acked: tell it.
-      this.cluster.acks.sendSetAck(sender, job);
+      this.acks.sendSetAck(sender, job);
     }
   }
 
@@ -73,9 +84,9 @@ export class Requeue {
     }
     if (job.state === JobState.Queued) {
       // Already queued here: everyone (the sender included) backs off.
-      this.cluster.broadcastQueued(job, 0);
+      this.links.broadcastQueued(job, 0);
     } else if (job.state === JobState.Acked) {
-      this.cluster.acks.sendSetAck(sender, job);
+      this.acks.sendSetAck(sender, job);
     }
   }
 
