@@ -22,11 +22,10 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import { Client, Conn, detectKind, fmtAddr, parseAddress, type Address, type ServerKind } from './conn.js';
 import { ConsumerDriver, type Driver, Flow, PingDriver, ProducerDriver, Stats, type StatsData } from './drivers.js';
 import { Histogram, type LatencySummary } from './histogram.js';
-import { otherCpuMs, processCpuSnapshot, procCpuMs, procRunWaitMs, selfCpuMs, isLocalHost } from './procstat.js';
+import { cpuUse, cpuWarnings, procCpuMs, sampleCpu, selfCpuMs, isLocalHost, type CpuSample, type CpuUse } from './procstat.js';
 import { drain, fill } from './queueops.js';
 import { MIN_BODY, Tracker, type TrackerData, type Verification } from './tracker.js';
 
@@ -422,15 +421,9 @@ export async function runLoad(input: LoadSpec, onProgress?: (p: ProgressInfo) =>
   let started = 0;
   let stopped = 0;
   const exclude = new Set([process.pid, ...pids]);
-  let cpu0 = { self: 0, server: 0, serverWait: 0, others: new Map<number, number>(), wall: 0 };
-  let cpu1 = cpu0;
-  const sampleCpu = (): typeof cpu0 => ({
-    self: selfCpuMs(),
-    server: pids.reduce((s, p) => s + (procCpuMs(p) ?? 0), 0),
-    serverWait: pids.reduce((s, p) => s + (procRunWaitMs(p) ?? 0), 0),
-    others: processCpuSnapshot(exclude),
-    wall: performance.now(),
-  });
+  const sample = (): CpuSample => sampleCpu(pids, selfCpuMs, exclude);
+  let cpu0: CpuSample | undefined;
+  let cpu1: CpuSample | undefined;
   const progressOps = new Array<number>(threads).fill(0);
   let phase: ProgressInfo['phase'] = 'warmup';
   let phaseT0 = performance.now();
@@ -439,14 +432,14 @@ export async function runLoad(input: LoadSpec, onProgress?: (p: ProgressInfo) =>
   const hooksFor = (i: number): Omit<Hooks, 'ready'> => ({
     measureStart: () => {
       if (started++ === 0) {
-        cpu0 = sampleCpu();
+        cpu0 = sample();
         phase = 'measure';
         phaseT0 = performance.now();
       }
     },
     measureEnd: () => {
       if (++stopped === threads) {
-        cpu1 = sampleCpu();
+        cpu1 = sample();
         phase = 'stop';
       }
     },
@@ -487,7 +480,6 @@ export async function runLoad(input: LoadSpec, onProgress?: (p: ProgressInfo) =>
   const rate = (f: (s: StatsData) => number): number =>
     locals.reduce((sum, l) => sum + (l.elapsedMs > 0 ? f(l.stats) / (l.elapsedMs / 1000) : 0), 0);
   const elapsedSec = locals.reduce((a, l) => a + l.elapsedMs, 0) / locals.length / 1000;
-  const wall = cpu1.wall - cpu0.wall;
 
   let verification: Verification | undefined;
   let drained: LoadResult['drain'];
@@ -522,24 +514,12 @@ export async function runLoad(input: LoadSpec, onProgress?: (p: ProgressInfo) =>
   const consumedPerSec = rate((s) => s.consumed);
   const opsPerSec =
     spec.workload === 'ping' ? rate((s) => s.pings) : spec.workload === 'produce' || spec.workload === 'replicate' ? producedPerSec : consumedPerSec;
-  const generatorCpuPct = started > 0 && wall > 0 ? Math.round(((cpu1.self - cpu0.self) / wall) * 1000) / 10 : 0;
-  const serverCpuPct =
-    pids.length > 0 && started > 0 && wall > 0 ? Math.round(((cpu1.server - cpu0.server) / wall) * 1000) / 10 : undefined;
-  // Summed over the server's processes and threads, like serverCpuPct.
-  const serverWaitPct =
-    pids.length > 0 && started > 0 && wall > 0 ? Math.round(((cpu1.serverWait - cpu0.serverWait) / wall) * 1000) / 10 : undefined;
-  // Everything else running on the machine during the window (other benchmarks, builds...).
-  const otherCpuPct =
-    started > 0 && wall > 0 && cpu1.others.size > 0 ? Math.round((otherCpuMs(cpu0.others, cpu1.others) / wall) * 1000) / 10 : undefined;
+  // The CPU figures of the measured window (none if it never started).
+  const cpu: CpuUse = cpu0 && cpu1 ? cpuUse(cpu0, cpu1, pids) : { generatorCpuPct: 0 };
   const warnings: string[] = [];
-  const cores = availableParallelism();
   if (locals.every((l) => l.elapsedMs === 0)) warnings.push('queue ran dry during warmup: nothing measured (raise --preload)');
   else if (locals.some((l) => l.drainedEarly)) warnings.push(`queue ran dry: measured ${elapsedSec.toFixed(1)}s instead of ${spec.durationSec}s`);
-  // One JS thread cannot use more than a core; past ~85% it is likely what limits the rate.
-  if (generatorCpuPct > 85 * Math.min(threads, cores)) warnings.push(`generator used ${generatorCpuPct}% CPU: it may be the bottleneck`);
-  if (serverCpuPct !== undefined && generatorCpuPct + serverCpuPct > 90 * cores)
-    warnings.push(`machine saturated: generator ${generatorCpuPct}% + server ${serverCpuPct}% of ${cores} cores`);
-  if (otherCpuPct !== undefined && otherCpuPct > 20) warnings.push(`other processes used ${otherCpuPct}% CPU during the run: noisy`);
+  warnings.push(...cpuWarnings(cpu, threads));
   if (merged.errors > 0) warnings.push(`${merged.errors} error replies`);
   if (verification && (verification.lost > 0 || verification.duplicated > 0 || verification.unexpected > 0))
     warnings.push(`jobs lost ${verification.lost}, duplicated ${verification.duplicated}, unexpected ${verification.unexpected}`);
@@ -568,10 +548,7 @@ export async function runLoad(input: LoadSpec, onProgress?: (p: ProgressInfo) =>
     ...(preload ? { preload } : {}),
     ...(drained ? { drain: drained } : {}),
     ...(verification ? { verification } : {}),
-    generatorCpuPct,
-    ...(serverCpuPct !== undefined ? { serverCpuPct } : {}),
-    ...(serverWaitPct !== undefined ? { serverWaitPct } : {}),
-    ...(otherCpuPct !== undefined ? { otherCpuPct } : {}),
+    ...cpu,
     warnings,
   };
 }
