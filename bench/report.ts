@@ -1,13 +1,17 @@
 // Turning run results into the summary tables (markdown, printed and saved).
 import type { LoadResult, Workload } from './load.js';
 import type { MemoryResult } from './memory.js';
+import type { BenchmarkResult, Generator } from './redis-benchmark.js';
 import type { Flavor } from './servers.js';
+
+/** One run's result: from our own generator (load.ts) or from redis-benchmark. */
+export type RunResult = LoadResult | BenchmarkResult;
 
 export interface RunRecord {
   scenario: string;
   flavor: Flavor;
   round: number;
-  result: LoadResult;
+  result: RunResult;
 }
 
 export interface MemoryRecord {
@@ -18,6 +22,8 @@ export interface MemoryRecord {
 export interface Scenario {
   id: string;
   workload: Workload;
+  /** What drives it: redis-benchmark (one command repeated) or our own generator (mixed workloads, checks). */
+  generator: Generator;
   conns: number;
   pipeline: number;
   cluster: boolean;
@@ -93,6 +99,8 @@ export interface Summary {
   lost: number;
   duplicated: number;
   unexpected: number;
+  /** redis-benchmark rows: what the queue said afterwards (jobs added, fetched), each round. */
+  queueChecks: string[];
   errors: number;
   warnings: string[];
 }
@@ -108,6 +116,8 @@ export function summarize(scenarios: Scenario[], runs: RunRecord[], flavors: Fla
       const ops = rs.map((r) => r.opsPerSec);
       const srv = rs.map((r) => r.serverCpuPct).filter((x): x is number => x !== undefined);
       const wait = rs.map((r) => r.serverWaitPct).filter((x): x is number => x !== undefined);
+      const verified = rs.map((r) => ('verification' in r ? r.verification : undefined));
+      const queueChecks = rs.flatMap((r) => ('check' in r && r.check !== undefined ? [r.check] : []));
       out.push({
         scenario: sc,
         flavor: f,
@@ -121,10 +131,11 @@ export function summarize(scenarios: Scenario[], runs: RunRecord[], flavors: Fla
         generatorCpuPct: Math.max(...rs.map((r) => r.generatorCpuPct)),
         ...(srv.length ? { serverCpuPct: Math.round(mean(srv)) } : {}),
         ...(wait.length ? { serverWaitPct: Math.round(mean(wait)) } : {}),
-        checked: rs.reduce((a, r) => a + (r.verification?.expected ?? 0), 0),
-        lost: rs.reduce((a, r) => a + (r.verification?.lost ?? 0), 0),
-        duplicated: rs.reduce((a, r) => a + (r.verification?.duplicated ?? 0), 0),
-        unexpected: rs.reduce((a, r) => a + (r.verification?.unexpected ?? 0), 0),
+        checked: verified.reduce((a, v) => a + (v?.expected ?? 0), 0),
+        lost: verified.reduce((a, v) => a + (v?.lost ?? 0), 0),
+        duplicated: verified.reduce((a, v) => a + (v?.duplicated ?? 0), 0),
+        unexpected: verified.reduce((a, v) => a + (v?.unexpected ?? 0), 0),
+        queueChecks,
         errors: rs.reduce((a, r) => a + r.errors, 0),
         warnings: [...new Set(rs.flatMap((r) => r.warnings.map((w) => w.replace(/[\d.]+%/g, '…%'))))],
       });
@@ -141,20 +152,40 @@ export function fmtOps(n: number): string {
   return n.toLocaleString('en-US');
 }
 
-const WHAT: Record<Workload, string> = {
-  ping: 'PING',
-  produce: 'ADDJOB',
-  consume: 'GETJOB+ACKJOB',
-  cycle: 'ADDJOB → GETJOB+ACKJOB',
-  replicate: 'ADDJOB REPLICATE 3',
-  cross: 'ADDJOB node 1 → GETJOB+ACKJOB node 2',
-};
-const REDIS_WHAT: Partial<Record<Workload, (pipeline: number) => string>> = {
-  ping: () => 'PING',
-  produce: () => 'LPUSH',
-  consume: (p) => (p > 1 ? 'RPOP' : 'BRPOP'),
-  cycle: (p) => (p > 1 ? 'LPUSH → RPOP' : 'LPUSH → BRPOP'),
-};
+/** The commands column: what a scenario sends to Disque. */
+function what(sc: Scenario): string {
+  switch (sc.workload) {
+    case 'ping':
+      return 'PING';
+    case 'produce':
+      return 'ADDJOB';
+    case 'consume':
+      // redis-benchmark repeats one command: GETJOB NOHANG from a filled queue, no ACKJOB.
+      return sc.generator === 'redis-benchmark' ? 'GETJOB NOHANG' : 'GETJOB+ACKJOB';
+    case 'cycle':
+      return 'ADDJOB → GETJOB+ACKJOB';
+    case 'replicate':
+      return 'ADDJOB REPLICATE 3';
+    case 'cross':
+      return 'ADDJOB node 1 → GETJOB+ACKJOB node 2';
+  }
+}
+/** The same for Redis, where there is an equivalent. */
+function redisWhat(sc: Scenario): string | undefined {
+  const pop = sc.generator === 'redis-benchmark' || sc.pipeline > 1 ? 'RPOP' : 'BRPOP';
+  switch (sc.workload) {
+    case 'ping':
+      return 'PING';
+    case 'produce':
+      return 'LPUSH';
+    case 'consume':
+      return pop;
+    case 'cycle':
+      return `LPUSH → ${pop}`;
+    default:
+      return undefined;
+  }
+}
 
 export const FLAVOR_TITLE: Record<Flavor, string> = { ours: 'disque-ts', reference: 'Disque (C)', redis: 'Redis' };
 
@@ -194,17 +225,19 @@ export function markdown(inp: ReportInput): string {
       ? [['redis', 'ref/redis']]
       : [];
   const base: Flavor | undefined = hasOurs ? 'ours' : flavors.includes('reference') ? 'reference' : undefined;
+  const head = ['workload', 'commands', 'generator', 'conns', 'pipeline', ...flavors.map((f) => FLAVOR_TITLE[f]), ...ratioCols.map(([, t]) => t), 'gen CPU max'];
   out.push('## Throughput (ops/s, mean of rounds)', '');
   out.push(
     table(
-      ['workload', 'commands', 'conns', 'pipeline', ...flavors.map((f) => FLAVOR_TITLE[f]), ...ratioCols.map(([, t]) => t), 'gen CPU max'],
+      head,
       inp.scenarios
         .filter((sc) => flavors.some((f) => get(sc, f)))
         .map((sc) => {
-          const redisCmd = REDIS_WHAT[sc.workload]?.(sc.pipeline);
+          const redisCmd = redisWhat(sc);
           return [
             scenarioLabel(sc),
-            WHAT[sc.workload] + (redisCmd && get(sc, 'redis') ? ` (Redis: ${redisCmd})` : ''),
+            what(sc) + (redisCmd && get(sc, 'redis') ? ` (Redis: ${redisCmd})` : ''),
+            sc.generator,
             String(sc.conns),
             String(sc.pipeline),
             ...flavors.map((f) => {
@@ -217,31 +250,37 @@ export function markdown(inp: ReportInput): string {
             `${Math.max(...flavors.map((f) => get(sc, f)?.generatorCpuPct ?? 0))}%`,
           ];
         }),
+      head.map((_, i) => (i < 3 ? 'l' : 'r')),
     ),
     '',
   );
 
-  out.push('## Latency of the headline command (ms: p50 / p99 / max)', '');
+  // redis-benchmark rows: its CSV's p50, p99 and max; ours: our histogram's. p99 ratio as perf-pair prints it.
+  const p99Ratio = hasOurs && flavors.includes('reference');
+  out.push('## Latency of the headline command (ms: p50 / p99 / max, mean of rounds)', '');
   out.push(
     table(
-      ['workload', 'conns', 'pipeline', ...flavors.map((f) => FLAVOR_TITLE[f])],
+      ['workload', 'generator', 'conns', 'pipeline', ...flavors.map((f) => FLAVOR_TITLE[f]), ...(p99Ratio ? ['p99 ours/ref'] : [])],
       inp.scenarios
         .filter((sc) => flavors.some((f) => get(sc, f)))
         .map((sc) => [
           scenarioLabel(sc),
+          sc.generator,
           String(sc.conns),
           String(sc.pipeline),
           ...flavors.map((f) => {
             const s = get(sc, f);
             return s ? `${s.p50Ms} / ${s.p99Ms} / ${s.maxMs}` : '–';
           }),
+          ...(p99Ratio ? [ratio(get(sc, 'ours')?.p99Ms, get(sc, 'reference')?.p99Ms)] : []),
         ]),
+      ['l', 'l', ...flavors.map(() => 'r' as const), 'r', 'r', ...(p99Ratio ? ['r' as const] : [])],
     ),
     '',
   );
 
   out.push(
-    '## Checks (all rounds): jobs checked / lost / duplicated, errors, CPU (% of a core: generator / server, and the time the server was runnable but waiting for a core)',
+    '## Checks (all rounds): jobs checked / lost / duplicated (own generator) or what the queue held afterwards (redis-benchmark), errors, CPU (% of a core: generator / server, and the time the server was runnable but waiting for a core)',
     '',
   );
   const checkRows: string[][] = [];
@@ -252,13 +291,17 @@ export function markdown(inp: ReportInput): string {
       checkRows.push([
         `${scenarioLabel(sc)} p${sc.pipeline}`,
         FLAVOR_TITLE[f],
-        sc.workload === 'ping' ? '–' : `${fmtOps(s.checked)} / ${s.lost} / ${s.duplicated}${s.unexpected ? ` (+${s.unexpected} unexpected)` : ''}`,
+        sc.workload === 'ping'
+          ? '–'
+          : sc.generator === 'redis-benchmark'
+            ? s.queueChecks.join('; ') || '–'
+            : `${fmtOps(s.checked)} / ${s.lost} / ${s.duplicated}${s.unexpected ? ` (+${s.unexpected} unexpected)` : ''}`,
         String(s.errors),
         `${s.generatorCpuPct}% / ${s.serverCpuPct ?? '?'}%${s.serverWaitPct !== undefined ? ` (wait ${s.serverWaitPct}%)` : ''}`,
         s.warnings.join('; ') || '',
       ]);
     }
-  out.push(table(['scenario', 'server', 'checked / lost / dup', 'errors', 'CPU gen / server', 'notes'], checkRows, ['l', 'l', 'r', 'r', 'r', 'l']), '');
+  out.push(table(['scenario', 'server', 'checked / lost / dup, or queue', 'errors', 'CPU gen / server', 'notes'], checkRows, ['l', 'l', 'r', 'r', 'r', 'l']), '');
 
   const reg = registeredRatios(summaries);
   if (reg.length) {

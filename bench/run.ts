@@ -5,6 +5,9 @@
 // on each server in turn (ours, reference, redis, ours, reference, redis...
 // so drifts in machine load hit all of them alike), shows progress on stderr,
 // prints summary tables and writes JSON + markdown to bench/results/.
+// One command repeated (PING, ADDJOB, GETJOB NOHANG, the AOF and REPLICATE 3
+// rows) is driven by redis-benchmark (bench/redis-benchmark.ts), the mixed
+// workloads and the lost/duplicate checks by our own generator (bench/load.ts).
 // Two modes apart: --core (bench/core.ts, no servers) and the scale workload
 // (bench/scale.ts: --only scale or --scale, run after the others, alone).
 // See docs/bench.md for every option.
@@ -14,7 +17,7 @@ import { cpus, availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAddress, type Address } from './conn.js';
-import { DEFAULT_SPEC, fmtRate, runLoad, WORKLOADS, type LoadResult, type LoadSpec, type Workload } from './load.js';
+import { DEFAULT_SPEC, fmtRate, runLoad, WORKLOADS, type LoadSpec, type Workload } from './load.js';
 import { describeMemory, measureMemory } from './memory.js';
 import { coreTable, DEFAULT_SIZES, parseSizes, runCore } from './core.js';
 import { fill } from './queueops.js';
@@ -25,10 +28,20 @@ import {
   parseCounts,
   runScale,
   scaleMarkdown,
-  SCALE_CONNS,
-  SCALE_PIPELINE,
   type ScaleResult,
 } from './scale.js';
+import {
+  BENCHMARK_WORKLOADS,
+  FILL_CONNS,
+  FILL_PIPELINE,
+  findRedisBenchmark,
+  REDIS_BENCHMARK_MISSING,
+  requestsFor,
+  runBenchmark,
+  type BenchmarkResult,
+  type BenchmarkWorkload,
+  type Generator,
+} from './redis-benchmark.js';
 import { holdableMemory } from '../src/server/memory-limit.js';
 import { parseMemory } from '../src/config/config.js';
 import {
@@ -40,6 +53,7 @@ import {
   summarize,
   type MemoryRecord,
   type RunRecord,
+  type RunResult,
   type Scenario,
 } from './report.js';
 import {
@@ -76,10 +90,12 @@ What to run:
   --only w1,w2              workloads: ${WORKLOADS.join(',')},memory (default all of these), scale
   --conns N                 connections per run (default 50)
   --pipelines 1,16          pipeline depths (default 1,16)
-  --duration S              measured seconds per run (default 3; quick 1)
-  --warmup S                warmup seconds per run (default 1; quick 0.3)
+  --requests N              redis-benchmark rows: -n base (default 200000; quick 50000); PING pipelined x4,
+                            ADDJOB pipelined x2, REPLICATE 3 plain /2 (as ../shared/tools/perf-pair)
+  --duration S              own-generator rows: measured seconds per run (default 3; quick 1)
+  --warmup S                own-generator rows: warmup seconds per run (default 1; quick 0.3)
   --rounds N                times each server runs each scenario, alternating (default 2; quick 1)
-  --threads N               generator worker threads (default 1)
+  --threads N               own generator's worker threads (default 1)
   --cluster / --no-cluster  cluster workloads (replicate, cross; default on, off with --quick)
   --memory-jobs N           jobs for the memory workload (default 1000000; quick 100000)
   --persist / --no-persist  produce with AOF on (appendfsync everysec), fresh servers (default on, off with --quick)
@@ -87,7 +103,12 @@ What to run:
   --body N                  job body bytes (default 64)
   --scale                   add the scale workload (also: --only scale); never on unless asked
   --pin                     pin servers to CPU 0 and the generator to CPU 1 (taskset)
+  --redis-benchmark PATH    the C generator (default /usr/bin/redis-benchmark, else on PATH; Debian: redis-tools)
   --out DIR                 results directory (default bench/results)
+
+Generators: redis-benchmark drives ping, produce (also with the AOF), consume (GETJOB NOHANG
+from a filled queue) and replicate; our own generator drives cycle, cross and the registered-jobs
+rows (mixed commands, lost/duplicate checks) and fills the memory workload.
 
 Scale (one queue filled to millions of jobs by redis-benchmark, a fresh server each, ours
 then the reference; minutes and many GB: npm run bench -- --only scale):
@@ -95,7 +116,6 @@ then the reference; minutes and many GB: npm run bench -- --only scale):
   --scale-step N            jobs per redis-benchmark run (default 1M)
   --scale-maxmemory SIZE    maxmemory for the servers, e.g. 16gb (default: the most our node accepts here)
   --scale-reference-max N   the reference's checkpoints stop here (default 10M: ~530 bytes per job)
-  --redis-benchmark PATH    the generator (default /usr/bin/redis-benchmark, else on PATH)
 `;
 
 interface Opts {
@@ -103,6 +123,8 @@ interface Opts {
   only: Set<string>;
   conns: number;
   pipelines: number[];
+  /** redis-benchmark rows: the base -n (see requestsFor). */
+  requests: number;
   duration: number;
   warmup: number;
   rounds: number;
@@ -115,6 +137,8 @@ interface Opts {
   pin: boolean;
   out: string;
   basePort: number;
+  /** Path of redis-benchmark, null if not found. */
+  redisBenchmark: string | null;
   scale: ScaleOpts;
 }
 
@@ -124,7 +148,6 @@ interface ScaleOpts {
   /** Bytes. */
   maxmemory: number;
   referenceMax: number;
-  generator: string | null;
 }
 
 function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
@@ -146,6 +169,7 @@ function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
       only: { type: 'string' },
       conns: { type: 'string', default: '50' },
       pipelines: { type: 'string', default: '1,16' },
+      requests: { type: 'string' },
       duration: { type: 'string' },
       warmup: { type: 'string' },
       rounds: { type: 'string' },
@@ -179,8 +203,6 @@ function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
   for (const w of only) if (w !== 'memory' && w !== 'scale' && !WORKLOADS.includes(w as Workload)) throw new Error(`unknown workload ${w}`);
   const maxmemory = a['scale-maxmemory'] !== undefined ? parseMemory(a['scale-maxmemory']) : holdableMemory();
   if (maxmemory === undefined || !(maxmemory > 0)) throw new Error(`bad --scale-maxmemory ${a['scale-maxmemory']}`);
-  const generator =
-    (a['redis-benchmark'] as string | undefined) ?? (existsSync('/usr/bin/redis-benchmark') ? '/usr/bin/redis-benchmark' : findOnPath('redis-benchmark'));
   return {
     a,
     o: {
@@ -188,6 +210,7 @@ function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
       only,
       conns: Number(a.conns),
       pipelines: a.pipelines!.split(',').map(Number),
+      requests: Number(a.requests ?? (quick ? 50_000 : 200_000)),
       duration: Number(a.duration ?? (quick ? 1 : 3)),
       warmup: Number(a.warmup ?? (quick ? 0.3 : 1)),
       rounds: Number(a.rounds ?? (quick ? 1 : 2)),
@@ -200,12 +223,12 @@ function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
       pin: a.pin!,
       out: a.out!,
       basePort: Number(a['base-port']),
+      redisBenchmark: findRedisBenchmark(a['redis-benchmark'] as string | undefined),
       scale: {
         checkpoints: a['scale-checkpoints'] ? parseCounts(a['scale-checkpoints']) : DEFAULT_CHECKPOINTS,
         step: a['scale-step'] ? parseCounts(a['scale-step'])[0]! : DEFAULT_STEP,
         maxmemory,
         referenceMax: a['scale-reference-max'] ? parseCounts(a['scale-reference-max'])[0]! : DEFAULT_REFERENCE_MAX,
-        generator,
       },
     },
   };
@@ -219,37 +242,50 @@ const PERSIST_REDIS: Address = { host: '127.0.0.1', port: 6379 };
 /** Scenarios that need a fresh server per round, and the setup key they share one with. */
 const setupOf = (sc: Scenario): string | null => (sc.aof ? 'aof' : sc.registered !== undefined ? `reg${sc.registered}` : null);
 
+/**
+ * Who drives a scenario: redis-benchmark where one command repeated expresses
+ * it (PING, ADDJOB, GETJOB NOHANG from a filled queue, ADDJOB REPLICATE 3,
+ * ADDJOB with the AOF on), our own generator for the mixed workloads and the
+ * lost/duplicate checks (cycle, cross) and the registered-jobs rows.
+ */
+const generatorOf = (w: Workload, registered: boolean): Generator =>
+  !registered && (BENCHMARK_WORKLOADS as readonly string[]).includes(w) ? 'redis-benchmark' : 'own';
+
 /** Scenario list, in run order. The quick run keeps the ones the issue names. */
 function scenarios(o: Opts): Scenario[] {
   const out: Scenario[] = [];
+  const base = { conns: o.conns, cluster: false };
   const single: Workload[] = ['ping', 'produce', 'consume', 'cycle'];
   for (const w of single) {
     if (!o.only.has(w)) continue;
     for (const p of o.pipelines) {
       // Quick: PING only pipelined (the ceiling), the cycle only plain.
       if (o.quick && ((w === 'ping' && p === 1 && o.pipelines.length > 1) || (w === 'cycle' && p > 1))) continue;
-      out.push({ id: `${w}-c${o.conns}-p${p}`, workload: w, conns: o.conns, pipeline: p, cluster: false });
+      out.push({ ...base, id: `${w}-c${o.conns}-p${p}`, workload: w, generator: generatorOf(w, false), pipeline: p });
     }
   }
   // On fresh servers we start (ours, the reference): ADDJOB with the AOF on;
   // produce and cycle with few, then many jobs registered (issue 7).
   if (o.persist && o.only.has('produce'))
-    for (const p of o.pipelines) out.push({ id: `produce-c${o.conns}-p${p}-aof`, workload: 'produce', conns: o.conns, pipeline: p, cluster: false, aof: true });
+    for (const p of o.pipelines)
+      out.push({ ...base, id: `produce-c${o.conns}-p${p}-aof`, workload: 'produce', generator: generatorOf('produce', false), pipeline: p, aof: true });
   if (o.registered > 0)
     for (const reg of new Set([REGISTERED_FEW, o.registered]))
       for (const w of ['produce', 'cycle'] as const) {
         if (!o.only.has(w)) continue;
         for (const p of o.pipelines) {
           if (o.quick && w === 'cycle' && p > 1) continue;
-          out.push({ id: `${w}-c${o.conns}-p${p}-reg${reg}`, workload: w, conns: o.conns, pipeline: p, cluster: false, registered: reg });
+          out.push({ ...base, id: `${w}-c${o.conns}-p${p}-reg${reg}`, workload: w, generator: generatorOf(w, true), pipeline: p, registered: reg });
         }
       }
   if (o.cluster) {
     if (o.only.has('replicate'))
-      for (const p of o.pipelines) out.push({ id: `replicate-c${o.conns}-p${p}`, workload: 'replicate', conns: o.conns, pipeline: p, cluster: true });
+      for (const p of o.pipelines)
+        out.push({ ...base, id: `replicate-c${o.conns}-p${p}`, workload: 'replicate', generator: generatorOf('replicate', false), pipeline: p, cluster: true });
     // Cross-node consumption is blocking GETJOB by nature (the consumer's node
     // fetches jobs from the producer's node when clients wait): plain only.
-    if (o.only.has('cross')) out.push({ id: `cross-c${o.conns}-p1`, workload: 'cross', conns: o.conns, pipeline: 1, cluster: true });
+    if (o.only.has('cross'))
+      out.push({ ...base, id: `cross-c${o.conns}-p1`, workload: 'cross', generator: generatorOf('cross', false), pipeline: 1, cluster: true });
   }
   return out;
 }
@@ -353,10 +389,7 @@ async function mainCore(o: Opts, a: Record<string, string | boolean | undefined>
  */
 async function mainScale(o: Opts, a: Record<string, string | boolean | undefined>): Promise<void> {
   const so = o.scale;
-  if (!so.generator || !existsSync(so.generator)) {
-    log('scale: redis-benchmark not found (apt-get install redis-tools, or --redis-benchmark PATH): skipping');
-    return;
-  }
+  const generator = o.redisBenchmark!; // checked by main()
   const t0 = Date.now();
   const ports = new Set<number>();
   const plan: { flavor: Flavor; bin: string; checkpoints: number[] }[] = [];
@@ -387,7 +420,7 @@ async function mainScale(o: Opts, a: Record<string, string | boolean | undefined
           checkpoints: p.checkpoints,
           step: so.step,
           bodySize: o.body,
-          generator: so.generator,
+          generator,
           ...(o.pin ? { serverCpus: '0', generatorCpus: '1' } : {}),
           status,
           log,
@@ -402,7 +435,7 @@ async function mainScale(o: Opts, a: Record<string, string | boolean | undefined
     `${new Date().toISOString()}, ${((Date.now() - t0) / 1000).toFixed(0)} s`,
     `machine: ${cpus()[0]?.model ?? '?'} × ${availableParallelism()} cores, ${(totalmem() / 1024 ** 3).toFixed(1)} GB, Node ${process.versions.node}`,
     `each server fresh, alone (ours, stopped, then the reference), maxmemory ${so.maxmemory} bytes (${(so.maxmemory / 1024 ** 3).toFixed(1)} GB)${o.pin ? ', pinned (server CPU 0, redis-benchmark CPU 1)' : ''}`,
-    `fill: \`redis-benchmark -p PORT -c ${SCALE_CONNS} -P ${SCALE_PIPELINE} -n ${so.step} --csv ADDJOB q <${o.body}-byte body> 0\` repeated up to each checkpoint (${so.checkpoints.map(fmtCount).join(', ')}; the reference up to ${fmtCount(so.referenceMax)})`,
+    `fill: \`redis-benchmark -p PORT -c ${FILL_CONNS} -P ${FILL_PIPELINE} -n ${so.step} --csv ADDJOB q <${o.body}-byte body> 0\` repeated up to each checkpoint (${so.checkpoints.map(fmtCount).join(', ')}; the reference up to ${fmtCount(so.referenceMax)})`,
     'RSS: /proc/<pid>/status VmRSS; RSS bytes/job: (RSS − RSS of the empty server) / jobs held; used_memory from INFO memory',
     'slowest request: max of redis-benchmark max_latency_ms over every step so far; p99: the last step; fill rate: jobs added / redis-benchmark time since the previous checkpoint',
     'GC (ours only, INFO memory gc_count, gc_pause_total_ms, gc_pause_max_ms): since the server started',
@@ -412,7 +445,7 @@ async function mainScale(o: Opts, a: Record<string, string | boolean | undefined
   mkdirSync(o.out, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:]/g, '').replace(/\..*/, '');
   const base = join(o.out, `scale-${stamp}`);
-  const json = JSON.stringify({ options: { ...so, body: o.body, pin: o.pin }, header, results }, null, 2);
+  const json = JSON.stringify({ options: { ...so, generator, body: o.body, pin: o.pin }, header, results }, null, 2);
   writeFileSync(`${base}.json`, json);
   writeFileSync(`${base}.md`, md);
   writeFileSync(join(o.out, 'scale-latest.json'), json);
@@ -425,6 +458,17 @@ async function mainScale(o: Opts, a: Record<string, string | boolean | undefined
 async function main(): Promise<void> {
   const { o, a } = parse();
   if (a.core) return mainCore(o, a);
+  // Rows redis-benchmark drives cannot run without it: say so, before any server starts.
+  const needs = [
+    ...new Set(scenarios(o).filter((sc) => sc.generator === 'redis-benchmark').map((sc) => scenarioLabel(sc))),
+    ...(o.only.has('scale') ? ['scale'] : []),
+  ];
+  if (needs.length > 0 && !o.redisBenchmark) {
+    const own = [...o.only].filter((w) => w !== 'scale' && !(BENCHMARK_WORKLOADS as readonly string[]).includes(w));
+    log(`bench: ${REDIS_BENCHMARK_MISSING}.`);
+    log(`bench: the rows that need it: ${needs.join(', ')}${own.length ? `; to run only the others: --only ${own.join(',')}` : ''}`);
+    process.exit(2);
+  }
   // The other workloads first, their servers stopped, then the scale fill alone.
   if ([...o.only].some((w) => w !== 'scale')) await mainLoad(o, a);
   if (o.only.has('scale')) await mainScale(o, a);
@@ -468,25 +512,45 @@ async function mainLoad(o: Opts, a: Record<string, string | boolean | undefined>
     ...(h.pid ? { serverPids: [h.pid] } : {}),
   });
 
+  // redis-benchmark drives the row with the spec's server, connections and pipeline.
+  const benchmark = (sc: Scenario, s: LoadSpec, label: string): Promise<BenchmarkResult> =>
+    runBenchmark({
+      bin: o.redisBenchmark!,
+      kind: s.kind,
+      addr: s.addr,
+      workload: sc.workload as BenchmarkWorkload,
+      conns: sc.conns,
+      pipeline: sc.pipeline,
+      requests: requestsFor(sc.workload as BenchmarkWorkload, sc.pipeline, o.requests),
+      bodySize: o.body,
+      serverPids: s.serverPids ?? [],
+      ...(o.pin ? { cpus: '1' } : {}),
+      onProgress: (phase, sec) => status(`${label}  redis-benchmark ${phase} ${sec.toFixed(0)}s`),
+    });
+
   const runOne = async (sc: Scenario, flavor: Flavor, round: number, s: LoadSpec): Promise<void> => {
     n++;
     const label = `[${n}/${total}] ${scenarioLabel(sc)} c${sc.conns} p${sc.pipeline} · ${FLAVOR_TITLE[flavor]}${o.rounds > 1 && !sc.cluster ? ` · round ${round}` : ''}`;
-    let r: LoadResult;
+    let r: RunResult;
     try {
-      r = await runLoad(s, (p) => {
-        const rate = p.sec > 0 ? p.ops / p.sec : 0;
-        const goal = p.phase === 'measure' ? `/${o.duration}s` : p.phase === 'warmup' ? `/${o.warmup}s` : 's';
-        status(`${label}  ${p.phase} ${p.sec.toFixed(1)}${goal}  ${fmtRate(rate)} ${p.phase === 'drain' || p.phase === 'preload' ? 'jobs' : 'ops'}/s`);
-      });
+      r =
+        sc.generator === 'redis-benchmark'
+          ? await benchmark(sc, s, label)
+          : await runLoad(s, (p) => {
+              const rate = p.sec > 0 ? p.ops / p.sec : 0;
+              const goal = p.phase === 'measure' ? `/${o.duration}s` : p.phase === 'warmup' ? `/${o.warmup}s` : 's';
+              status(`${label}  ${p.phase} ${p.sec.toFixed(1)}${goal}  ${fmtRate(rate)} ${p.phase === 'drain' || p.phase === 'preload' ? 'jobs' : 'ops'}/s`);
+            });
     } catch (e) {
       log(`${label}: FAILED: ${(e as Error).message}`);
       return;
     }
     runs.push({ scenario: sc.id, flavor, round, result: r });
-    const v = r.verification;
+    const v = 'verification' in r ? r.verification : undefined;
     log(
       `${label}: ${fmtRate(r.opsPerSec)} ops/s, p50 ${r.latency.p50Ms} ms, p99 ${r.latency.p99Ms} ms` +
         (v ? `, lost ${v.lost} dup ${v.duplicated}` : '') +
+        ('check' in r && r.check ? `, ${r.check}` : '') +
         `, cpu gen ${r.generatorCpuPct}% srv ${r.serverCpuPct ?? '?'}%` +
         (r.warnings.length ? `  [${r.warnings.join('; ')}]` : ''),
     );
@@ -608,16 +672,28 @@ async function mainLoad(o: Opts, a: Record<string, string | boolean | undefined>
     `${new Date().toISOString()}, ${((Date.now() - t0) / 1000).toFixed(0)} s${o.quick ? ', --quick' : ''}`,
     `machine: ${cpus()[0]?.model ?? '?'} × ${availableParallelism()} cores, Node ${process.versions.node}`,
     `servers: ${flavors.map((f) => `${FLAVOR_TITLE[f]} ${servers.single.get(f)!.owned ? '(started here)' : `at ${servers.single.get(f)!.addr.host}:${servers.single.get(f)!.addr.port}`}`).join(', ')}`,
-    `each run: ${o.warmup}s warmup + ${o.duration}s measured, ${o.rounds} round(s) alternating servers, ${o.threads} generator thread(s)${o.pin ? ', pinned (servers CPU 0, generator CPU 1)' : ''}, ${o.body}-byte bodies`,
-    'ops/s: PINGs, jobs added (produce, replicate), or jobs consumed and acknowledged (consume, cycle, cross)',
-    'consume: queue preloaded; cycle/cross: half the connections produce, half consume, at most 10k jobs queued',
+    `each scenario: ${o.rounds} round(s) alternating servers${o.pin ? ', pinned (servers CPU 0, generator CPU 1)' : ''}, ${o.body}-byte bodies`,
+    ...(scs.some((sc) => sc.generator === 'redis-benchmark')
+      ? [
+          `generator redis-benchmark (${o.redisBenchmark}): \`redis-benchmark -p PORT -c ${o.conns} -P PIPELINE -n N --csv COMMAND\`, N = ${fmtCount(o.requests)}` +
+            ' (PING pipelined ×4, ADDJOB pipelined ×2, REPLICATE 3 plain ÷2), no warmup; ops/s = its rps, latencies from its CSV;' +
+            ' consume = GETJOB NOHANG (Redis: RPOP) from a queue redis-benchmark filled first, no ACKJOB; each row\'s queue is deleted afterwards',
+        ]
+      : []),
+    ...(scs.some((sc) => sc.generator === 'own')
+      ? [
+          `generator own (bench/load.ts): ${o.warmup}s warmup + ${o.duration}s measured, ${o.threads} thread(s), every job checked back (lost/duplicated);` +
+            ' cycle/cross: half the connections produce, half consume, at most 10k jobs queued',
+        ]
+      : []),
+    'ops/s: PINGs, jobs added (produce, replicate), GETJOB NOHANG replies (consume: one job each), or jobs consumed and acknowledged (cycle, cross)',
     ...(freshScs.length
       ? [
           'AOF, registered: a fresh server per round (ours and the reference, started here); AOF = appendonly yes, appendfsync everysec' +
             ` (ours persists to Redis at ${PERSIST_REDIS.host}:${PERSIST_REDIS.port}); registered = jobs queued in another queue before the runs`,
         ]
       : []),
-    'gen CPU near 100% means the load generator, not the server, may be the limit (see docs/bench.md)',
+    'gen CPU: the generator\'s CPU (redis-benchmark\'s, or our own\'s) in % of a core; near 100% the generator, not the server, may be the limit (see docs/bench.md)',
   ];
   const md = markdown({ title: 'disque-ts benchmark', header, scenarios: scs, flavors, summaries, memory });
   mkdirSync(o.out, { recursive: true });

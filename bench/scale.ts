@@ -13,18 +13,15 @@
 // slowest request so far and the last step's p99. An external generator keeps
 // our own load generator's memory and GC out of the picture at these sizes.
 // Run from bench/run.ts (`npm run bench -- --only scale`); see docs/bench.md.
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Client, type Address } from './conn.js';
 import { sleep } from './load.js';
 import { procRssBytes } from './procstat.js';
+import { benchFailure, FILL_CONNS, FILL_PIPELINE, parseBenchCsv, plainBody, requestsSent, runRedisBenchmark } from './redis-benchmark.js';
 import { fmtCount, fmtOps, FLAVOR_TITLE, table } from './report.js';
 import { freePort, startServer, type Flavor, type ServerHandle } from './servers.js';
 
-/** The generator's connections and pipeline depth (fixed: results compare across runs). */
-export const SCALE_CONNS = 20;
-export const SCALE_PIPELINE = 64;
 /** The one queue filled. */
 export const SCALE_QUEUE = 'q';
 export const DEFAULT_CHECKPOINTS = [1_000_000, 10_000_000, 40_000_000];
@@ -130,50 +127,6 @@ export interface ScaleResult {
   notes: string[];
 }
 
-interface BenchCsv {
-  rps: number;
-  avgMs: number;
-  p50Ms: number;
-  p95Ms: number;
-  p99Ms: number;
-  maxMs: number;
-}
-
-/** Parses one CSV line of quoted fields ("a","b",...). */
-function csvFields(line: string): string[] {
-  const out: string[] = [];
-  const re = /"((?:[^"]|"")*)"|([^,]+)/g;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(line))) out.push(m[1] !== undefined ? m[1].replace(/""/g, '"') : m[2]!);
-  return out;
-}
-
-/**
- * redis-benchmark 7 --csv: a header line
- * "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
- * and one line for the test.
- */
-export function parseBenchCsv(stdout: string): BenchCsv | null {
-  const lines = stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('"'));
-  const head = lines.findIndex((l) => l.startsWith('"test"'));
-  if (head < 0 || head + 1 >= lines.length) return null;
-  const names = csvFields(lines[head]!);
-  const vals = csvFields(lines[head + 1]!);
-  const get = (name: string): number => {
-    const i = names.indexOf(name);
-    return i < 0 ? NaN : Number(vals[i]);
-  };
-  const r = {
-    rps: get('rps'),
-    avgMs: get('avg_latency_ms'),
-    p50Ms: get('p50_latency_ms'),
-    p95Ms: get('p95_latency_ms'),
-    p99Ms: get('p99_latency_ms'),
-    maxMs: get('max_latency_ms'),
-  };
-  return Object.values(r).every(Number.isFinite) ? r : null;
-}
-
 /** "1000000,10M,40M" (k and M suffixes allowed) -> ascending job counts. */
 export function parseCounts(s: string): number[] {
   const out = s.split(',').map((x) => {
@@ -193,41 +146,6 @@ function memAvailable(): number | null {
   } catch {
     return null;
   }
-}
-
-interface BenchRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  elapsedMs: number;
-  timedOut: boolean;
-}
-
-function runGenerator(cmd: string[], timeoutMs: number, onTick: (sec: number) => void): Promise<BenchRun> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.setEncoding('latin1').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('latin1').on('data', (d: string) => (stderr += d));
-    const tick = setInterval(() => onTick((performance.now() - t0) / 1000), 1000);
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.once('error', (e) => {
-      clearInterval(tick);
-      clearTimeout(timer);
-      reject(new Error(`${cmd[0]}: ${e.message}`));
-    });
-    child.once('close', (code) => {
-      clearInterval(tick);
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, elapsedMs: performance.now() - t0, timedOut });
-    });
-  });
 }
 
 interface MemInfo {
@@ -260,18 +178,12 @@ async function qlen(c: Client): Promise<number> {
   return Number(r);
 }
 
-/** A body of exactly `n` bytes, letters and digits only (it sits in redis-benchmark's argv and its CSV test name). */
-export function scaleBody(n: number): string {
-  const pattern = 'scale-job-body-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
-  return pattern.repeat(Math.ceil(n / pattern.length)).slice(0, n);
-}
-
 /** Starts a fresh server, fills its one queue checkpoint by checkpoint, stops the server. */
 export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
   const status = o.status ?? (() => {});
   const log = o.log ?? (() => {});
   const title = `scale · ${FLAVOR_TITLE[o.flavor]}`;
-  const body = scaleBody(o.bodySize);
+  const body = plainBody(o.bodySize);
   const timeoutMs = o.stepTimeoutMs ?? Math.max(600_000, o.step / 100);
   const result: ScaleResult = {
     flavor: o.flavor,
@@ -279,7 +191,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     bodySize: o.bodySize,
     step: o.step,
     checkpoints: o.checkpoints,
-    command: `redis-benchmark -p PORT -c ${SCALE_CONNS} -P ${SCALE_PIPELINE} -n STEP --csv ADDJOB ${SCALE_QUEUE} <${o.bodySize}-byte body> 0`,
+    command: `redis-benchmark -p PORT -c ${FILL_CONNS} -P ${FILL_PIPELINE} -n STEP --csv ADDJOB ${SCALE_QUEUE} <${o.bodySize}-byte body> 0`,
     baselineRssBytes: null,
     baselineUsedMemory: null,
     reached: [],
@@ -313,8 +225,8 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       ...(o.generatorCpus ? ['taskset', '-c', o.generatorCpus] : []),
       o.generator,
       '-p', String(addr.port),
-      '-c', String(SCALE_CONNS),
-      '-P', String(SCALE_PIPELINE),
+      '-c', String(FILL_CONNS),
+      '-P', String(FILL_PIPELINE),
     ];
     let held = 0; // QLEN after the last step
     let sentTotal = 0; // ADDJOBs sent so far
@@ -328,7 +240,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     for (const target of o.checkpoints) {
       while (held < target && result.stopped === undefined) {
         const n = Math.min(o.step, target - held);
-        const sent = Math.ceil(n / SCALE_PIPELINE) * SCALE_PIPELINE;
+        const sent = requestsSent(n, FILL_PIPELINE);
         // Leave the machine some memory: at 40M jobs a node needs many GB.
         const avail = memAvailable();
         const rssNow = rss();
@@ -342,7 +254,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
         }
         const label = `${title}: ${fmtOps(held)} → ${fmtOps(held + sent)} jobs (checkpoint ${fmtCount(target)})`;
         status(label);
-        const run = await runGenerator([...gen, '-n', String(n), '--csv', 'ADDJOB', SCALE_QUEUE, body, '0'], timeoutMs, (sec) =>
+        const run = await runRedisBenchmark([...gen, '-n', String(n), '--csv', 'ADDJOB', SCALE_QUEUE, body, '0'], timeoutMs, (sec) =>
           status(`${label}  ${sec.toFixed(0)} s`),
         );
         benchMs += run.elapsedMs;
@@ -371,17 +283,8 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
           maxMs: csv?.maxMs ?? 0,
           rssBytes: rss(),
         };
-        // redis-benchmark exits at the first error reply ("Error from server: ..."
-        // on stderr, exit status 1); QLEN tells how many jobs the server took.
-        const serverError = /Error from server: (.*)/.exec(run.stderr)?.[1];
-        let why: string | undefined;
-        if (run.timedOut) why = `redis-benchmark killed after ${timeoutMs / 1000} s`;
-        else if (serverError) why = `error reply: ${serverError.trim()}`;
-        else if (run.code !== 0) {
-          const said = run.stderr.trim().split('\n').slice(-2).join(' / ');
-          why = `redis-benchmark exited ${run.code ?? 'on a signal'}${said ? `: ${said}` : ''}`;
-        }
-        else if (!csv) why = `no CSV result from redis-benchmark: ${run.stdout.slice(0, 200)}`;
+        // redis-benchmark exits at the first error reply; QLEN tells how many jobs the server took.
+        const { why, serverError } = benchFailure(run, csv, timeoutMs);
         // redis-benchmark stops at the first error reply, so the replies are
         // not all seen: a failed step counts as one error, and the jobs it
         // should have added and did not (what was sent − QLEN) are counted apart.

@@ -1,10 +1,12 @@
 // Self-checks of the generator's own pieces (no server needed):
 //   node dist/bench/selftest.js
 // The parser must give the same replies however the stream is split, the
-// histogram must report quantiles within its 3% resolution, and the tracker
-// must count lost and duplicated jobs exactly.
+// histogram must report quantiles within its 3% resolution, the tracker
+// must count lost and duplicated jobs exactly, and redis-benchmark's CSV must
+// read back as its numbers.
 import assert from 'node:assert/strict';
 import { Histogram } from './histogram.js';
+import { parseBenchCsv, plainBody, requestsSent } from './redis-benchmark.js';
 import { ReplyParser, RespError, encode, type Reply } from './resp.js';
 import { makeBody, Tracker, writeDigits, SEQ_DIGITS, seqOffsetInBody } from './tracker.js';
 
@@ -57,7 +59,22 @@ function tracker(): void {
   assert.equal(b.toString('latin1'), makeBody(4, 1234567, 40));
 }
 
+function benchCsv(): void {
+  // redis-benchmark 7.0 --csv, with a warning on stderr (not here) and a 64-byte body in the test name.
+  const out =
+    '"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"\n' +
+    `"ADDJOB q ${plainBody(64)} 0","37174.72","0.940","0.304","0.903","1.375","2.023","6.119"\n`;
+  assert.deepEqual(parseBenchCsv(out), { rps: 37174.72, avgMs: 0.94, p50Ms: 0.903, p95Ms: 1.375, p99Ms: 2.023, maxMs: 6.119 });
+  assert.equal(parseBenchCsv('"test","rps"\n'), null);
+  assert.equal(plainBody(64).length, 64);
+  // Whole pipelines: -n 1000 -P 16 sends 1008 (seen with LPUSH and LLEN).
+  assert.equal(requestsSent(1000, 16), 1008);
+  assert.equal(requestsSent(50_000, 16), 50_000);
+  assert.equal(requestsSent(1000, 1), 1000);
+}
+
 parserSplits();
 histogram();
 tracker();
+benchCsv();
 process.stdout.write('bench selftest ok\n');
