@@ -140,8 +140,15 @@ export class JobIndex {
         this.visitChain(this.t0[v & m0]!, visit);
         v = this.nextCursor(v, m0);
       } else {
-        // Both tables: the bucket of the smaller, then every bucket of the
-        // larger that its entries can go to (Redis's dictScan).
+        // Both tables: the bucket of the smaller, then the buckets of the
+        // larger that its entries can go to, from the cursor's own high
+        // bits on and in the same reversed order as a scan of the larger
+        // table alone (Redis's dictScan as fixed in Redis 7). The cursor
+        // may come from a call that saw only the larger table, half way
+        // through those buckets: counting its high bits up plainly skipped
+        // the ones between (a JSCAN with ACKJOB of what it returned, the
+        // table shrinking, missed jobs). Once they are done, the carry has
+        // moved the cursor to the smaller table's next bucket.
         let small = this.t0;
         let large = this.t1;
         if (small.length > large.length) [small, large] = [large, small];
@@ -150,9 +157,8 @@ export class JobIndex {
         this.visitChain(small[v & m0]!, visit);
         do {
           this.visitChain(large[v & m1]!, visit);
-          v = ((((v | m0) + 1) & ~m0) | (v & m0)) >>> 0;
+          v = this.nextCursor(v, m1);
         } while (v & (m0 ^ m1));
-        v = this.nextCursor(v, m0);
       }
     } while (v !== 0);
     return 0;
