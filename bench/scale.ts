@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { Client, type Address } from './conn.js';
 import { sleep } from './load.js';
 import { procRssBytes } from './procstat.js';
-import { benchFailure, FILL_CONNS, FILL_PIPELINE, parseBenchCsv, plainBody, requestsSent, runRedisBenchmark } from './redis-benchmark.js';
+import { benchFailure, FILL_CONNS, FILL_PIPELINE, parseBenchCsv, plainBody, requestsSent, runRedisBenchmark, type BenchCsv } from './redis-benchmark.js';
 import { fmtCount, fmtOps, FLAVOR_TITLE, table } from './report.js';
 import { freePort, startServer, type Flavor, type ServerHandle } from './servers.js';
 
@@ -56,8 +56,8 @@ export interface ScaleOptions {
   log?: (line: string) => void;
 }
 
-/** One redis-benchmark run. */
-export interface ScaleStep {
+/** One redis-benchmark run: its CSV figures and what the step saw around it. */
+export interface ScaleStep extends BenchCsv {
   /** Jobs queued before the step. */
   before: number;
   /** -n given to redis-benchmark. */
@@ -67,12 +67,6 @@ export interface ScaleStep {
   /** QLEN after the step. */
   qlen: number;
   elapsedMs: number;
-  rps: number;
-  avgMs: number;
-  p50Ms: number;
-  p95Ms: number;
-  p99Ms: number;
-  maxMs: number;
   rssBytes: number | null;
   /** Why the step failed (redis-benchmark exited on an error reply, timed out...). */
   error?: string;
