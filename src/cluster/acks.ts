@@ -45,7 +45,7 @@ export class Acks {
     const allReached = !dummy && job.delivered.length === job.confirmed.size;
     const dummyAlone = dummy && this.table.size === 1;
     if (allReached || dummyAlone) {
-      cluster.log.verbose(`Deleting ${job.id}: all nodes reached in tryJobGC()`);
+      if (cluster.log.verboseOn) cluster.log.verbose(`Deleting ${job.id}: all nodes reached in tryJobGC()`);
       cluster.store.unregisterJob(job);
       return;
     }
@@ -86,7 +86,7 @@ export class Acks {
 
     // A dummy ack reached a node that knows the job: that node collects it.
     if (dummy && known) {
-      cluster.log.verbose(`Deleting ${job.id}: authoritative node reached`);
+      if (cluster.log.verboseOn) cluster.log.verbose(`Deleting ${job.id}: authoritative node reached`);
       cluster.store.unregisterJob(job);
       return;
     }
@@ -99,13 +99,13 @@ export class Acks {
       if (job.confirmed === null) job.confirmed = new Set([this.table.myself.id]);
       job.confirmed.add(sender.id);
       if (job.confirmed.size >= this.table.size) {
-        cluster.log.verbose(`Deleting ${job.id}: dummy ACK not known cluster-wide`);
+        if (cluster.log.verboseOn) cluster.log.verbose(`Deleting ${job.id}: dummy ACK not known cluster-wide`);
         cluster.store.unregisterJob(job);
       }
       return;
     }
     if (!dummy && job.confirmed !== null && job.confirmed.size >= job.delivered.length) {
-      cluster.log.verbose(`Deleting ${job.id}: All nodes involved acknowledged the job`);
+      if (cluster.log.verboseOn) cluster.log.verbose(`Deleting ${job.id}: All nodes involved acknowledged the job`);
       this.links.broadcastDelJob(job);
       cluster.store.unregisterJob(job);
     }
@@ -115,7 +115,7 @@ export class Acks {
     if (typeof msg.id !== 'string') return;
     const job = this.cluster.store.lookupJob(msg.id);
     if (job) {
-      this.cluster.log.verbose(`RECEIVED DELJOB FOR JOB ${job.id}`);
+      if (this.cluster.log.verboseOn) this.cluster.log.verbose(`RECEIVED DELJOB FOR JOB ${job.id}`);
       this.cluster.store.unregisterJob(job);
     }
   }

@@ -40,7 +40,7 @@ export class Replication {
 
   /** Blocks the ADDJOB client until the job reaches its replication level. */
   waitForReplication(conn: Client, job: Job, timeoutMs: number, keepsCopy: boolean): void {
-    this.cluster.log.verbose(`Replicating ${job.id} to ${job.repl} nodes, client waits up to ${timeoutMs} ms`);
+    if (this.cluster.log.verboseOn) this.cluster.log.verbose(`Replicating ${job.id} to ${job.repl} nodes, client waits up to ${timeoutMs} ms`);
     job.confirmed = new Set(keepsCopy ? [this.table.myself.id] : []);
     this.waiting.set(job.rec, { job, conn, addedNodeTime: Date.now() });
     const blocker: Blocker = {
@@ -72,7 +72,7 @@ export class Replication {
 
   /** Store hook: a wait-repl job is being removed (it expired). */
   aborted(job: Job): void {
-    this.cluster.log.verbose(`Replication of ${job.id} aborted: the job is being deleted`);
+    if (this.cluster.log.verboseOn) this.cluster.log.verbose(`Replication of ${job.id} aborted: the job is being deleted`);
     const w = this.waiting.get(job.rec);
     job.state = JobState.Active;
     this.links.broadcastDelJob(job);
@@ -126,7 +126,7 @@ export class Replication {
   private achieved(job: Job): boolean {
     const cluster = this.cluster;
     const store = cluster.store;
-    cluster.log.verbose(`Replication ACHIEVED ${job.id}`);
+    if (cluster.log.verboseOn) cluster.log.verbose(`Replication ACHIEVED ${job.id}`);
     job.state = JobState.Active;
     const w = this.waiting.get(job.rec);
     this.waiting.delete(job.rec);

@@ -13,9 +13,16 @@ export class Logger {
   private fd: number | null = null;
   private file = '';
 
+  /**
+   * Whether verbose lines are written: per-job messages check it first, so
+   * their text (and the job's ID string) is not built for nothing.
+   */
+  verboseOn = false;
+
   setLevel(level: string): void {
     const i = LOG_LEVELS.indexOf(level as LogLevel);
     if (i >= 0) this.level = i;
+    this.verboseOn = this.level <= 1;
   }
 
   /** '' logs to standard output. */
