@@ -216,8 +216,12 @@ function config(call: Call): void {
       reply.bulk(v);
     }
   } else if (sub === 'set') {
-    if (!arity(4)) return;
-    const err = cfg.set(argv[2]!, argv[3]!);
+    if (argv.length < 4 || argv.length % 2 !== 0) {
+      return reply.error(`ERR Wrong number of arguments for CONFIG ${argv[1]}`);
+    }
+    const pairs: [string, string][] = [];
+    for (let j = 2; j < argv.length; j += 2) pairs.push([argv[j]!, argv[j + 1]!]);
+    const err = cfg.setMany(pairs);
     if (err !== undefined) return reply.error(err.startsWith('ERR ') ? err : `ERR ${err}`);
     reply.ok();
   } else if (sub === 'resetstat') {

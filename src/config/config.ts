@@ -217,6 +217,27 @@ export class Config {
    * `apply` may veto: it runs before listeners and can return an error.
    */
   set(rawName: string, raw: string): string | undefined {
+    return this.setMany([[rawName, raw]]);
+  }
+
+  /**
+   * CONFIG SET with several pairs (Redis 7): all values are checked, then
+   * applied together, and each listener runs once after all are in place (a
+   * certificate and its key can change in one call). If any listener
+   * refuses, every value goes back.
+   */
+  setMany(pairs: [string, string][]): string | undefined {
+    const parsed: [string, ConfigValue][] = [];
+    for (const [rawName, raw] of pairs) {
+      const r = this.parseSetting(rawName, raw);
+      if (typeof r === 'string') return r;
+      if (parsed.some(([n]) => n === r.name)) return `Duplicate parameter - ${rawName}`;
+      parsed.push([r.name, r.value]);
+    }
+    return this.apply(parsed);
+  }
+
+  private parseSetting(rawName: string, raw: string): string | { name: string; value: ConfigValue } {
     const name = rawName.toLowerCase();
     const d = DIRECTIVE_BY_NAME.get(name);
     if (!d || !d.settable) return `Unsupported CONFIG parameter: ${rawName}`;
@@ -240,17 +261,28 @@ export class Config {
     } catch {
       return `Invalid argument '${raw}' for CONFIG SET '${rawName}'`;
     }
-    return this.setValue(name, v);
+    return { name, value: v };
   }
 
   /** Sets an already-valid value and notifies listeners; a listener may throw to refuse. */
   setValue(name: string, v: ConfigValue): string | undefined {
-    const old = this.values.get(name)!;
-    this.values.set(name, v);
+    return this.apply([[name, v]]);
+  }
+
+  private apply(settings: [string, ConfigValue][]): string | undefined {
+    const old = settings.map(([name]) => [name, this.values.get(name)!] as const);
+    for (const [name, v] of settings) this.values.set(name, v);
+    const called = new Set<Listener>();
     try {
-      for (const fn of this.listeners.get(name) ?? []) fn(v);
+      for (const [name, v] of settings) {
+        for (const fn of this.listeners.get(name) ?? []) {
+          if (called.has(fn)) continue;
+          called.add(fn);
+          fn(v);
+        }
+      }
     } catch (e) {
-      this.values.set(name, old);
+      for (const [name, v] of old) this.values.set(name, v);
       return (e as Error).message;
     }
     return undefined;

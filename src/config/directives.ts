@@ -30,6 +30,14 @@ export interface Directive {
 
 export type ConfigValue = number | boolean | string | string[];
 
+const TLS_PROTOCOLS = ['tlsv1', 'tlsv1.1', 'tlsv1.2', 'tlsv1.3'];
+
+function checkTlsProtocols(v: ConfigValue): string | undefined {
+  const words = String(v).split(/\s+/).filter((w) => w !== '');
+  const bad = words.find((w) => !TLS_PROTOCOLS.includes(w.toLowerCase()));
+  return bad === undefined ? undefined : `'tls-protocols': unknown protocol '${bad}' (TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)`;
+}
+
 const LOGLEVELS = ['debug', 'verbose', 'notice', 'warning'] as const;
 
 export const DIRECTIVES: readonly Directive[] = [
@@ -44,6 +52,20 @@ export const DIRECTIVES: readonly Directive[] = [
   { name: 'maxclients', type: 'int', default: '10000', min: 1, settable: true, doc: 'Maximum number of connected clients.' },
   { name: 'requirepass', type: 'string', default: '', settable: true, secret: false, doc: 'Clients must AUTH with this password first.' },
   { name: 'rename-command', type: 'list', default: '', repeatable: true, words: 2, doc: 'rename-command <command> <new-name> ("" disables it).' },
+  // TLS and protected mode (ours: Redis 6's directives, names and meanings)
+  { name: 'protected-mode', type: 'bool', default: 'yes', settable: true, doc: 'With no requirepass and no bind set, refuse clients that connect from an address other than loopback (ours; from Redis).' },
+  { name: 'tls-port', type: 'int', default: '0', min: 0, max: 65535, doc: 'TCP port for TLS clients (0: no TLS listener); with port 0 the node serves TLS only and the bus listens on tls-port + cluster-port-offset (ours; from Redis).' },
+  { name: 'tls-cert-file', type: 'string', default: '', settable: true, doc: 'PEM certificate (chain) the node presents to clients and, with tls-cluster, to peers (ours; from Redis).' },
+  { name: 'tls-key-file', type: 'string', default: '', settable: true, doc: 'PEM private key of tls-cert-file (ours; from Redis).' },
+  { name: 'tls-key-file-pass', type: 'string', default: '', settable: true, secret: true, doc: 'Passphrase of tls-key-file when it is encrypted (ours; from Redis).' },
+  { name: 'tls-ca-cert-file', type: 'string', default: '', settable: true, doc: 'PEM CA certificates that client and peer certificates are checked against (ours; from Redis).' },
+  { name: 'tls-ca-cert-dir', type: 'string', default: '', settable: true, doc: 'Folder of PEM CA certificates, read in addition to tls-ca-cert-file (ours; from Redis).' },
+  { name: 'tls-auth-clients', type: 'enum', default: 'yes', values: ['yes', 'no', 'optional'], settable: true, doc: 'yes: clients must present a certificate the CA signed; optional: checked when given; no: not asked for (ours; from Redis).' },
+  { name: 'tls-protocols', type: 'string', default: '', settable: true, check: checkTlsProtocols, doc: 'Protocol versions allowed, like "TLSv1.2 TLSv1.3" (default: both) (ours; from Redis).' },
+  { name: 'tls-ciphers', type: 'string', default: '', settable: true, doc: 'OpenSSL cipher list for TLSv1.2 and below (ours; from Redis).' },
+  { name: 'tls-ciphersuites', type: 'string', default: '', settable: true, doc: 'OpenSSL ciphersuites for TLSv1.3 (ours; from Redis).' },
+  { name: 'tls-prefer-server-ciphers', type: 'bool', default: 'no', settable: true, doc: 'Pick the cipher by the server\'s order rather than the client\'s (ours; from Redis).' },
+  { name: 'tls-cluster', type: 'bool', default: 'no', doc: 'Bus links use mutual TLS with the tls-* certificates; the cluster-secret handshake still runs inside (ours; from Redis).' },
   // ours
   { name: 'client-query-buffer-limit', type: 'memory', default: '1gb', min: 1024 * 1024, settable: true, doc: 'Max bytes buffered for one client request before the connection is closed (ours; from Redis).' },
   { name: 'proto-max-bulk-len', type: 'memory', default: '512mb', min: 1024 * 1024, settable: true, doc: 'Max length of one request argument (ours; from Redis).' },
@@ -80,6 +102,9 @@ export const DIRECTIVES: readonly Directive[] = [
   // ours
   { name: 'redis-url', type: 'string', default: 'redis://127.0.0.1:6379', settable: false, doc: 'Redis that keeps the snapshots and journal (ours).' },
   { name: 'redis-key-prefix', type: 'string', default: 'disque:', settable: false, doc: 'Prefix of every key this node writes in Redis; each node adds its ID (ours).' },
+  { name: 'redis-tls-ca-cert-file', type: 'string', default: '', settable: false, doc: 'With a rediss:// redis-url: PEM CA certificates that Redis\'s certificate is checked against (default: the system\'s) (ours).' },
+  { name: 'redis-tls-cert-file', type: 'string', default: '', settable: false, doc: 'With a rediss:// redis-url: PEM client certificate for Redis servers that require one (ours).' },
+  { name: 'redis-tls-key-file', type: 'string', default: '', settable: false, doc: 'With a rediss:// redis-url: PEM private key of redis-tls-cert-file (ours).' },
   { name: 'snapshot-journal-max', type: 'int', default: '100000', min: 1, settable: true, doc: 'Write a new snapshot when this many stored records are obsolete (deleted or superseded jobs), and at least as many as there are live jobs (ours).' },
   { name: 'snapshot-seconds', type: 'int', default: '3600', min: 0, settable: true, doc: 'Write a new snapshot at least this often when anything changed (0: only by size) (ours).' },
 

@@ -59,6 +59,24 @@ describe('config', () => {
     expect(c.set('cluster-node-timeout', '-5')).toMatch(/Invalid argument/);
   });
 
+  it('applies several CONFIG SET pairs together, each listener once, and undoes all when one is refused', () => {
+    const c = Config.defaults();
+    const seen: string[] = [];
+    const check = () => {
+      seen.push(`${c.str('tls-cert-file')}|${c.str('tls-key-file')}`);
+      if (c.str('tls-key-file') === 'bad') throw new Error('ERR Unable to update TLS configuration');
+    };
+    c.onChange('tls-cert-file', check);
+    c.onChange('tls-key-file', check);
+    expect(c.setMany([['tls-cert-file', 'a.crt'], ['TLS-KEY-FILE', 'a.key']])).toBeUndefined();
+    expect(seen).toEqual(['a.crt|a.key']);
+    expect(c.setMany([['tls-cert-file', 'b.crt'], ['tls-key-file', 'bad']])).toMatch(/Unable to update TLS/);
+    expect([c.str('tls-cert-file'), c.str('tls-key-file')]).toEqual(['a.crt', 'a.key']);
+    expect(c.setMany([['tls-cert-file', 'b.crt'], ['tls-cert-file', 'c.crt']])).toMatch(/Duplicate parameter/);
+    expect(c.setMany([['tls-protocols', 'TLSv1.3 SSLv3']])).toMatch(/Invalid argument/);
+    expect(c.str('tls-cert-file')).toBe('a.crt');
+  });
+
   it('rewrites the file in place, keeping comments and order', () => {
     const f = tmpFile('# my node\nport 7712\n# timeout below\ncluster-node-timeout 15000\nloglevel notice\n');
     const c = Config.load(f);
