@@ -1,10 +1,11 @@
 // The Disque client: one typed method per command, bodies through a codec,
 // and a cluster-aware connection underneath (see connection.ts).
+import type { ConnectionOptions } from 'node:tls';
 import type { RedisOptions } from 'ioredis';
 import { bufferCodec, type BodyInput, type Codec } from './codec.js';
 import { Connection, type ConnectionEvents } from './connection.js';
 import { ProducerTracker, type FollowProducersOptions } from './follow.js';
-import { NodeDirectory, parseAddress, type AddressSpec } from './nodes.js';
+import { NodeDirectory, parseAddress, parseAddressUrl, type AddressSpec } from './nodes.js';
 import {
   parseHello,
   parseInfo,
@@ -50,6 +51,11 @@ export interface DisqueOptions<T = Buffer> {
    */
   redis?: RedisOptions;
   /**
+   * Connect with TLS: `true`, or Node's tls.connect options (`ca`, `cert`,
+   * `key`, `servername`, ...). Also turned on by `rediss://` node addresses.
+   */
+  tls?: boolean | ConnectionOptions;
+  /**
    * Milliseconds a command keeps trying other nodes (or the same node) after
    * the connection is lost or the node is leaving, before failing. Also bounds
    * the first connection. Default 10000.
@@ -64,6 +70,29 @@ export interface DisqueOptions<T = Buffer> {
    * not the node we are connected to. Default false.
    */
   followProducers?: boolean | FollowProducersOptions;
+}
+
+/**
+ * ioredis options from `redis`, `tls` and the seed URLs: `rediss://` turns TLS
+ * on, a URL's password is used when `redis.password` is not given. One client
+ * talks to one cluster, so its seeds are all TLS or all plain.
+ */
+function redisOptionsFor(specs: AddressSpec[], options: DisqueOptions<unknown>): RedisOptions {
+  const urls = specs.flatMap((s) => (typeof s === 'string' ? (parseAddressUrl(s) ?? []) : []));
+  const out: RedisOptions = { ...options.redis };
+  const tlsUrls = urls.filter((u) => u.tls).length;
+  if (tlsUrls > 0 && tlsUrls < specs.length && options.tls === undefined) {
+    throw new TypeError('nodes mix rediss:// (TLS) and plain addresses: give all as rediss://, or set the tls option');
+  }
+  if (options.tls === false && tlsUrls > 0) throw new TypeError('rediss:// node addresses need TLS, but the tls option is false');
+  const tlsWanted = options.tls !== undefined ? options.tls !== false : tlsUrls > 0;
+  if (tlsWanted && out.tls === undefined) out.tls = typeof options.tls === 'object' ? options.tls : {};
+  const withPassword = urls.find((u) => u.password !== undefined);
+  if (withPassword && out.password === undefined) {
+    // Disque's AUTH takes the password only: a URL's user name is ignored.
+    out.password = withPassword.password;
+  }
+  return out;
 }
 
 /** Options of PAUSE. */
@@ -98,12 +127,11 @@ export class Disque<T = Buffer> {
   constructor(options: DisqueOptions<T> = {}) {
     this.options = options;
     this.codec = options.codec ?? (bufferCodec as unknown as Codec<T>);
-    const seeds = (Array.isArray(options.nodes) ? options.nodes : options.nodes === undefined ? [] : [options.nodes]).map(
-      parseAddress,
-    );
+    const specs = Array.isArray(options.nodes) ? options.nodes : options.nodes === undefined ? [] : [options.nodes];
+    const seeds = specs.map(parseAddress);
     this.conn = new Connection({
       directory: new NodeDirectory(seeds, options.discover ?? true),
-      redisOptions: options.redis ?? {},
+      redisOptions: redisOptionsFor(specs, options),
       failoverTimeout: options.failoverTimeout ?? 10000,
       preferBestNode: options.preferBestNode ?? true,
     });

@@ -13,10 +13,37 @@ export type AddressSpec = string | number | Address;
 
 export const DEFAULT_ADDRESS: Address = { host: '127.0.0.1', port: 7711 };
 
-/** Parses `host:port`, `:port`, `port` or `[v6]:port`. */
+/** A seed address given as a URL: `redis://` or `rediss://` (TLS), with an optional password. */
+export interface AddressUrl extends Address {
+  tls: boolean;
+  password?: string;
+}
+
+/** Parses `redis://[[user]:pass@]host[:port]` and `rediss://...`; undefined for anything else. */
+export function parseAddressUrl(spec: string): AddressUrl | undefined {
+  const m = /^(rediss?):\/\//i.exec(spec);
+  if (!m) return undefined;
+  let u: URL;
+  try {
+    u = new URL(spec);
+  } catch {
+    throw new TypeError(`invalid node address '${spec.replace(/\/\/[^@/]*@/, '//***@')}'`);
+  }
+  const out: AddressUrl = {
+    host: u.hostname.replace(/^\[|\]$/g, '') || DEFAULT_ADDRESS.host,
+    port: u.port === '' ? DEFAULT_ADDRESS.port : Number(u.port),
+    tls: m[1]!.toLowerCase() === 'rediss',
+  };
+  if (u.password !== '') out.password = decodeURIComponent(u.password);
+  return out;
+}
+
+/** Parses `host:port`, `:port`, `port`, `[v6]:port` or a `redis://` / `rediss://` URL. */
 export function parseAddress(spec: AddressSpec): Address {
   if (typeof spec === 'number') return { host: DEFAULT_ADDRESS.host, port: spec };
   if (typeof spec !== 'string') return { host: spec.host || DEFAULT_ADDRESS.host, port: spec.port };
+  const url = parseAddressUrl(spec);
+  if (url) return { host: url.host, port: url.port };
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(spec);
   if (m) return { host: m[1] ?? (m[2] || DEFAULT_ADDRESS.host), port: Number(m[3]) };
   if (/^\d+$/.test(spec)) return { host: DEFAULT_ADDRESS.host, port: Number(spec) };

@@ -144,7 +144,7 @@ export class Link {
     readonly socket: net.Socket,
     readonly inbound: boolean,
     private readonly events: LinkEvents,
-    private readonly opts: { secret: string; maxFrame: () => number; myHeader: () => BusHeader },
+    private readonly opts: { secret: string; maxFrame: () => number; myHeader: () => BusHeader; ready?: 'connect' | 'secureConnect' },
   ) {
     this.authenticated = opts.secret === '';
     socket.setNoDelay(true);
@@ -153,7 +153,7 @@ export class Link {
     } else {
       // Not reading until connected: then the transport takes the socket over.
       socket.pause();
-      socket.once('connect', () => {
+      socket.once(opts.ready ?? 'connect', () => {
         this.attach();
         if (!this.authenticated) {
           this.nonce = randomBytes(16);

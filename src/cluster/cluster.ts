@@ -12,7 +12,7 @@ import type { Job } from '../core/job.js';
 import type { StoreHooks } from '../core/store.js';
 import type { Link } from './bus.js';
 import { NodeFlag, type ClusterNode } from './cluster-node.js';
-import { NodeTable } from './node-table.js';
+import { NodeTable, type HelloEntry } from './node-table.js';
 import { NodesFile } from './nodes-file.js';
 import { Links, type LinkOwner } from './links.js';
 import { FailureDetection } from './failure-detection.js';
@@ -128,8 +128,10 @@ export class Cluster implements ClusterContext, LinkOwner {
 
   async listen(): Promise<void> {
     this.myself.port = this.node.port;
+    this.myself.tlsPort = this.node.tlsPort;
     const busPort = this.node.port + this.node.config.int('cluster-port-offset');
     if (busPort > 65535) throw new Error(`cluster bus port ${busPort} is out of range: lower port or cluster-port-offset`);
+    this.links.sockets.init();
     await this.links.listen(busPort, this.node.config.list('bind')[0]);
     for (const seed of this.node.config.list('cluster-meet')) void this.meetSeed(seed);
     // Reach the known peers at once: a restarted node is seen alive sooner.
@@ -293,7 +295,7 @@ export class Cluster implements ClusterContext, LinkOwner {
     return this.table.nodesDescription(excludeHandshake);
   }
 
-  helloEntries(): { id: string; ip: string; port: number; priority: number }[] {
+  helloEntries(): HelloEntry[] {
     return this.table.helloEntries();
   }
 }

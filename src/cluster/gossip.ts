@@ -29,6 +29,7 @@ export class Gossip {
     let sender = senderIn;
     const type = msg.t;
     const port = typeof msg.p === 'number' ? msg.p : 0;
+    if (senderIn) senderIn.tlsPort = typeof msg.tp === 'number' ? msg.tp : 0;
 
     if (type === MsgType.PING || type === MsgType.MEET) {
       // The address others use to reach us is the one they connect to.
@@ -170,7 +171,8 @@ export class Gossip {
     }
     const linkNode = link.node as ClusterNode | null;
     if (linkNode && type === MsgType.PING) linkNode.pingSent = Date.now();
-    this.links.sendOnLink(link, this.links.frame(type, { g: gossip }));
+    const tp = this.host.tlsPort;
+    this.links.sendOnLink(link, this.links.frame(type, tp !== 0 ? { g: gossip, tp } : { g: gossip }));
   }
 
   /**

@@ -10,6 +10,8 @@ export interface ClusterHost {
   readonly store: JobStore;
   /** The client port, once the node listens (the bus listens on it plus cluster-port-offset). */
   readonly port: number;
+  /** The TLS client port (0: none), told to peers so HELLO can give it to TLS clients. */
+  readonly tlsPort: number;
   /** After bus input was handled: serve blocked clients and write their replies. */
   afterEvent(): void;
   /** CLUSTER RESET drops the node's persisted jobs along with its memory. */

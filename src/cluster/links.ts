@@ -10,6 +10,7 @@ import type { MessageSender } from './context.js';
 import type { NodeTable } from './node-table.js';
 import { NodeFlag, type ClusterNode, type Batch } from './cluster-node.js';
 import { Link, FrameEncoder, atTurnEnd, requestTurnEnd } from './bus.js';
+import { BusSockets } from './bus-sockets.js';
 import { MsgType, BUS_PROTOCOL_VERSION, type BusMessage, type BusHeader } from './messages.js';
 import { Job } from '../core/job.js';
 import { writeJob, type AnyJob } from '../core/job-codec.js';
@@ -40,6 +41,8 @@ export class Links implements MessageSender {
   private readonly inbound = new Set<Link>();
   private readonly encoder = new FrameEncoder(() => this.header());
   private busServer: net.Server | null = null;
+  /** Plain TCP, or TLS with tls-cluster. */
+  readonly sockets: BusSockets;
   /** Nodes with a Batch open. */
   private readonly batched = new Set<ClusterNode>();
   private readonly stopBatching: () => void;
@@ -50,6 +53,7 @@ export class Links implements MessageSender {
     private readonly owner: LinkOwner,
   ) {
     this.nodes = table.nodes;
+    this.sockets = new BusSockets(host.config, host.log);
     this.stopBatching = atTurnEnd(this.sendBatches);
   }
 
@@ -60,8 +64,7 @@ export class Links implements MessageSender {
   // ------------------------------------------------------ listen and close
 
   async listen(busPort: number, host: string | undefined): Promise<void> {
-    // Sockets start paused: the link's transport takes over reading.
-    const srv = net.createServer({ pauseOnConnect: true }, (s) => this.acceptLink(s));
+    const srv = this.sockets.createServer((s) => this.acceptLink(s));
     await new Promise<void>((resolve, reject) => {
       srv.once('error', reject);
       srv.listen({ port: busPort, host }, () => {
@@ -119,8 +122,8 @@ export class Links implements MessageSender {
 
   /** Opens our link to `n` and greets it. */
   connect(n: ClusterNode): void {
-    const socket = net.connect({ host: n.ip, port: n.port + this.portOffset });
-    const link = new Link(socket, false, this.linkEvents, this.linkOpts());
+    const { socket, ready } = this.sockets.connect(n.ip, n.port + this.portOffset);
+    const link = new Link(socket, false, this.linkEvents, { ...this.linkOpts(), ready });
     link.node = n;
     n.link = link;
     // PING at once (MEET for a node we are introducing ourselves to), so

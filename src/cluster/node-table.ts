@@ -11,6 +11,16 @@ import { ClusterNode, NodeFlag, randomNodeId } from './cluster-node.js';
 /** A forgotten node is not re-added by gossip for this long. */
 const BLACKLIST_TTL_MS = 60_000;
 
+/** A node as HELLO lists it. */
+export interface HelloEntry {
+  id: string;
+  ip: string;
+  port: number;
+  /** 0 when the node has no TLS port. */
+  tlsPort: number;
+  priority: number;
+}
+
 export class NodeTable implements NodeTableView {
   myself: ClusterNode;
   /** By ID. The same Map for the node's life: loading the nodes file refills it. */
@@ -147,7 +157,7 @@ export class NodeTable implements NodeTableView {
   }
 
   /** HELLO: every known node with a priority (lower is better). */
-  helloEntries(): { id: string; ip: string; port: number; priority: number }[] {
+  helloEntries(): HelloEntry[] {
     const out = [];
     for (const n of this.nodes.values()) {
       if (n.has(NodeFlag.HANDSHAKE)) continue;
@@ -155,7 +165,7 @@ export class NodeTable implements NodeTableView {
       if (n.link === null && n !== this.myself) priority = 5;
       if (n.has(NodeFlag.PFAIL)) priority = 10;
       if (n.flags & (NodeFlag.FAIL | NodeFlag.LEAVING)) priority = 100;
-      out.push({ id: n.id, ip: n.ip, port: n.port, priority });
+      out.push({ id: n.id, ip: n.ip, port: n.port, tlsPort: n.tlsPort, priority });
     }
     return out;
   }

@@ -78,7 +78,8 @@ function hello(call: Call): void {
     out.arrayLen(4);
     out.bulk(e.id);
     out.bulk(e.ip);
-    out.bulkInt(e.port);
+    // A TLS client is given the TLS ports, so it can reach the other nodes the same way.
+    out.bulkInt(call.client.tls && e.tlsPort !== 0 ? e.tlsPort : e.port);
     out.bulkInt(e.priority);
   }
 }

@@ -63,6 +63,8 @@ export interface CommandClient extends Client, QueueWaiter {
   readonly addr: string;
   name: string | null;
   authenticated: boolean;
+  /** Connected over TLS. */
+  readonly tls: boolean;
   /** GETJOB WITHCOUNTERS of the current blocking GETJOB. */
   withCounters: boolean;
   readonly blocked: boolean;
@@ -104,7 +106,8 @@ export interface ClusterView {
   setLeaving(on: boolean): void;
   saveNodesFile(): boolean;
   nodesDescription(excludeHandshake: boolean): string;
-  helloEntries(): { id: string; ip: string; port: number; priority: number }[];
+  /** tlsPort: 0 when the node has no TLS port. */
+  helloEntries(): { id: string; ip: string; port: number; tlsPort: number; priority: number }[];
 }
 
 /** What commands ask of persistence. */

@@ -293,6 +293,8 @@ export function wrapSocket(socket: net.Socket): Transport {
   if (
     binding !== null &&
     process.env.DISQUE_PORTABLE_TRANSPORT === undefined &&
+    // A TLS socket's handle decrypts inside Node's TLS stream: go through it.
+    (socket as net.Socket & { encrypted?: boolean }).encrypted !== true &&
     handle &&
     typeof handle.useUserBuffer === 'function' &&
     typeof handle.writeBuffer === 'function'

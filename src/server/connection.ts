@@ -43,6 +43,7 @@ export class Connection implements CommandClient {
   lastInteraction = Date.now();
   name: string | null = null;
   authenticated: boolean;
+  readonly tls: boolean;
   lastCommand = 'NULL';
   /** The command table's answer for the last command name this client sent (see Node.execute). */
   lastCmd: Command | undefined = undefined;
@@ -69,6 +70,7 @@ export class Connection implements CommandClient {
     readonly socket: Socket,
   ) {
     this.transport = wrapSocket(socket);
+    this.tls = (socket as Socket & { encrypted?: boolean }).encrypted === true;
     this.addr = `${this.transport.remoteAddress || '?'}:${this.transport.remotePort}`;
     this.authenticated = node.config.str('requirepass') === '';
     this.call = { node, client: this, argv: [], reply: this.out };

@@ -14,6 +14,7 @@ import { JobStore, PROCESS_JOBS_BUDGET_MS } from '../core/store.js';
 import { Connection } from './connection.js';
 import { holdableMemory, maxmemoryError } from './memory-limit.js';
 import { AcceptBurst } from './accept-burst.js';
+import { ClientListeners } from './listeners.js';
 import { warmUp } from './warmup.js';
 import { CommandTable } from './command-table.js';
 import type { CommandNode, SlowlogEntry, Stats } from '../commands/context.js';
@@ -74,7 +75,10 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
   /** Set while reloading persisted jobs: most commands answer -LOADING. */
   loading = false;
   port = 0;
-  private listeners: net.Server[] = [];
+  get tlsPort(): number {
+    return this.listeners.tlsPort;
+  }
+  private readonly listeners: ClientListeners;
   private readonly acceptBurst = new AcceptBurst(() => this.clients);
   private cronTimer: NodeJS.Timeout | null = null;
   private jobsTimer: NodeJS.Timeout | null = null;
@@ -93,6 +97,7 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
       maxQueryBuffer: config.int('client-query-buffer-limit'),
       maxBulkLen: config.int('proto-max-bulk-len'),
     };
+    this.listeners = new ClientListeners(config, this.log, (s) => this.accept(s));
     this.cluster = new Cluster(this);
     this.store = new JobStore({
       clock: this.clock,
@@ -133,24 +138,13 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     }
     await this.persistence.start();
 
-    this.port = cfg.int('port');
-    const binds = cfg.list('bind');
-    const addrs = binds.length > 0 ? binds : [undefined];
-    for (const addr of addrs) {
-      // Sockets start paused: the connection's transport takes over reading.
-      const srv = net.createServer({ noDelay: true, pauseOnConnect: true }, (s) => this.accept(s));
-      await new Promise<void>((resolve, reject) => {
-        srv.once('error', reject);
-        srv.listen({ port: this.port, host: addr, backlog: cfg.int('tcp-backlog') }, () => {
-          srv.removeListener('error', reject);
-          resolve();
-        });
-      });
-      srv.on('error', (e) => this.log.warning(`Listener error: ${e.message}`));
-      this.listeners.push(srv);
-      const a = srv.address();
-      if (a && typeof a === 'object') this.port = a.port;
+    try {
+      await this.listeners.listen();
+    } catch (e) {
+      this.listeners.close();
+      throw e;
     }
+    this.port = this.listeners.clientPort;
     await this.cluster.listen();
 
     if (!this.opts.embedded) {
@@ -160,7 +154,9 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     this.watchGc();
     this.scheduleCron();
     this.scheduleJobs(1);
-    this.log.notice(`Ready to accept connections on port ${this.port}`);
+    const tlsPort = this.listeners.tlsPort;
+    const ports = [this.listeners.plainPort !== 0 ? `port ${this.listeners.plainPort}` : '', tlsPort !== 0 ? `TLS port ${tlsPort}` : ''];
+    this.log.notice(`Ready to accept connections on ${ports.filter((p) => p !== '').join(' and ')}`);
   }
 
   /** Counts GC pauses: jobs live off the heap, so these should stay short whatever the node holds. */
@@ -464,8 +460,7 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     if (this.cronTimer !== null) clearInterval(this.cronTimer);
     if (this.jobsTimer !== null) clearTimeout(this.jobsTimer);
     this.gcObserver?.disconnect();
-    for (const l of this.listeners) l.close();
-    this.listeners = [];
+    this.listeners.close();
     await this.persistence.shutdown(opts.rewrite ?? false);
     await this.cluster.shutdown();
     for (const c of [...this.clients]) {

@@ -15,6 +15,12 @@ export interface TestCerts {
   /** Signed by the CA; SAN localhost, 127.0.0.1..127.0.0.9; serverAuth and clientAuth. */
   serverCert: string;
   serverKey: string;
+  /** A second server certificate from the same CA (CN renewed.localhost), for reloads. */
+  server2Cert: string;
+  server2Key: string;
+  /** A server certificate from the unrelated CA (a node the cluster must not admit). */
+  otherServerCert: string;
+  otherServerKey: string;
   /** Same certificate as serverCert, its key encrypted with keyPass. */
   encryptedKey: string;
   keyPass: string;
@@ -60,10 +66,12 @@ export function makeCerts(): TestCerts {
   authority(dir, 'other-ca', 'unrelated CA');
   const sans = ['DNS:localhost', ...Array.from({ length: 9 }, (_, i) => `IP:127.0.0.${i + 1}`)].join(',');
   signed(dir, 'server', 'ca', 'localhost', `subjectAltName=${sans}\nextendedKeyUsage=serverAuth,clientAuth\n`, '365');
+  signed(dir, 'server2', 'ca', 'renewed.localhost', `subjectAltName=${sans}\nextendedKeyUsage=serverAuth,clientAuth\n`, '365');
+  signed(dir, 'other-server', 'other-ca', 'stranger.localhost', `subjectAltName=${sans}\nextendedKeyUsage=serverAuth,clientAuth\n`, '365');
   signed(dir, 'client', 'ca', 'client', 'extendedKeyUsage=clientAuth\n', '365');
   signed(dir, 'other-client', 'other-ca', 'stranger', 'extendedKeyUsage=clientAuth\n', '365');
   signed(dir, 'expired', 'ca', 'expired', 'extendedKeyUsage=clientAuth\n', '-1');
-  const keyPass = 'test key pass';
+  const keyPass = 'test-key-pass';
   ssl(dir, ['pkcs8', '-topk8', '-in', 'server.key', '-out', 'server-encrypted.key', '-v2', 'aes-256-cbc', '-passout', `pass:${keyPass}`]);
   const p = (f: string) => path.join(dir, f);
   return {
@@ -72,6 +80,10 @@ export function makeCerts(): TestCerts {
     caKey: p('ca.key'),
     serverCert: p('server.crt'),
     serverKey: p('server.key'),
+    server2Cert: p('server2.crt'),
+    server2Key: p('server2.key'),
+    otherServerCert: p('other-server.crt'),
+    otherServerKey: p('other-server.key'),
     encryptedKey: p('server-encrypted.key'),
     keyPass,
     clientCert: p('client.crt'),
