@@ -209,12 +209,14 @@ describe('TLS and plain side by side', () => {
     const res = spawnSync(process.execPath, [serverEntry, '--port', '0', '--tls-port', String(port), '--tls-cert-file', '/nonexistent.crt', '--tls-key-file', certs.serverKey], {
       encoding: 'utf8',
       timeout: 20000,
+      cwd: certs.dir,
     });
     expect(res.status).toBe(1);
     expect(res.stderr).toMatch(/tls-cert-file '\/nonexistent.crt' cannot be read/);
     const res2 = spawnSync(process.execPath, [serverEntry, '--port', '0', '--tls-port', String(port), '--tls-cert-file', certs.serverCert, '--tls-key-file', certs.encryptedKey], {
       encoding: 'utf8',
       timeout: 20000,
+      cwd: certs.dir,
     });
     expect(res2.status).toBe(1);
     expect(res2.stderr).toMatch(/TLS configuration is invalid/);
