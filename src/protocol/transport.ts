@@ -7,7 +7,10 @@
 // is driven directly through its handle: reads land in one shared buffer,
 // and a reply written synchronously by the kernel lets the caller reuse its
 // buffer. Where the internals are missing, the same interface runs on the
-// public socket API.
+// public socket API. A TLS socket, once its handshake is done, is driven the
+// same way: its handle (TLSWrap) is a stream handle too, whose reads are
+// already decrypted and whose writes are encrypted in C++; skipping the
+// TLSSocket stream made a TLS client's requests about twice as fast.
 import type net from 'node:net';
 
 export interface Transport {
@@ -109,6 +112,12 @@ class RawTransport extends SocketAddresses implements Transport {
   private reading = false;
   private ending = false;
   private closed = false;
+  // A TLS handle takes one write at a time: later ones wait here until the
+  // one in progress completes, then go out as one.
+  private readonly oneWriteAtATime: boolean;
+  private writing = false;
+  private queued: Buffer[] = [];
+  private queuedBytes = 0;
 
   constructor(
     socket: net.Socket,
@@ -116,10 +125,11 @@ class RawTransport extends SocketAddresses implements Transport {
     private readonly b: StreamBinding,
   ) {
     super(socket);
+    this.oneWriteAtATime = (socket as net.Socket & { encrypted?: boolean }).encrypted === true;
   }
 
   get pendingWrite(): number {
-    return this.closed ? 0 : this.handle.writeQueueSize;
+    return this.closed ? 0 : this.handle.writeQueueSize + this.queuedBytes;
   }
 
   start(onData: (data: Buffer, length: number) => void, onClose: () => void): void {
@@ -156,6 +166,12 @@ class RawTransport extends SocketAddresses implements Transport {
 
   write(data: Buffer): boolean {
     if (this.closed || data.length === 0) return true;
+    if (this.writing) {
+      this.queued.push(data);
+      this.queuedBytes += data.length;
+      this.throttleIfOver();
+      return false;
+    }
     // A write the kernel takes at once never touches its request object
     // (Node only wraps it when the write has to wait), so one object serves
     // every such write: making one per write cost more than the write's JS.
@@ -170,6 +186,13 @@ class RawTransport extends SocketAddresses implements Transport {
       req.oncomplete = (status: number) => {
         r.buffer = null;
         if (status < 0) return this.destroy();
+        this.writing = false;
+        if (this.queued.length > 0) {
+          const next = this.queued.length === 1 ? this.queued[0]! : Buffer.concat(this.queued, this.queuedBytes);
+          this.queued = [];
+          this.queuedBytes = 0;
+          this.write(next);
+        }
         this.afterWrite();
       };
       this.spareReq = req;
@@ -185,18 +208,23 @@ class RawTransport extends SocketAddresses implements Transport {
       this.spareReq = null;
       req.buffer = data;
       req.async = true;
-      if (this.handle.writeQueueSize > WRITE_HIGH_WATER && !this.throttled) {
-        this.throttled = true;
-        this.updateReading();
-      }
+      this.writing = this.oneWriteAtATime;
+      this.throttleIfOver();
       return false;
     }
     return true;
   }
 
+  private throttleIfOver(): void {
+    if (this.pendingWrite > WRITE_HIGH_WATER && !this.throttled) {
+      this.throttled = true;
+      this.updateReading();
+    }
+  }
+
   private afterWrite(): void {
     if (this.closed) return;
-    const pending = this.handle.writeQueueSize;
+    const pending = this.pendingWrite;
     if (this.throttled && pending < WRITE_HIGH_WATER / 2) {
       this.throttled = false;
       this.updateReading();
@@ -225,7 +253,7 @@ class RawTransport extends SocketAddresses implements Transport {
   end(): void {
     if (this.closed) return;
     this.ending = true;
-    if (this.handle.writeQueueSize === 0) this.destroy();
+    if (this.pendingWrite === 0) this.destroy();
   }
 
   destroy(): void {
@@ -293,8 +321,6 @@ export function wrapSocket(socket: net.Socket): Transport {
   if (
     binding !== null &&
     process.env.DISQUE_PORTABLE_TRANSPORT === undefined &&
-    // A TLS socket's handle decrypts inside Node's TLS stream: go through it.
-    (socket as net.Socket & { encrypted?: boolean }).encrypted !== true &&
     handle &&
     typeof handle.useUserBuffer === 'function' &&
     typeof handle.writeBuffer === 'function'

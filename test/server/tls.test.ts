@@ -116,6 +116,23 @@ describe('TLS on the client port', () => {
     r.disconnect();
   });
 
+  it('carries large bodies, deep pipelines and QUIT', async () => {
+    const r = tlsRedis(node.port, clientCert());
+    await r.connect();
+    const big = Buffer.alloc(3 * 1024 * 1024, 'x');
+    const id = (await r.call('ADDJOB', 'bigq', big, '0')) as string;
+    const got = (await r.callBuffer('GETJOB', 'NOHANG', 'FROM', 'bigq')) as Buffer[][];
+    expect(got[0]![2]!.equals(big)).toBe(true);
+    await r.call('ACKJOB', id);
+    const p = r.pipeline();
+    for (let i = 0; i < 5000; i++) p.call('ADDJOB', 'pq', `job ${i}`, '0');
+    const res = (await p.exec())!;
+    expect(res.filter(([e, v]) => e === null && /^D-/.test(String(v)))).toHaveLength(5000);
+    expect(await r.call('QLEN', 'pq')).toBe(5000);
+    expect(await r.quit()).toBe('OK');
+    await waitFor(() => r.status === 'end', 'the connection to close after QUIT');
+  });
+
   it('runs redis-cli --tls', () => {
     if (spawnSync('redis-cli', ['--version']).status !== 0) return expect.fail('redis-cli is needed (Debian: redis-tools)');
     const out = execFileSync('redis-cli', [
