@@ -234,7 +234,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       retryStrategy: () => null,
       autoResendUnfulfilledCommands: false,
     });
+    // ioredis closes the connection when AUTH is refused and reports why only
+    // as an 'error' event: keep it, it says more than "Connection is closed".
+    let refusal: Error | null = null;
     redis.on('error', (e: Error) => {
+      if (e.name === 'ReplyError') refusal = e;
       if (this.listenerCount('connectionError') > 0) this.emit('connectionError', e);
     });
     try {
@@ -243,7 +247,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       return { redis, node: this.directory.learn(hello, address), address };
     } catch (e) {
       redis.disconnect();
-      const err = e as Error;
+      const err = (refusal ?? e) as Error;
       throw err.name === 'ReplyError' ? replyError(err.message, 'HELLO') : err;
     }
   }

@@ -198,6 +198,26 @@ describe('TLS on the client port', () => {
   });
 });
 
+describe('bundled client TLS options', () => {
+  it('takes rediss:// seeds (with a password) and refuses to mix them with plain ones', async () => {
+    expect(() => new Disque({ nodes: ['rediss://127.0.0.1:7811', '127.0.0.1:7712'] })).toThrow(/mix rediss/);
+    expect(() => new Disque({ nodes: ['rediss://127.0.0.1:7811'], tls: false })).toThrow(/need TLS/);
+    const port = await getFreePort();
+    const node = await startServer({ port, config: { ...tlsConfig(port), 'tls-auth-clients': 'no', requirepass: 'sesame' } });
+    try {
+      const d = new Disque({ nodes: [`rediss://:sesame@localhost:${port}`], tls: { ca: readFileSync(certs.caCert) }, failoverTimeout: 3000 });
+      expect(await d.addJob('pwq', 'x')).toMatch(/^D-/);
+      await d.quit();
+      const wrong = new Disque({ nodes: [`rediss://:nope@localhost:${port}`], tls: { ca: readFileSync(certs.caCert) }, failoverTimeout: 1000 });
+      const err = await wrong.addJob('pwq', 'x').then(() => null, (e: Error) => e);
+      expect(err?.message).toMatch(/invalid password/);
+      wrong.disconnect();
+    } finally {
+      await node.destroy();
+    }
+  });
+});
+
 describe('TLS and plain side by side', () => {
   it('serves both ports; HELLO gives TLS clients the TLS port', async () => {
     const port = await getFreePort();
