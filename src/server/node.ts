@@ -14,6 +14,7 @@ import { JobStore, PROCESS_JOBS_BUDGET_MS } from '../core/store.js';
 import { Connection } from './connection.js';
 import { holdableMemory, maxmemoryError } from './memory-limit.js';
 import { AcceptBurst } from './accept-burst.js';
+import { refuseInProtectedMode } from './protected-mode.js';
 import { warmUp } from './warmup.js';
 import { CommandTable } from './command-table.js';
 import type { CommandNode, SlowlogEntry, Stats } from '../commands/context.js';
@@ -246,6 +247,7 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
       socket.destroy();
       return;
     }
+    if (refuseInProtectedMode(this, socket)) return;
     if (this.clients.size >= this.config.int('maxclients')) {
       this.stats.rejectedConnections++;
       socket.end('-ERR max number of clients reached\r\n');
