@@ -15,6 +15,7 @@ import { Connection } from './connection.js';
 import { holdableMemory, maxmemoryError } from './memory-limit.js';
 import { AcceptBurst } from './accept-burst.js';
 import { refuseInProtectedMode } from './protected-mode.js';
+import { refuseConnection } from './refuse.js';
 import { warmUp } from './warmup.js';
 import { CommandTable } from './command-table.js';
 import type { CommandNode, SlowlogEntry, Stats } from '../commands/context.js';
@@ -250,7 +251,7 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     if (refuseInProtectedMode(this, socket)) return;
     if (this.clients.size >= this.config.int('maxclients')) {
       this.stats.rejectedConnections++;
-      socket.end('-ERR max number of clients reached\r\n');
+      refuseConnection(socket, '-ERR max number of clients reached\r\n');
       return;
     }
     const keepalive = this.config.int('tcp-keepalive');
