@@ -1,22 +1,18 @@
 // Server commands: AUTH, PING, INFO, TIME, COMMAND, CONFIG, CLIENT, DEBUG,
 // SHUTDOWN, MONITOR, SLOWLOG, LATENCY, BGREWRITEAOF.
 import os from 'node:os';
-import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Call, CommandSpec, CommandEntry } from './context.js';
 import type { ReplyBuffer } from '../protocol/reply.js';
 import { errors } from '../protocol/errors.js';
 import { VERSION, SERVER_NAME } from '../config/version.js';
-import { intArg, eq } from './util.js';
+import { intArg, eq, checkPassword } from './util.js';
 import { QUEUE_MEMORY_OVERHEAD } from '../core/queue-table.js';
 import { REC_BYTES } from '../core/records.js';
 
 function auth(call: Call): void {
   const pass = call.node.config.str('requirepass');
   if (pass === '') return call.reply.error('ERR Client sent AUTH, but no password is set');
-  // Compare digests so the time taken says nothing about the password.
-  const a = createHash('sha256').update(call.argv[1]!, 'latin1').digest();
-  const b = createHash('sha256').update(pass, 'latin1').digest();
-  if (timingSafeEqual(a, b)) {
+  if (checkPassword(call, call.argv[1]!, 'AUTH')) {
     call.client.authenticated = true;
     call.reply.ok();
   } else {

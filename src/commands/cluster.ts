@@ -1,7 +1,7 @@
 // CLUSTER subcommands and HELLO.
 import type { Call, CommandSpec } from './context.js';
 import { errors, parseInteger } from '../protocol/errors.js';
-import { eq } from './util.js';
+import { eq, checkPassword } from './util.js';
 import { VERSION } from '../config/version.js';
 
 function cluster(call: Call): void {
@@ -84,7 +84,7 @@ function hello(call: Call): void {
 }
 
 function redisHello(call: Call): void {
-  const { argv, reply, client, node } = call;
+  const { argv, reply, client } = call;
   const ver = parseInteger(argv[1]!);
   if (ver === undefined) return reply.error('ERR Protocol version is not an integer or out of range');
   if (ver !== 2) return reply.error('NOPROTO sorry, this protocol version is not supported');
@@ -92,8 +92,8 @@ function redisHello(call: Call): void {
   for (let j = 2; j < argv.length; j++) {
     const opt = argv[j]!.toLowerCase();
     if (opt === 'auth' && j + 2 < argv.length) {
-      const pass = node.config.str('requirepass');
-      if (pass === '' || argv[j + 2] !== pass) {
+      // The user name is not checked: Disque has one user (Redis's "default").
+      if (!checkPassword(call, argv[j + 2]!, 'HELLO AUTH')) {
         return reply.error('WRONGPASS invalid username-password pair or user is disabled.');
       }
       client.authenticated = true;
