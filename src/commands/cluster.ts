@@ -123,7 +123,22 @@ function redisHello(call: Call): void {
   reply.arrayLen(0);
 }
 
+/** HELLO ... AUTH user pass: both words, as Redis redacts them (also when the call is malformed). */
+function helloSecretArgs(argv: readonly string[]): number[] {
+  const out: number[] = [];
+  for (let j = 2; j < argv.length; j++) {
+    const opt = argv[j]!.toLowerCase();
+    if (opt === 'auth') {
+      for (let k = j + 1; k <= j + 2 && k < argv.length; k++) out.push(k);
+      j += 2;
+    } else if (opt === 'setname') {
+      j++;
+    }
+  }
+  return out;
+}
+
 export const clusterCommands: CommandSpec[] = [
   { name: 'cluster', arity: -2, flags: ['admin', 'readonly'], handler: cluster },
-  { name: 'hello', arity: -1, flags: ['readonly', 'fast', 'noauth'], handler: hello },
+  { name: 'hello', arity: -1, flags: ['readonly', 'fast', 'noauth'], handler: hello, secretArgs: helloSecretArgs },
 ];
