@@ -1,22 +1,19 @@
 // Server commands: AUTH, PING, INFO, TIME, COMMAND, CONFIG, CLIENT, DEBUG,
 // SHUTDOWN, MONITOR, SLOWLOG, LATENCY, BGREWRITEAOF.
 import os from 'node:os';
-import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Call, CommandSpec, CommandEntry } from './context.js';
 import type { ReplyBuffer } from '../protocol/reply.js';
 import { errors } from '../protocol/errors.js';
 import { VERSION, SERVER_NAME } from '../config/version.js';
-import { intArg, eq } from './util.js';
+import { DIRECTIVE_BY_NAME } from '../config/directives.js';
+import { intArg, eq, checkPassword } from './util.js';
 import { QUEUE_MEMORY_OVERHEAD } from '../core/queue-table.js';
 import { REC_BYTES } from '../core/records.js';
 
 function auth(call: Call): void {
   const pass = call.node.config.str('requirepass');
   if (pass === '') return call.reply.error('ERR Client sent AUTH, but no password is set');
-  // Compare digests so the time taken says nothing about the password.
-  const a = createHash('sha256').update(call.argv[1]!, 'latin1').digest();
-  const b = createHash('sha256').update(pass, 'latin1').digest();
-  if (timingSafeEqual(a, b)) {
+  if (checkPassword(call, call.argv[1]!, 'AUTH')) {
     call.client.authenticated = true;
     call.reply.ok();
   } else {
@@ -253,6 +250,16 @@ function config(call: Call): void {
   }
 }
 
+/** CONFIG SET values of sensitive directives (passwords), whatever the rest of the call. */
+function configSecretArgs(argv: readonly string[]): number[] {
+  const out: number[] = [];
+  if (argv.length < 3 || !eq(argv[1]!, 'set')) return out;
+  for (let j = 2; j + 1 < argv.length; j += 2) {
+    if (DIRECTIVE_BY_NAME.get(argv[j]!.toLowerCase())?.sensitive) out.push(j + 1);
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- CLIENT
 
 function client(call: Call): void {
@@ -473,13 +480,13 @@ function bgrewriteaof(call: Call): void {
 }
 
 export const adminCommands: CommandSpec[] = [
-  { name: 'auth', arity: 2, flags: ['readonly', 'loading', 'fast', 'noauth'], handler: auth },
+  { name: 'auth', arity: 2, flags: ['readonly', 'loading', 'fast', 'noauth'], handler: auth, secretArgs: (argv) => argv.slice(1).map((_, i) => i + 1) },
   { name: 'ping', arity: -1, flags: ['readonly', 'fast'], handler: ping },
   { name: 'info', arity: -1, flags: ['readonly', 'loading'], handler: info },
   { name: 'shutdown', arity: -1, flags: ['admin', 'readonly', 'loading'], handler: shutdown },
   { name: 'monitor', arity: 1, flags: ['admin', 'readonly'], handler: monitor },
   { name: 'debug', arity: -2, flags: ['admin'], handler: debug },
-  { name: 'config', arity: -2, flags: ['admin', 'readonly'], handler: config },
+  { name: 'config', arity: -2, flags: ['admin', 'readonly'], handler: config, secretArgs: configSecretArgs },
   { name: 'client', arity: -2, flags: ['admin', 'readonly'], handler: client },
   { name: 'slowlog', arity: -2, flags: ['readonly'], handler: slowlog },
   { name: 'time', arity: 1, flags: ['readonly', 'fast'], handler: time },

@@ -1,7 +1,7 @@
 // CLUSTER subcommands and HELLO.
 import type { Call, CommandSpec } from './context.js';
 import { errors, parseInteger } from '../protocol/errors.js';
-import { eq } from './util.js';
+import { eq, checkPassword } from './util.js';
 import { VERSION } from '../config/version.js';
 
 function cluster(call: Call): void {
@@ -85,7 +85,7 @@ function hello(call: Call): void {
 }
 
 function redisHello(call: Call): void {
-  const { argv, reply, client, node } = call;
+  const { argv, reply, client } = call;
   const ver = parseInteger(argv[1]!);
   if (ver === undefined) return reply.error('ERR Protocol version is not an integer or out of range');
   if (ver !== 2) return reply.error('NOPROTO sorry, this protocol version is not supported');
@@ -93,8 +93,8 @@ function redisHello(call: Call): void {
   for (let j = 2; j < argv.length; j++) {
     const opt = argv[j]!.toLowerCase();
     if (opt === 'auth' && j + 2 < argv.length) {
-      const pass = node.config.str('requirepass');
-      if (pass === '' || argv[j + 2] !== pass) {
+      // The user name is not checked: Disque has one user (Redis's "default").
+      if (!checkPassword(call, argv[j + 2]!, 'HELLO AUTH')) {
         return reply.error('WRONGPASS invalid username-password pair or user is disabled.');
       }
       client.authenticated = true;
@@ -124,7 +124,22 @@ function redisHello(call: Call): void {
   reply.arrayLen(0);
 }
 
+/** HELLO ... AUTH user pass: both words, as Redis redacts them (also when the call is malformed). */
+function helloSecretArgs(argv: readonly string[]): number[] {
+  const out: number[] = [];
+  for (let j = 2; j < argv.length; j++) {
+    const opt = argv[j]!.toLowerCase();
+    if (opt === 'auth') {
+      for (let k = j + 1; k <= j + 2 && k < argv.length; k++) out.push(k);
+      j += 2;
+    } else if (opt === 'setname') {
+      j++;
+    }
+  }
+  return out;
+}
+
 export const clusterCommands: CommandSpec[] = [
   { name: 'cluster', arity: -2, flags: ['admin', 'readonly'], handler: cluster },
-  { name: 'hello', arity: -1, flags: ['readonly', 'fast', 'noauth'], handler: hello },
+  { name: 'hello', arity: -1, flags: ['readonly', 'fast', 'noauth'], handler: hello, secretArgs: helloSecretArgs },
 ];

@@ -40,6 +40,11 @@ export interface CommandSpec {
   arity: number;
   flags: readonly CommandFlag[];
   handler: (call: Call) => void;
+  /**
+   * Positions in argv of secrets (passwords): MONITOR and SLOWLOG show
+   * "(redacted)" there, as Redis does. Only asked when a command is shown.
+   */
+  secretArgs?: (argv: readonly string[]) => number[];
 }
 
 /** A command as COMMAND, INFO commandstats and CONFIG RESETSTAT see it. */

@@ -23,6 +23,8 @@ export interface Directive {
   words?: number;
   /** Not shown by CONFIG GET (secrets). */
   secret?: boolean;
+  /** A password, or holds one: MONITOR and SLOWLOG show its CONFIG SET value as "(redacted)". */
+  sensitive?: boolean;
   /** Extra check of a parsed value; returns an error message or undefined. */
   check?: (value: ConfigValue) => string | undefined;
   doc: string;
@@ -50,14 +52,14 @@ export const DIRECTIVES: readonly Directive[] = [
   { name: 'unixsocket', type: 'string', default: '', doc: 'Unix socket path (accepted for compatibility; not used).' },
   { name: 'unixsocketperm', type: 'int', default: '0', min: 0, doc: 'Unix socket permissions (accepted for compatibility).' },
   { name: 'maxclients', type: 'int', default: '10000', min: 1, settable: true, doc: 'Maximum number of connected clients.' },
-  { name: 'requirepass', type: 'string', default: '', settable: true, secret: false, doc: 'Clients must AUTH with this password first.' },
+  { name: 'requirepass', type: 'string', default: '', settable: true, sensitive: true, doc: 'Clients must AUTH with this password first (CONFIG GET shows it, as in Redis).' },
   { name: 'rename-command', type: 'list', default: '', repeatable: true, words: 2, doc: 'rename-command <command> <new-name> ("" disables it).' },
   // TLS and protected mode (ours: Redis 6's directives, names and meanings)
   { name: 'protected-mode', type: 'bool', default: 'yes', settable: true, doc: 'With no requirepass and no bind set, refuse clients that connect from an address other than loopback (ours; from Redis).' },
   { name: 'tls-port', type: 'int', default: '0', min: 0, max: 65535, doc: 'TCP port for TLS clients (0: no TLS listener); with port 0 the node serves TLS only and the bus listens on tls-port + cluster-port-offset (ours; from Redis).' },
   { name: 'tls-cert-file', type: 'string', default: '', settable: true, doc: 'PEM certificate (chain) the node presents to clients and, with tls-cluster, to peers (ours; from Redis).' },
   { name: 'tls-key-file', type: 'string', default: '', settable: true, doc: 'PEM private key of tls-cert-file (ours; from Redis).' },
-  { name: 'tls-key-file-pass', type: 'string', default: '', settable: true, secret: true, doc: 'Passphrase of tls-key-file when it is encrypted (ours; from Redis).' },
+  { name: 'tls-key-file-pass', type: 'string', default: '', settable: true, secret: true, sensitive: true, doc: 'Passphrase of tls-key-file when it is encrypted (ours; from Redis).' },
   { name: 'tls-ca-cert-file', type: 'string', default: '', settable: true, doc: 'PEM CA certificates that client and peer certificates are checked against (ours; from Redis).' },
   { name: 'tls-ca-cert-dir', type: 'string', default: '', settable: true, doc: 'Folder of PEM CA certificates, read in addition to tls-ca-cert-file (ours; from Redis).' },
   { name: 'tls-auth-clients', type: 'enum', default: 'yes', values: ['yes', 'no', 'optional'], settable: true, doc: 'yes: clients must present a certificate the CA signed; optional: checked when given; no: not asked for (ours; from Redis).' },
@@ -100,7 +102,7 @@ export const DIRECTIVES: readonly Directive[] = [
   { name: 'aof-load-truncated', type: 'bool', default: 'yes', settable: true, doc: 'Skip a damaged journal tail at load instead of refusing to start.' },
   { name: 'aof-enqueue-jobs-once', type: 'bool', default: 'no', settable: true, doc: 'At the next start, reload queued jobs into their queues (controlled restart), then turn this off.' },
   // ours
-  { name: 'redis-url', type: 'string', default: 'redis://127.0.0.1:6379', settable: false, doc: 'Redis that keeps the snapshots and journal (ours).' },
+  { name: 'redis-url', type: 'string', default: 'redis://127.0.0.1:6379', settable: false, sensitive: true, doc: 'Redis that keeps the snapshots and journal (ours).' },
   { name: 'redis-key-prefix', type: 'string', default: 'disque:', settable: false, doc: 'Prefix of every key this node writes in Redis; each node adds its ID (ours).' },
   { name: 'redis-tls-ca-cert-file', type: 'string', default: '', settable: false, doc: 'With a rediss:// redis-url: PEM CA certificates that Redis\'s certificate is checked against (default: the system\'s) (ours).' },
   { name: 'redis-tls-cert-file', type: 'string', default: '', settable: false, doc: 'With a rediss:// redis-url: PEM client certificate for Redis servers that require one (ours).' },
@@ -114,7 +116,7 @@ export const DIRECTIVES: readonly Directive[] = [
   // ours
   { name: 'cluster-port-offset', type: 'int', default: '10000', min: 1, max: 65535, doc: 'The cluster bus listens on port + this offset (ours; fixed to 10000 in the reference).' },
   { name: 'cluster-meet', type: 'list', default: '', repeatable: true, words: 1, doc: 'host:port of a node to meet at start-up; repeatable (ours).' },
-  { name: 'cluster-secret', type: 'string', default: '', secret: true, doc: 'Shared secret peers must prove in the bus handshake (HMAC, never sent) (ours).' },
+  { name: 'cluster-secret', type: 'string', default: '', secret: true, sensitive: true, doc: 'Shared secret peers must prove in the bus handshake (HMAC, never sent) (ours).' },
 
   // Diagnostics
   { name: 'slowlog-log-slower-than', type: 'int', default: '10000', min: -1, settable: true, doc: 'Accepted for compatibility; not used.' },

@@ -8,10 +8,20 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 const MARKS = ['.', '-', '*', '#'];
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
+/** limited(): lines of one kind written at once before the rate applies. */
+export const LIMITED_BURST = 10;
+/** limited(): then one line of the kind per this many milliseconds. */
+export const LIMITED_EVERY_MS = 6000;
+
 export class Logger {
   private level = 2;
   private fd: number | null = null;
   private file = '';
+  /** limited(): per kind, lines that may be written now and lines left out since the last one. */
+  private readonly limits = new Map<string, { tokens: number; at: number; skipped: number }>();
+
+  /** `now` is only for tests of limited(). */
+  constructor(private readonly now: () => number = Date.now) {}
 
   /**
    * Whether verbose lines are written: per-job messages check it first, so
@@ -48,6 +58,31 @@ export class Logger {
   }
   warning(msg: string): void {
     this.write(3, msg);
+  }
+
+  /**
+   * A line that someone outside can cause at will (a wrong password, a
+   * refused connection): up to LIMITED_BURST lines of one `kind` at once,
+   * then one per LIMITED_EVERY_MS, so guessing passwords in a loop cannot
+   * fill the disk. The next line written says how many were left out.
+   * `kind` must come from a fixed set (it keys a map).
+   */
+  limited(level: LogLevel, kind: string, msg: string): void {
+    const lv = LOG_LEVELS.indexOf(level);
+    if (lv < this.level) return;
+    const now = this.now();
+    let l = this.limits.get(kind);
+    if (l === undefined) this.limits.set(kind, (l = { tokens: LIMITED_BURST, at: now, skipped: 0 }));
+    l.tokens = Math.min(LIMITED_BURST, l.tokens + (now - l.at) / LIMITED_EVERY_MS);
+    l.at = now;
+    if (l.tokens < 1) {
+      l.skipped++;
+      return;
+    }
+    l.tokens--;
+    const more = l.skipped > 0 ? ` (${l.skipped} more like this not logged)` : '';
+    l.skipped = 0;
+    this.write(lv, msg + more);
   }
 
   private write(level: number, msg: string): void {

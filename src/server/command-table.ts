@@ -2,6 +2,9 @@
 // errors and the COMMAND command all derive from the declarations.
 import type { CommandFlag, CommandSpec, CommandEntry, CommandTableView } from '../commands/context.js';
 
+/** What MONITOR and SLOWLOG show in place of a secret argument (Redis's word). */
+export const REDACTED = '(redacted)';
+
 export class Command implements CommandEntry {
   readonly flags: ReadonlySet<CommandFlag>;
   /** The flags dispatch checks on every call, as plain fields. */
@@ -28,6 +31,14 @@ export class Command implements CommandEntry {
   }
   has(flag: CommandFlag): boolean {
     return this.flags.has(flag);
+  }
+  /** argv as MONITOR and SLOWLOG show it: secrets replaced (see CommandSpec.secretArgs). */
+  shown(argv: string[]): string[] {
+    const secret = this.spec.secretArgs?.(argv);
+    if (secret === undefined || secret.length === 0) return argv;
+    const out = argv.slice();
+    for (const i of secret) if (i < out.length) out[i] = REDACTED;
+    return out;
   }
   arityOk(argc: number): boolean {
     const a = this.spec.arity;

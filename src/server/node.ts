@@ -15,8 +15,10 @@ import { Connection } from './connection.js';
 import { holdableMemory, maxmemoryError } from './memory-limit.js';
 import { AcceptBurst } from './accept-burst.js';
 import { ClientListeners } from './listeners.js';
+import { refuseInProtectedMode } from './protected-mode.js';
+import { refuseConnection } from './refuse.js';
 import { warmUp } from './warmup.js';
-import { CommandTable } from './command-table.js';
+import { CommandTable, type Command } from './command-table.js';
 import type { CommandNode, SlowlogEntry, Stats } from '../commands/context.js';
 import type { ClusterHost } from '../cluster/host.js';
 import type { PersistenceHost } from '../persistence/host.js';
@@ -242,9 +244,10 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
       socket.destroy();
       return;
     }
+    if (refuseInProtectedMode(this, socket)) return;
     if (this.clients.size >= this.config.int('maxclients')) {
       this.stats.rejectedConnections++;
-      socket.end('-ERR max number of clients reached\r\n');
+      refuseConnection(socket, '-ERR max number of clients reached\r\n');
       return;
     }
     const keepalive = this.config.int('tcp-keepalive');
@@ -305,7 +308,7 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
       out.error(errors.loading);
       return;
     }
-    if (this.monitors.size > 0) this.feedMonitors(conn, argv);
+    if (this.monitors.size > 0) this.feedMonitors(conn, cmd.shown(argv));
     const start = performance.now();
     const call = conn.call;
     call.argv = argv;
@@ -319,7 +322,7 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     cmd.calls++;
     cmd.usec += usec;
     this.stats.commandsProcessed++;
-    this.recordSlow(argv, usec, cmd.isFast);
+    this.recordSlow(cmd, argv, usec);
     this.store.serveBlockedClients();
   }
 
@@ -336,20 +339,20 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
   }
 
   /** SLOWLOG and LATENCY bookkeeping for one command. */
-  private recordSlow(argv: string[], usec: number, fast: boolean): void {
+  private recordSlow(cmd: Command, argv: string[], usec: number): void {
     const slower = this.slowlogSlowerThan;
     if (slower >= 0 && usec >= slower) {
       this.slowlog.unshift({
         id: this.slowlogNextId++,
         time: Math.floor(Date.now() / 1000),
         usec: Math.round(usec),
-        argv: argv.slice(0, 32).map((a) => (a.length > 128 ? `${a.slice(0, 128)}... (${a.length - 128} more bytes)` : a)),
+        argv: cmd.shown(argv).slice(0, 32).map((a) => (a.length > 128 ? `${a.slice(0, 128)}... (${a.length - 128} more bytes)` : a)),
       });
       const max = this.config.int('slowlog-max-len');
       if (this.slowlog.length > max) this.slowlog.length = max;
     }
     const threshold = this.latencyThreshold;
-    if (threshold > 0 && usec / 1000 >= threshold) this.latencySample(fast ? 'fast-command' : 'command', Math.round(usec / 1000));
+    if (threshold > 0 && usec / 1000 >= threshold) this.latencySample(cmd.isFast ? 'fast-command' : 'command', Math.round(usec / 1000));
   }
 
   latencySample(event: string, ms: number): void {

@@ -2,7 +2,7 @@
 // DEBUG, CLUSTER on one node, SHUTDOWN, and unknown commands.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type Redis from 'ioredis';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { startInProcess, type InProcessServer } from '../helpers/inprocess.js';
 import { startServer, waitFor } from '../helpers/server.js';
 import { RawClient, resp } from '../helpers/raw.js';
@@ -184,5 +184,36 @@ describe('process', () => {
 
   it('an unknown directive stops start-up with file, line and reason', async () => {
     await expect(startServer({ config: { 'no-such-directive': 'x' } })).rejects.toThrow(/no-such-directive/);
+  });
+});
+
+describe('maxclients', () => {
+  it('refused clients get the error, and the server lets go of their sockets', async () => {
+    const h = await startServer({ config: { maxclients: '2' } });
+    const held: RawClient[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const c = await RawClient.connect(h.port);
+        c.send(resp('PING'));
+        await c.until((t) => t === '+PONG\r\n');
+        held.push(c);
+      }
+      const fds = () => readdirSync(`/proc/${h.proc!.pid}/fd`).length;
+      const baseline = fds();
+      for (let i = 0; i < 10; i++) {
+        const c = await RawClient.connect(h.port);
+        c.send(resp('PING'));
+        await c.closedByServer();
+        expect(c.text).toBe('-ERR max number of clients reached\r\n');
+      }
+      // A refused socket that was never read would stay open for good.
+      await waitFor(() => fds() <= baseline, `the server's open files back to ${baseline}`, 5000);
+      held[0]!.send(resp('INFO', 'stats'));
+      const info = await held[0]!.until((t) => /rejected_connections:\d+\r\n/.test(t));
+      expect(infoField(info, 'rejected_connections')).toBe('10');
+    } finally {
+      for (const c of held) c.close();
+      await h.destroy();
+    }
   });
 });
