@@ -9,7 +9,8 @@
 //
 //   redis-benchmark -p PORT -c 50 -P N -n REQS --csv CMD...
 //
-// rps and latencies come from its CSV. The mixed workloads (cycle, cross, the
+// rps and latencies come from its CSV (with `tls`: --tls --cacert F, to the
+// server's tls-port). The mixed workloads (cycle, cross, the
 // lost/duplicate check, registered jobs) stay on our own generator. The scale
 // workload (scale.ts) fills its queue with the same helpers. See docs/bench.md.
 import { spawn } from 'node:child_process';
@@ -202,7 +203,18 @@ export interface BenchmarkSpec {
   serverPids: number[];
   /** taskset CPU list for redis-benchmark (--pin). */
   cpus?: string;
+  /**
+   * redis-benchmark connects over TLS to this port of the same server
+   * (`--tls --cacert`); the queue checks and the purge still use `addr`.
+   */
+  tls?: TlsTarget;
   onProgress?: (phase: 'fill' | 'run' | 'purge', sec: number) => void;
+}
+
+/** A server's TLS port and the CA its certificate is checked against (no client certificate). */
+export interface TlsTarget {
+  port: number;
+  caCert: string;
 }
 
 export interface BenchmarkResult extends CpuUse {
@@ -251,7 +263,14 @@ export async function runBenchmark(s: BenchmarkSpec): Promise<BenchmarkResult> {
   const queue = `bench-${s.workload}-${randomBytes(4).toString('hex')}`;
   const body = plainBody(s.bodySize);
   const taskset = s.cpus ? ['taskset', '-c', s.cpus] : [];
-  const base = [...taskset, s.bin, '-p', String(s.addr.port), ...(s.addr.host !== '127.0.0.1' ? ['-h', s.addr.host] : [])];
+  const base = [
+    ...taskset,
+    s.bin,
+    '-p',
+    String(s.tls ? s.tls.port : s.addr.port),
+    ...(s.addr.host !== '127.0.0.1' ? ['-h', s.addr.host] : []),
+    ...(s.tls ? ['--tls', '--cacert', s.tls.caCert] : []),
+  ];
   const cmd = benchmarkCommand(s.workload, s.kind, queue, body);
   const sent = requestsSent(s.requests, s.pipeline);
   const timeoutMs = Math.max(120_000, sent); // at least 1000 requests/s

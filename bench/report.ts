@@ -31,12 +31,15 @@ export interface Scenario {
   aof?: boolean;
   /** Runs on a fresh server per round holding this many other jobs, queued in another queue. */
   registered?: number;
+  /** redis-benchmark over TLS to the tls-port of the server the plain rows use (ours only: the reference has no TLS). */
+  tls?: boolean;
 }
 
 /** The workload column: the workload and its setup, if any. */
 export function scenarioLabel(sc: Scenario): string {
   if (sc.aof) return `${sc.workload}, AOF everysec`;
   if (sc.registered !== undefined) return `${sc.workload}, ${fmtCount(sc.registered)} registered`;
+  if (sc.tls) return `${sc.workload}, TLS`;
   return sc.workload;
 }
 
@@ -78,6 +81,45 @@ export function registeredRatios(summaries: Summary[]): RegisteredRatio[] {
         ratio: Math.round((l.opsPerSec / s.opsPerSec) * 1000) / 1000,
       });
     }
+  return out;
+}
+
+export interface TlsRatio {
+  workload: Workload;
+  pipeline: number;
+  flavor: Flavor;
+  plainOpsPerSec: number;
+  tlsOpsPerSec: number;
+  /** tls / plain throughput. */
+  ratio: number;
+  plainP99Ms: number;
+  tlsP99Ms: number;
+}
+
+/** Each TLS row against the plain row with the same workload, connections and pipeline, on the same server. */
+export function tlsRatios(summaries: Summary[]): TlsRatio[] {
+  const out: TlsRatio[] = [];
+  for (const t of summaries) {
+    if (!t.scenario.tls) continue;
+    const a = t.scenario;
+    const p = summaries.find(
+      (s) =>
+        s.flavor === t.flavor &&
+        !s.scenario.tls && !s.scenario.aof && s.scenario.registered === undefined && !s.scenario.cluster &&
+        s.scenario.workload === a.workload && s.scenario.conns === a.conns && s.scenario.pipeline === a.pipeline && s.scenario.generator === a.generator,
+    );
+    if (!p || p.opsPerSec === 0) continue;
+    out.push({
+      workload: a.workload,
+      pipeline: a.pipeline,
+      flavor: t.flavor,
+      plainOpsPerSec: p.opsPerSec,
+      tlsOpsPerSec: t.opsPerSec,
+      ratio: Math.round((t.opsPerSec / p.opsPerSec) * 1000) / 1000,
+      plainP99Ms: p.p99Ms,
+      tlsP99Ms: t.p99Ms,
+    });
+  }
   return out;
 }
 
@@ -215,6 +257,8 @@ export interface ReportInput {
 export function markdown(inp: ReportInput): string {
   const { flavors, summaries } = inp;
   const get = (sc: Scenario, f: Flavor): Summary | undefined => summaries.find((s) => s.scenario.id === sc.id && s.flavor === f);
+  // A server without a result for a row: the reference has no TLS to run a TLS row on.
+  const missing = (sc: Scenario, f: Flavor): string => (sc.tls && f === 'reference' ? 'n/a (no TLS)' : '–');
   const out: string[] = [`# ${inp.title}`, '', ...inp.header.map((h) => `- ${h}`), ''];
   const hasOurs = flavors.includes('ours');
 
@@ -242,7 +286,7 @@ export function markdown(inp: ReportInput): string {
             String(sc.pipeline),
             ...flavors.map((f) => {
               const s = get(sc, f);
-              if (!s) return '–';
+              if (!s) return missing(sc, f);
               const spread = s.rounds > 1 ? ` (${fmtK(s.minOpsPerSec)}–${fmtK(s.maxOpsPerSec)})` : '';
               return `${fmtOps(s.opsPerSec)}${spread}`;
             }),
@@ -270,7 +314,7 @@ export function markdown(inp: ReportInput): string {
           String(sc.pipeline),
           ...flavors.map((f) => {
             const s = get(sc, f);
-            return s ? `${s.p50Ms} / ${s.p99Ms} / ${s.maxMs}` : '–';
+            return s ? `${s.p50Ms} / ${s.p99Ms} / ${s.maxMs}` : missing(sc, f);
           }),
           ...(p99Ratio ? [ratio(get(sc, 'ours')?.p99Ms, get(sc, 'reference')?.p99Ms)] : []),
         ]),
@@ -320,6 +364,29 @@ export function markdown(inp: ReportInput): string {
           r.ratio.toFixed(2),
         ]),
         ['l', 'r', 'l', 'r', 'r', 'r', 'r', 'r'],
+      ),
+      '',
+    );
+  }
+
+  const tls = tlsRatios(summaries);
+  if (tls.length) {
+    out.push('## TLS vs plain text, same server (redis-benchmark --tls to its tls-port; ops/s and p99 ms, mean of rounds)', '');
+    out.push(
+      table(
+        ['workload', 'pipeline', 'server', 'plain ops/s', 'TLS ops/s', 'TLS ÷ plain', 'plain p99', 'TLS p99', 'p99 TLS ÷ plain'],
+        tls.map((r) => [
+          r.workload,
+          String(r.pipeline),
+          FLAVOR_TITLE[r.flavor],
+          fmtOps(r.plainOpsPerSec),
+          fmtOps(r.tlsOpsPerSec),
+          r.ratio.toFixed(2),
+          String(r.plainP99Ms),
+          String(r.tlsP99Ms),
+          ratio(r.tlsP99Ms, r.plainP99Ms),
+        ]),
+        ['l', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r'],
       ),
       '',
     );

@@ -6,7 +6,7 @@
 // so drifts in machine load hit all of them alike), shows progress on stderr,
 // prints summary tables and writes JSON + markdown to bench/results/.
 // One command repeated (PING, ADDJOB, GETJOB NOHANG, the AOF and REPLICATE 3
-// rows) is driven by redis-benchmark (bench/redis-benchmark.ts), the mixed
+// rows, ADDJOB over TLS) is driven by redis-benchmark (bench/redis-benchmark.ts), the mixed
 // workloads and the lost/duplicate checks by our own generator (bench/load.ts).
 // Two modes apart: --core (bench/core.ts, no servers) and the scale workload
 // (bench/scale.ts: --only scale or --scale, run after the others, alone).
@@ -41,7 +41,9 @@ import {
   type BenchmarkResult,
   type BenchmarkWorkload,
   type Generator,
+  type TlsTarget,
 } from './redis-benchmark.js';
+import { makeServerCerts, type ServerCerts } from '../scripts/certs.js';
 import { holdableMemory } from '../src/server/memory-limit.js';
 import { parseMemory } from '../src/config/config.js';
 import {
@@ -51,6 +53,7 @@ import {
   registeredRatios,
   scenarioLabel,
   summarize,
+  tlsRatios,
   type MemoryRecord,
   type RunRecord,
   type RunResult,
@@ -87,7 +90,8 @@ What to run:
   --core                    only the in-process core micro-benchmarks (bench/core.ts, no servers; ~1 min, quick ~20 s)
   --core-sizes N,N          jobs registered for the core store cases (default 1000,1000000)
   --quick                   smoke run, under a minute (short runs, 1 round, no cluster, 100k-job memory)
-  --only w1,w2              workloads: ${WORKLOADS.join(',')},memory (default all of these), scale
+  --only w1,w2              workloads: ${WORKLOADS.join(',')},tls,memory (default all of these), scale;
+                            tls = produce over TLS on our server (its tls-port), with the plain produce rows
   --conns N                 connections per run (default 50)
   --pipelines 1,16          pipeline depths (default 1,16)
   --requests N              redis-benchmark rows: -n base (default 200000; quick 50000); PING pipelined x4,
@@ -197,10 +201,11 @@ function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
     process.exit(0);
   }
   const quick = a.quick!;
-  const only = new Set((a.only ?? [...WORKLOADS, 'memory'].join(',')).split(',').map((s) => s.trim()));
+  const only = new Set((a.only ?? [...WORKLOADS, 'tls', 'memory'].join(',')).split(',').map((s) => s.trim()));
   // Scale takes minutes and many GB: only when asked, by --only or --scale (even with --quick).
   if (a.scale) only.add('scale');
-  for (const w of only) if (w !== 'memory' && w !== 'scale' && !WORKLOADS.includes(w as Workload)) throw new Error(`unknown workload ${w}`);
+  for (const w of only)
+    if (w !== 'memory' && w !== 'scale' && w !== 'tls' && !WORKLOADS.includes(w as Workload)) throw new Error(`unknown workload ${w}`);
   const maxmemory = a['scale-maxmemory'] !== undefined ? parseMemory(a['scale-maxmemory']) : holdableMemory();
   if (maxmemory === undefined || !(maxmemory > 0)) throw new Error(`bad --scale-maxmemory ${a['scale-maxmemory']}`);
   return {
@@ -257,11 +262,14 @@ function scenarios(o: Opts): Scenario[] {
   const base = { conns: o.conns, cluster: false };
   const single: Workload[] = ['ping', 'produce', 'consume', 'cycle'];
   for (const w of single) {
-    if (!o.only.has(w)) continue;
+    // tls: ADDJOB over TLS, each after its plain row (run with it even without produce in --only).
+    const tls = w === 'produce' && o.only.has('tls');
+    if (!o.only.has(w) && !tls) continue;
     for (const p of o.pipelines) {
       // Quick: PING only pipelined (the ceiling), the cycle only plain.
       if (o.quick && ((w === 'ping' && p === 1 && o.pipelines.length > 1) || (w === 'cycle' && p > 1))) continue;
       out.push({ ...base, id: `${w}-c${o.conns}-p${p}`, workload: w, generator: generatorOf(w, false), pipeline: p });
+      if (tls) out.push({ ...base, id: `${w}-c${o.conns}-p${p}-tls`, workload: w, generator: generatorOf(w, false), pipeline: p, tls: true });
     }
   }
   // On fresh servers we start (ours, the reference): ADDJOB with the AOF on;
@@ -309,23 +317,52 @@ interface Servers {
   binaries: Map<Flavor, string>;
   clusterAddrs: Map<Flavor, Address[]>;
   ports: Set<number>;
+  /** Our server's TLS port (the TLS rows), when we started it with one. */
+  tls?: TlsTarget;
+  /** The throw-away CA and server certificate behind it; removed at the end. */
+  certs?: ServerCerts;
 }
 
 async function setupServers(o: Opts, a: Record<string, string | boolean | undefined>): Promise<Servers> {
   const s: Servers = { single: new Map(), binaries: new Map(), clusterAddrs: new Map(), ports: new Set() };
   const cpusOpt = o.pin ? { cpus: '0' } : {};
-  const add = async (flavor: Flavor, addr: string | undefined, bin: string | undefined): Promise<void> => {
+  const add = async (flavor: Flavor, addr: string | undefined, bin: string | undefined, args: string[] = []): Promise<void> => {
     if (addr) {
       s.single.set(flavor, await externalServer(flavor, parseAddress(addr)));
     } else if (bin) {
       s.binaries.set(flavor, bin);
       status(`starting ${FLAVOR_TITLE[flavor]}...`);
-      s.single.set(flavor, await startServer(flavor, { bin, port: await freePort(o.basePort, s.ports), ...cpusOpt }));
+      s.single.set(flavor, await startServer(flavor, { bin, port: await freePort(o.basePort, s.ports), args, ...cpusOpt }));
     }
+  };
+  // The TLS rows: our server, started here, also listens on a tls-port with a
+  // throw-away certificate; clients are not asked for one (tls-auth-clients no).
+  const tlsArgs = async (): Promise<string[]> => {
+    if (!o.only.has('tls')) return [];
+    if (a.ours) {
+      log('note: the TLS rows need our server started here (not --ours): skipping them');
+      return [];
+    }
+    try {
+      s.certs = makeServerCerts('bench-certs-');
+    } catch (e) {
+      log(`note: could not make certificates with openssl (${(e as Error).message.split('\n')[0]}): skipping the TLS rows`);
+      return [];
+    }
+    const certs = s.certs;
+    process.once('exit', () => certs.remove()); // also when interrupted
+    s.tls = { port: await freePort(o.basePort, s.ports), caCert: certs.caCert };
+    return [
+      '--tls-port', String(s.tls.port),
+      '--tls-cert-file', certs.serverCert,
+      '--tls-key-file', certs.serverKey,
+      '--tls-ca-cert-file', certs.caCert,
+      '--tls-auth-clients', 'no',
+    ];
   };
   if (!a['no-ours']) {
     if (!a.ours && !existsSync(OUR_SERVER)) log(`note: ${OUR_SERVER} not built (npm run build): skipping our server`);
-    else await add('ours', a.ours as string | undefined, OUR_SERVER);
+    else await add('ours', a.ours as string | undefined, OUR_SERVER, await tlsArgs());
   }
   const refBin = (a['reference-bin'] as string | undefined) ?? process.env.BENCH_REFERENCE_BIN;
   if (a.reference || refBin) await add('reference', a.reference as string | undefined, refBin);
@@ -491,8 +528,11 @@ async function mainLoad(o: Opts, a: Record<string, string | boolean | undefined>
     for (const f of clusterFlavors)
       if (!freshFlavors.includes(f)) log(`note: ${FLAVOR_TITLE[f]} is not started here: skipping its AOF / registered-jobs scenarios`);
 
+  // The servers a single-server scenario runs on: TLS rows on ours alone, if it has a TLS port.
+  const flavorsOf = (sc: Scenario): Flavor[] => (sc.tls ? flavors.filter((f) => f === 'ours' && servers.tls) : flavors);
+
   // Count runs for the progress display.
-  const singleRuns = scs.filter((s) => !s.cluster && setupOf(s) === null).length * o.rounds * flavors.length;
+  const singleRuns = scs.filter((s) => !s.cluster && setupOf(s) === null).reduce((k, sc) => k + flavorsOf(sc).length, 0) * o.rounds;
   const freshRuns = freshScs.length * o.rounds * freshFlavors.length;
   const clusterRuns = scs.filter((s) => s.cluster).length * clusterFlavors.length;
   const total = singleRuns + freshRuns + clusterRuns;
@@ -525,6 +565,7 @@ async function mainLoad(o: Opts, a: Record<string, string | boolean | undefined>
       bodySize: o.body,
       serverPids: s.serverPids ?? [],
       ...(o.pin ? { cpus: '1' } : {}),
+      ...(sc.tls && servers.tls ? { tls: servers.tls } : {}),
       onProgress: (phase, sec) => status(`${label}  redis-benchmark ${phase} ${sec.toFixed(0)}s`),
     });
 
@@ -597,7 +638,7 @@ async function mainLoad(o: Opts, a: Record<string, string | boolean | undefined>
   try {
     for (const sc of scs.filter((s) => !s.cluster && setupOf(s) === null))
       for (let round = 1; round <= o.rounds; round++)
-        for (const f of flavors) await runOne(sc, f, round, spec(sc, servers.single.get(f)!));
+        for (const f of flavorsOf(sc)) await runOne(sc, f, round, spec(sc, servers.single.get(f)!));
 
     const setups = [...new Set(freshScs.map(setupOf))];
     for (let round = 1; round <= o.rounds; round++)
@@ -664,6 +705,7 @@ async function mainLoad(o: Opts, a: Record<string, string | boolean | undefined>
     }
   } finally {
     for (const h of servers.single.values()) await h.stop();
+    servers.certs?.remove();
   }
 
   const summaries = summarize(scs, runs, flavors);
@@ -686,6 +728,12 @@ async function mainLoad(o: Opts, a: Record<string, string | boolean | undefined>
             ' cycle/cross: half the connections produce, half consume, at most 10k jobs queued',
         ]
       : []),
+    ...(servers.tls && scs.some((sc) => sc.tls)
+      ? [
+          `TLS rows: ours only (the reference has no TLS), the same server as the plain rows, also listening on a tls-port (${servers.tls.port}) with a throw-away CA and server certificate (P-256, openssl),` +
+            ' tls-auth-clients no; redis-benchmark adds `--tls --cacert ca.crt` (no client certificate); queue checks over plain text',
+        ]
+      : []),
     'ops/s: PINGs, jobs added (produce, replicate), GETJOB NOHANG replies (consume: one job each), or jobs consumed and acknowledged (cycle, cross)',
     ...(freshScs.length
       ? [
@@ -699,7 +747,8 @@ async function mainLoad(o: Opts, a: Record<string, string | boolean | undefined>
   mkdirSync(o.out, { recursive: true });
   const base = join(o.out, `bench-${stamp}${o.quick ? '-quick' : ''}`);
   const registered = registeredRatios(summaries);
-  const json = JSON.stringify({ options: { ...o, only: [...o.only] }, header, flavors, scenarios: scs, summaries, registered, runs, memory }, null, 2);
+  const tls = tlsRatios(summaries);
+  const json = JSON.stringify({ options: { ...o, only: [...o.only] }, header, flavors, scenarios: scs, summaries, registered, tls, runs, memory }, null, 2);
   writeFileSync(`${base}.json`, json);
   writeFileSync(`${base}.md`, md + '\n');
   writeFileSync(join(o.out, 'latest.json'), json);

@@ -1,12 +1,13 @@
-// Self-checks of the generator's own pieces (no server needed):
+// Self-checks of the generator's own pieces and the TLS table (no server needed):
 //   node dist/bench/selftest.js
 // The parser must give the same replies however the stream is split, the
 // histogram must report quantiles within its 3% resolution, the tracker
-// must count lost and duplicated jobs exactly, and redis-benchmark's CSV must
-// read back as its numbers.
+// must count lost and duplicated jobs exactly, redis-benchmark's CSV must
+// read back as its numbers, and a TLS row must pair with its plain row.
 import assert from 'node:assert/strict';
 import { Histogram } from './histogram.js';
 import { parseBenchCsv, plainBody, requestsSent } from './redis-benchmark.js';
+import { markdown, tlsRatios, type Scenario, type Summary } from './report.js';
 import { ReplyParser, RespError, encode, type Reply } from './resp.js';
 import { makeBody, Tracker, writeDigits, SEQ_DIGITS, seqOffsetInBody } from './tracker.js';
 
@@ -73,8 +74,27 @@ function benchCsv(): void {
   assert.equal(requestsSent(1000, 1), 1000);
 }
 
+function tlsReport(): void {
+  const sc = (id: string, pipeline: number, extra: Partial<Scenario> = {}): Scenario =>
+    ({ id, workload: 'produce', generator: 'redis-benchmark', conns: 50, pipeline, cluster: false, ...extra });
+  const sum = (scenario: Scenario, flavor: Summary['flavor'], opsPerSec: number, p99Ms: number): Summary => ({
+    scenario, flavor, rounds: 1, opsPerSec, minOpsPerSec: opsPerSec, maxOpsPerSec: opsPerSec, p50Ms: 1, p99Ms, maxMs: p99Ms,
+    generatorCpuPct: 50, checked: 0, lost: 0, duplicated: 0, unexpected: 0, queueChecks: [], errors: 0, warnings: [],
+  });
+  const plain = sc('produce-c50-p16', 16);
+  const aof = sc('produce-c50-p16-aof', 16, { aof: true });
+  const tls = sc('produce-c50-p16-tls', 16, { tls: true });
+  const summaries = [sum(aof, 'ours', 10, 50), sum(plain, 'ours', 100, 4), sum(plain, 'reference', 90, 5), sum(tls, 'ours', 60, 6)];
+  assert.deepEqual(tlsRatios(summaries), [
+    { workload: 'produce', pipeline: 16, flavor: 'ours', plainOpsPerSec: 100, tlsOpsPerSec: 60, ratio: 0.6, plainP99Ms: 4, tlsP99Ms: 6 },
+  ]);
+  const md = markdown({ title: 't', header: [], scenarios: [plain, tls], flavors: ['ours', 'reference'], summaries, memory: [] });
+  assert.match(md, /\| produce, TLS \| ADDJOB \| redis-benchmark \| 50 \| 16 \| 60 \| n\/a \(no TLS\) \|/);
+}
+
 parserSplits();
 histogram();
 tracker();
 benchCsv();
+tlsReport();
 process.stdout.write('bench selftest ok\n');

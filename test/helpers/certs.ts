@@ -1,12 +1,11 @@
-// Certificates for the TLS tests, made with the openssl CLI into a fresh
-// temporary folder: a test CA, a server certificate for localhost and
+// Certificates for the TLS tests, made with the openssl CLI (scripts/certs.ts)
+// into a fresh temporary folder: a test CA, a server certificate for localhost and
 // 127.0.0.1 (also usable as a client certificate, as Redis's test suite does
 // for cluster links), a client certificate, one from an unrelated CA, an
 // expired one, and a server key under a passphrase.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
+import { authority, certDir, SERVER_EXT, signed, ssl } from '../../scripts/certs.js';
 
 export interface TestCerts {
   dir: string;
@@ -37,37 +36,13 @@ export interface TestCerts {
   remove(): void;
 }
 
-function ssl(dir: string, args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-function keyPair(dir: string, name: string): void {
-  ssl(dir, ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`]);
-}
-
-function signed(dir: string, name: string, ca: string, cn: string, ext: string, days: string): void {
-  keyPair(dir, name);
-  ssl(dir, ['req', '-new', '-key', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`]);
-  writeFileSync(path.join(dir, `${name}.ext`), ext);
-  ssl(dir, [
-    'x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial',
-    '-out', `${name}.crt`, '-days', days, '-extfile', `${name}.ext`,
-  ]);
-}
-
-function authority(dir: string, name: string, cn: string): void {
-  keyPair(dir, name);
-  ssl(dir, ['req', '-x509', '-new', '-key', `${name}.key`, '-out', `${name}.crt`, '-days', '3650', '-subj', `/CN=${cn}`]);
-}
-
 export function makeCerts(): TestCerts {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'disque-certs-'));
+  const dir = certDir();
   authority(dir, 'ca', 'disque-ts test CA');
   authority(dir, 'other-ca', 'unrelated CA');
-  const sans = ['DNS:localhost', ...Array.from({ length: 9 }, (_, i) => `IP:127.0.0.${i + 1}`)].join(',');
-  signed(dir, 'server', 'ca', 'localhost', `subjectAltName=${sans}\nextendedKeyUsage=serverAuth,clientAuth\n`, '365');
-  signed(dir, 'server2', 'ca', 'renewed.localhost', `subjectAltName=${sans}\nextendedKeyUsage=serverAuth,clientAuth\n`, '365');
-  signed(dir, 'other-server', 'other-ca', 'stranger.localhost', `subjectAltName=${sans}\nextendedKeyUsage=serverAuth,clientAuth\n`, '365');
+  signed(dir, 'server', 'ca', 'localhost', SERVER_EXT, '365');
+  signed(dir, 'server2', 'ca', 'renewed.localhost', SERVER_EXT, '365');
+  signed(dir, 'other-server', 'other-ca', 'stranger.localhost', SERVER_EXT, '365');
   signed(dir, 'client', 'ca', 'client', 'extendedKeyUsage=clientAuth\n', '365');
   signed(dir, 'other-client', 'other-ca', 'stranger', 'extendedKeyUsage=clientAuth\n', '365');
   signed(dir, 'expired', 'ca', 'expired', 'extendedKeyUsage=clientAuth\n', '-1');
