@@ -159,7 +159,7 @@ export class RedisHealth {
       this.node.log.warning(`Persistence: writing to Redis failed (${reason}). Write commands are refused with -MISCONF until Redis is back.`);
     }
     this.failure =
-      this.failureKind === 'redis_unreachable' && this.redis?.status !== 'ready'
+      this.failureKind === 'redis_unreachable' && this.redis?.status !== 'ready' && !reason.startsWith('Redis is unreachable')
         ? `Redis is unreachable (${reason})`
         : reason;
     this.resyncWanted = true;
