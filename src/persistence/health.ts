@@ -8,13 +8,16 @@
 // lost) and replies that were waiting are released (recovered). The
 // journal, the snapshotter and the facade read the state kept here; this
 // file learns about them only through HealthEvents, so it imports nothing
-// else of persistence but the key names.
+// else of persistence but the key names and the TLS options (redis-tls.ts).
 import { Redis } from 'ioredis';
 import type { PersistenceHost } from './host.js';
 import type { NodeKeys } from './keys.js';
+import { describeTlsFailure, refusedAfterHandshake, type RedisTls } from './redis-tls.js';
 
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5000;
+/** A TLS failure repeats at every reconnection: the same one is logged at most this often. */
+const TLS_LOG_EVERY_MS = 60_000;
 
 /**
  * Consumers keep working while Redis is failing: what these commands change
@@ -59,6 +62,14 @@ export class RedisHealth {
   /** Bumped when the client is dropped, so late callbacks of the old one are ignored. */
   epoch = 0;
   private lastConnError = '';
+  /** TLS options for a rediss:// redis-url, read at start-up (readRedisTls), or null. */
+  tls: RedisTls | null = null;
+  /** Our side of the TLS handshake completed and Redis has not answered yet. */
+  private handshaken = false;
+  /** The current connection attempt already reported an error (TLS or not). */
+  private attemptFailed = false;
+  /** The last TLS failure logged, when, and how often it came back since. */
+  private tlsLog = { text: '', at: 0, repeats: 0 };
 
   /** Why writes fail now (the -MISCONF text), or null while they work. */
   failure: string | null = null;
@@ -83,6 +94,8 @@ export class RedisHealth {
     const epoch = ++this.epoch;
     const url = this.node.config.str('redis-url');
     const redis = new Redis(url, {
+      // ioredis turns TLS on for a rediss:// URL; these add our CA and client certificate.
+      ...(this.tls !== null ? { tls: { ...this.tls } } : {}),
       lazyConnect: true,
       // Fail fast instead of queueing: a write that cannot happen now is a
       // failure the node must know about (MISCONF, resync).
@@ -96,19 +109,42 @@ export class RedisHealth {
       connectionName: `disque-${this.node.cluster.myself.id.slice(0, 8)}`,
       disableClientInfo: true,
     });
+    redis.on('connect', () => {
+      if (epoch === this.epoch && this.tls !== null) this.handshaken = true;
+    });
     redis.on('error', (e: Error) => {
       if (epoch !== this.epoch) return;
+      this.attemptFailed = true;
+      const tlsFailure = this.tls !== null ? describeTlsFailure(e, this.handshaken, this.tls.cert !== undefined) : null;
+      if (tlsFailure !== null) {
+        this.lastConnError = tlsFailure;
+        this.logTlsFailure(tlsFailure);
+        return;
+      }
       this.lastConnError = oneLine(e.message);
       this.node.log.verbose(`Redis (persistence): ${this.lastConnError}`);
     });
     redis.on('close', () => {
-      if (epoch !== this.epoch || this.stopping) return;
+      if (epoch !== this.epoch) return;
+      if (this.handshaken && !this.attemptFailed && this.tls !== null) {
+        // Closed after our handshake without a word: Redis refused our certificate (TLS 1.3).
+        this.lastConnError = refusedAfterHandshake('connection closed', this.tls.cert !== undefined);
+        this.logTlsFailure(this.lastConnError);
+      }
+      this.handshaken = false;
+      this.attemptFailed = false;
+      if (this.stopping) return;
       if (this.enabled && this.failure === null) {
         this.fail(new Error(`connection to Redis lost${this.lastConnError ? ` (${this.lastConnError})` : ''}`), 'redis_unreachable');
       }
     });
     redis.on('ready', () => {
       if (epoch !== this.epoch) return;
+      this.handshaken = false;
+      if (this.tlsLog.text !== '') {
+        this.node.log.notice('Persistence: the TLS connection to Redis works again');
+        this.tlsLog = { text: '', at: 0, repeats: 0 };
+      }
       if (this.resyncWanted) {
         this.retryAt = 0;
         this.events.ready();
@@ -119,6 +155,23 @@ export class RedisHealth {
     });
     this.redis = redis;
     return redis;
+  }
+
+  /**
+   * Logs the first TLS failure at once, then at most one every
+   * TLS_LOG_EVERY_MS while they go on, whatever their text (a refused
+   * certificate shows up as an alert or as a reset, by turns).
+   */
+  private logTlsFailure(text: string): void {
+    const now = Date.now();
+    const last = this.tlsLog;
+    if (last.text !== '' && now - last.at < TLS_LOG_EVERY_MS) {
+      last.repeats++;
+      return;
+    }
+    const repeats = last.repeats > 0 ? ` (${last.repeats} more failed attempts since the last report)` : '';
+    this.node.log.warning(`Persistence: ${text}; Redis at ${redactUrl(this.node.config.str('redis-url'))}, retrying${repeats}`);
+    this.tlsLog = { text, at: now, repeats: 0 };
   }
 
   waitReady(redis: Redis, ms: number): Promise<void> {
@@ -159,7 +212,7 @@ export class RedisHealth {
       this.node.log.warning(`Persistence: writing to Redis failed (${reason}). Write commands are refused with -MISCONF until Redis is back.`);
     }
     this.failure =
-      this.failureKind === 'redis_unreachable' && this.redis?.status !== 'ready'
+      this.failureKind === 'redis_unreachable' && this.redis?.status !== 'ready' && !reason.startsWith('Redis is unreachable')
         ? `Redis is unreachable (${reason})`
         : reason;
     this.resyncWanted = true;

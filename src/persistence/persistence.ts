@@ -7,6 +7,7 @@
 // This file is the one the node uses; it wires the parts together and runs
 // what involves several of them (turning appendonly on and off, recovery,
 // DEBUG FLUSHALL, shutdown). The parts, each in its own file:
+//   redis-tls.ts the redis-tls-* files of a rediss:// redis-url; TLS failures in words
 //   health.ts    the Redis client, and whether writes work (-MISCONF, retry)
 //   journal.ts   store changes to journal entries; the reply gate
 //   snapshot.ts  snapshots: compaction and resync
@@ -20,6 +21,7 @@ import { RedisHealth, closeClient, redactUrl } from './health.js';
 import { Journal, type Fsync } from './journal.js';
 import { Snapshotter } from './snapshot.js';
 import { Loader } from './loader.js';
+import { readRedisTls, unusedTlsDirectives } from './redis-tls.js';
 
 /** How long a plain shutdown waits for the last journal write. */
 const SHUTDOWN_DRAIN_MS = 5000;
@@ -66,6 +68,11 @@ export class Persistence {
   /** Loads the persisted state (if enabled) before the node serves clients. */
   async start(): Promise<void> {
     const cfg = this.node.config;
+    // Read even with appendonly no: CONFIG SET appendonly yes may need them
+    // later, and a bad file is a start-up error rather than a later surprise.
+    this.health.tls = readRedisTls(cfg);
+    const unused = unusedTlsDirectives(cfg);
+    if (unused.length > 0) this.node.log.warning(`${unused.join(', ')} ignored: redis-url is not a rediss:// URL`);
     this.journal.fsync = cfg.str('appendfsync') as Fsync;
     this.watchConfig();
     this.health.enabled = cfg.bool('appendonly');
