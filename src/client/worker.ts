@@ -59,6 +59,12 @@ export interface WorkerOptions<T = Buffer> {
   handleSignals?: boolean | NodeJS.Signals[];
   /** Start fetching in the constructor. Default true. */
   autostart?: boolean;
+  /**
+   * Called when the worker gives up on a job, before it is dead-lettered and
+   * acknowledged (tasks use it to report the failure to chains and callers).
+   * If it throws, the job is NACKed instead. Default: none.
+   */
+  onGiveUp?: (job: Job<T>, error: unknown, info: { attempt: number }) => unknown;
 }
 
 export interface WorkerStats {
@@ -126,7 +132,7 @@ async function settlesBefore(p: Promise<unknown>, deadline: number): Promise<boo
 
 export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
   readonly queues: string[];
-  private readonly opts: Required<Omit<WorkerOptions<T>, 'deadLetterQueue' | 'handleSignals'>> & WorkerOptions<T>;
+  private readonly opts: Required<Omit<WorkerOptions<T>, 'deadLetterQueue' | 'handleSignals' | 'onGiveUp'>> & WorkerOptions<T>;
   private fetcher: Disque<T> | undefined;
   /** Connections pinned to the node that delivered a job: WORKING and NACK only work there. */
   private readonly pinned = new Map<string, Disque<T>>();
@@ -406,6 +412,15 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
   private async giveUp(r: Running<T>, error: unknown, job: Job<T>): Promise<void> {
     r.done = true;
     clearTimeout(r.heartbeat);
+    if (this.opts.onGiveUp) {
+      try {
+        await this.opts.onGiveUp(job, error, { attempt: r.attempt });
+      } catch (e) {
+        this.report(e, job);
+        await this.nack(r, job);
+        return;
+      }
+    }
     const dlq = this.opts.deadLetterQueue;
     let deadLetterId: string | undefined;
     if (dlq !== undefined) {
