@@ -117,3 +117,43 @@ export class CodecError extends DisqueError {
 export class MaxAttemptsError extends DisqueError {
   override name = 'MaxAttemptsError';
 }
+
+/** A task's arguments were refused before anything was sent: not JSON-serialisable, or its `validate` said no. */
+export class InvalidArgumentsError extends DisqueError {
+  override name = 'InvalidArgumentsError';
+  constructor(
+    message: string,
+    /** Where in the arguments, e.g. `args.to[2]` (undefined when `validate` refused them). */
+    readonly path?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The task failed for good (its worker gave up on it); `remote` is the error its handler threw. */
+export class TaskFailedError extends DisqueError {
+  override name = 'TaskFailedError';
+  constructor(
+    message: string,
+    /** The error as the worker reported it. */
+    readonly remote: { name: string; message: string; stack?: string },
+    /** Task and job ID of the step that failed. */
+    readonly task: string,
+    readonly jobId: string,
+    /** Deliveries counted, including the last one. */
+    readonly attempts: number,
+  ) {
+    super(message);
+  }
+}
+
+/** No result (or no start) arrived within the timeout, or within the result's TTL. */
+export class TaskTimeoutError extends DisqueError {
+  override name = 'TaskTimeoutError';
+}
+
+/** The call was revoked through its handle before its result arrived. */
+export class TaskRevokedError extends DisqueError {
+  override name = 'TaskRevokedError';
+}

@@ -1,7 +1,11 @@
 // Public API of the disque-ts client library.
 export { Disque, type DisqueOptions, type PauseOptions } from './client.js';
 export { Worker, type WorkerOptions, type WorkerStats, type WorkerEvents, type JobHandler, type JobContext, type Backoff } from './worker.js';
-export { task, Task, type TaskOptions, type TaskContext, type TaskEnvelope } from './task.js';
+export { task, Task, type TaskOptions, type TaskContext, type TaskEnvelope, Chain, type EnqueueOptions } from './task.js';
+export { ResultHandle, GroupHandle, type ResultOptions, type WaitOptions } from './results.js';
+export { setImmediateMode, immediateMode } from './immediate.js';
+export { kick, revokeJob, rescheduleJob, AlreadyDeliveredError, type KickOptions } from './control.js';
+export type { TaskFailure, RemoteError } from './envelope.js';
 export { codecs, bufferCodec, stringCodec, jsonCodec, msgpackCodec, type Codec, type BodyInput } from './codec.js';
 export { parseDeadLetter, type DeadLetter, type DeadLetterEnvelope } from './dead-letter.js';
 export { isJobId, parseJobId, type JobIdInfo } from './job-id.js';

@@ -1,22 +1,50 @@
 // Named tasks in the spirit of huey and RPQueue: declare a task once, enqueue
 // calls from producers, process them in workers. Arguments travel as JSON.
+// On top of plain Disque jobs: priority levels (one queue per level, read in
+// order), results (results.ts), chains (chain.ts), revoke and reschedule
+// (control.ts) and immediate mode (immediate.ts).
 import type { Disque } from './client.js';
+import { stepGivenUp, stepStarted, stepSucceeded, type Dispatch } from './chain.js';
 import { jsonCodec } from './codec.js';
+import { AlreadyDeliveredError, kick, rescheduleJob, revokeJob, type KickOptions } from './control.js';
+import { assertJson, type ChainStep, type ReplyTo, type TaskEnvelope, type TaskFailure } from './envelope.js';
+import { InvalidArgumentsError } from './errors.js';
+import { immediateMode, localDispatch, registerLocal, runLocally } from './immediate.js';
+import { GroupHandle, ReplyInbox, ResultHandle, sendReply, type HandleControl, type ResultOptions } from './results.js';
 import type { AddJobOptions, Job } from './types.js';
-import { Worker, type JobContext, type WorkerOptions } from './worker.js';
+import { Worker, type JobContext, type JobHandler, type WorkerOptions } from './worker.js';
 
-/** The body of a task job. */
-export interface TaskEnvelope<A> {
-  /** Task name. */
-  task: string;
-  args: A;
-}
+export type { TaskEnvelope } from './envelope.js';
 
 export interface TaskOptions {
-  /** Queue of the task's jobs. Default: the task name. */
+  /** Queue of the task's jobs (with `priorities`: the prefix of its queues). Default: the task name. */
   queue?: string;
   /** ADDJOB options of every enqueue() (each call may override them). Default: the server's. */
   defaults?: Omit<AddJobOptions, 'codec'>;
+  /**
+   * Priority levels, highest first, e.g. `['high', 'normal', 'low']`. Each
+   * level is a queue, `<queue>:<level>`; workers ask for them in this order
+   * (GETJOB FROM serves its queues left to right). Default: none, one queue.
+   */
+  priorities?: readonly string[];
+  /** Level of calls that do not name one. Default: the last (lowest) level. */
+  defaultPriority?: string;
+  /**
+   * Checks the arguments of each call before anything is sent; return false
+   * or throw to refuse them (InvalidArgumentsError). Arguments must also be
+   * JSON-serialisable, which is always checked.
+   */
+  validate?: (args: unknown) => unknown;
+  /** Run calls in this process at once, without a server (see setImmediateMode). Default: the global switch. */
+  immediate?: boolean;
+}
+
+/** Options of one call. */
+export interface EnqueueOptions extends Omit<AddJobOptions, 'codec'> {
+  /** Priority level (one of the task's `priorities`). Default: `defaultPriority`. */
+  priority?: string;
+  /** Ask for the result: `enqueue()` then returns a ResultHandle. `true` means `{}`. */
+  result?: ResultOptions | true;
 }
 
 /** What a task handler gets besides the arguments. */
@@ -24,10 +52,21 @@ export interface TaskContext<A> extends JobContext {
   job: Job<TaskEnvelope<A>>;
 }
 
+type Target = string | ResultHandle<unknown> | GroupHandle<unknown>;
+
+/** Steps after the first one of a chain, and its catch task. */
+interface ChainTail {
+  next?: ChainStep[];
+  onError?: ChainStep;
+}
+
 export class Task<A = unknown, R = unknown> {
-  /** The queue the task's jobs go to. */
+  /** The task's queue (with priorities: the prefix of its queues). */
   readonly queue: string;
+  /** The queues a worker of this task reads, highest priority first. */
+  readonly queues: readonly string[];
   private readonly codec = jsonCodec<TaskEnvelope<A>>();
+  private readonly defaultPriority: string | undefined;
 
   constructor(
     private readonly client: Disque<unknown>,
@@ -35,29 +74,233 @@ export class Task<A = unknown, R = unknown> {
     private readonly options: TaskOptions = {},
   ) {
     this.queue = options.queue ?? name;
+    const levels = options.priorities ?? [];
+    if (new Set(levels).size !== levels.length) throw new RangeError(`task ${name}: priority levels must be distinct`);
+    this.queues = levels.length === 0 ? [this.queue] : levels.map((l) => `${this.queue}:${l}`);
+    this.defaultPriority = options.defaultPriority ?? levels[levels.length - 1];
+    if (this.defaultPriority !== undefined && !levels.includes(this.defaultPriority)) {
+      throw new RangeError(`task ${name}: defaultPriority ${this.defaultPriority} is not one of its priorities`);
+    }
   }
 
-  /** Adds a job calling this task with `args`; returns the job ID. */
-  enqueue(args: A, options: Omit<AddJobOptions, 'codec'> = {}): Promise<string> {
-    return this.client.addJob<TaskEnvelope<A>>(this.queue, { task: this.name, args }, {
-      ...this.options.defaults,
-      ...options,
-      codec: this.codec,
-    });
+  /** The queue of calls at `priority` (default: the task's default level). */
+  queueFor(priority: string | undefined = this.defaultPriority): string {
+    if (priority === undefined) return this.queue;
+    const levels = this.options.priorities ?? [];
+    const i = levels.indexOf(priority);
+    if (i < 0) {
+      throw new RangeError(
+        levels.length === 0 ? `task ${this.name} has no priority levels` : `task ${this.name}: priority must be one of ${levels.join(', ')}, got ${priority}`,
+      );
+    }
+    return this.queues[i]!;
   }
 
-  /** Starts a Worker running `handler` for each call of this task. */
+  /** Adds a job calling this task with `args`; returns the job ID, or a ResultHandle with the `result` option. */
+  enqueue(args: A, options: EnqueueOptions & { result: ResultOptions | true }): Promise<ResultHandle<R>>;
+  enqueue(args: A, options?: EnqueueOptions & { result?: undefined }): Promise<string>;
+  enqueue(args: A, options?: EnqueueOptions): Promise<string | ResultHandle<R>>;
+  enqueue(args: A, options: EnqueueOptions = {}): Promise<string | ResultHandle<R>> {
+    return this.call(args, options, {});
+  }
+
+  /** Enqueues one call per element of `argsList`; the group's result is the results in order. */
+  map(argsList: readonly A[], options: EnqueueOptions = {}): Promise<GroupHandle<R>> {
+    return mapCalls<A, R>((args, o) => this.call(args, o, {}) as Promise<ResultHandle<R>>, argsList, options);
+  }
+
+  /** A chain: this task, then `next` with this task's result as its arguments. */
+  then<R2>(next: Task<R, R2>): Chain<A, R2> {
+    return new Chain<A, R2>(this, [next.step()]);
+  }
+
+  /** A chain whose failure (this task given up) calls `handler` with a TaskFailure. */
+  catch(handler: Task<TaskFailure, unknown>): Chain<A, R> {
+    return new Chain<A, R>(this, [], handler.step());
+  }
+
+  /**
+   * Revokes a call by job ID or handle (every call of a group handle):
+   * ACKJOB, which the whole cluster honours (DELJOB would act on one node
+   * only). A handler already running finishes. Returns how many jobs the
+   * node knew.
+   */
+  async revoke(target: Target): Promise<number> {
+    if (typeof target === 'string') return (await this.control().revoke(target)) ? 1 : 0;
+    if (target instanceof GroupHandle) return target.revoke();
+    return (await target.revoke()) ? 1 : 0;
+  }
+
+  /**
+   * Runs a call not delivered yet `delay` seconds from now instead: same
+   * body under a new job ID (a handle keeps waiting for its result).
+   * AlreadyDeliveredError if a worker may have it. Returns the new job ID.
+   */
+  reschedule(target: string | ResultHandle<unknown>, options: { delay: number }): Promise<string> {
+    return typeof target === 'string' ? this.control().reschedule(target, options.delay) : target.reschedule(options);
+  }
+
+  /** Moves the dead letters in `deadLetterQueue` back to their queues (see kick()). */
+  kick(deadLetterQueue: string, options?: KickOptions): Promise<number> {
+    return kick(this.client, deadLetterQueue, options);
+  }
+
+  /** Starts a Worker running `handler` for each call of this task (in immediate mode, registers it to run calls at once). */
   process(
     handler: (args: A, ctx: TaskContext<A>) => R | Promise<R>,
     options: WorkerOptions<TaskEnvelope<A>> = {},
   ): Worker<TaskEnvelope<A>> {
-    return new Worker(this.client.withCodec(this.codec), this.queue, (job, ctx) => {
+    const local = this.immediate;
+    const dispatch = local ? localDispatch : this.serverDispatch();
+    let worker: Worker<TaskEnvelope<A>> | undefined;
+    const jobHandler: JobHandler<TaskEnvelope<A>> = async (job, ctx) => {
       if (job.body?.task !== this.name) {
         throw new Error(`job ${job.id} in queue ${job.queue} is not a call of task ${this.name}`);
       }
-      return handler(job.body.args, { ...ctx, job });
-    }, options);
+      const step = { id: job.id, envelope: job.body as TaskEnvelope<unknown> };
+      // A caller never told of the start still gets the result.
+      await stepStarted(dispatch, step).catch((e) => worker?.emit('error', e, job));
+      const result = await handler(job.body.args, { ...ctx, job });
+      // Before the ACK: a worker killed here leaves the step to run again.
+      await stepSucceeded(dispatch, step, result);
+      return result;
+    };
+    const onGiveUp = async (job: Job<TaskEnvelope<A>>, error: unknown, info: { attempt: number }) => {
+      await options.onGiveUp?.(job, error, info);
+      if (job.body?.task === this.name) await stepGivenUp(dispatch, { id: job.id, envelope: job.body }, error, info.attempt);
+    };
+    const opts: WorkerOptions<TaskEnvelope<A>> = { ...options, onGiveUp };
+    if (local) {
+      // Nothing to fetch, no signals to handle: the worker only carries the events.
+      delete opts.handleSignals;
+      worker = new Worker(this.client.withCodec(this.codec), this.queues, jobHandler, { ...opts, autostart: false });
+      registerLocal(this.name, worker, jobHandler, opts);
+    } else {
+      worker = new Worker(this.client.withCodec(this.codec), this.queues, jobHandler, opts);
+    }
+    return worker;
   }
+
+  // ---- internals ----------------------------------------------------------
+
+  /** This task as a later step of a chain. */
+  step(): ChainStep {
+    const d = this.options.defaults;
+    return { task: this.name, queue: this.queueFor(), ...(d === undefined ? {} : { options: d }) };
+  }
+
+  /** Enqueues a call (the first step of a chain when `tail` is given). */
+  async call(args: A, options: EnqueueOptions, tail: ChainTail): Promise<string | ResultHandle<R>> {
+    this.check(args);
+    const { priority, result, ...addOptions } = options;
+    const queue = this.queueFor(priority);
+    const inbox = result === undefined ? undefined : ReplyInbox.of(this.client);
+    const opened = inbox?.open(result === true ? undefined : result?.ttl);
+    const envelope: TaskEnvelope<A> = { task: this.name, args };
+    if (opened) envelope.reply = opened.to as ReplyTo;
+    if (tail.next?.length) envelope.next = tail.next;
+    if (tail.onError) envelope.onError = tail.onError;
+    const id = this.immediate
+      ? await runLocally(queue, envelope)
+      : await this.client.addJob<TaskEnvelope<A>>(queue, envelope, { ...this.options.defaults, ...addOptions, codec: this.codec });
+    return opened ? new ResultHandle<R>(id, opened.to, opened.slot, inbox!, this.control()) : id;
+  }
+
+  private get immediate(): boolean {
+    return this.options.immediate ?? immediateMode();
+  }
+
+  private check(args: A): void {
+    const { validate } = this.options;
+    if (validate) {
+      let ok: unknown;
+      try {
+        ok = validate(args);
+      } catch (e) {
+        throw new InvalidArgumentsError(`task ${this.name}: invalid arguments: ${(e as Error).message ?? e}`, undefined, { cause: e });
+      }
+      if (ok === false) throw new InvalidArgumentsError(`task ${this.name}: invalid arguments (refused by validate)`);
+    }
+    try {
+      assertJson(args);
+    } catch (e) {
+      if (e instanceof InvalidArgumentsError) throw new InvalidArgumentsError(`task ${this.name}: ${e.message}`, e.path);
+      throw e;
+    }
+  }
+
+  private control(): HandleControl {
+    if (this.immediate) {
+      return {
+        revoke: async () => false,
+        reschedule: async (id) => {
+          throw new AlreadyDeliveredError(`job ${id} already ran (immediate mode)`);
+        },
+      };
+    }
+    return {
+      revoke: (id) => revokeJob(this.client, id),
+      reschedule: (id, delay) => rescheduleJob(this.client, id, delay),
+    };
+  }
+
+  private serverDispatch(): Dispatch {
+    return {
+      add: (step, envelope) => this.client.addJob<TaskEnvelope<unknown>>(step.queue, envelope, { ...step.options, codec: jsonCodec() }),
+      reply: (to, msg) => sendReply(this.client, to, msg),
+    };
+  }
+}
+
+/**
+ * Several tasks run one after the other: each step's result is the next
+ * step's arguments, and the worker that finished a step enqueues the next.
+ * `result()` of a chain call is the last step's result.
+ */
+export class Chain<A, R> {
+  constructor(
+    private readonly first: Task<A, any>,
+    private readonly rest: ChainStep[],
+    private readonly onError?: ChainStep,
+  ) {}
+
+  /** The chain followed by `next`. */
+  then<R2>(next: Task<R, R2>): Chain<A, R2> {
+    return new Chain<A, R2>(this.first, [...this.rest, next.step()], this.onError);
+  }
+
+  /** The chain with `handler` called (with a TaskFailure) when one of its steps is given up. */
+  catch(handler: Task<TaskFailure, unknown>): Chain<A, R> {
+    return new Chain<A, R>(this.first, this.rest, handler.step());
+  }
+
+  /** Enqueues the first step; options apply to it. */
+  enqueue(args: A, options: EnqueueOptions & { result: ResultOptions | true }): Promise<ResultHandle<R>>;
+  enqueue(args: A, options?: EnqueueOptions & { result?: undefined }): Promise<string>;
+  enqueue(args: A, options: EnqueueOptions = {}): Promise<string | ResultHandle<R>> {
+    return this.first.call(args, options, this.tail()) as Promise<string | ResultHandle<R>>;
+  }
+
+  /** Runs the chain once per element of `argsList`; the group's result is the chains' results in order. */
+  map(argsList: readonly A[], options: EnqueueOptions = {}): Promise<GroupHandle<R>> {
+    return mapCalls<A, R>((args, o) => this.first.call(args, o, this.tail()) as Promise<ResultHandle<R>>, argsList, options);
+  }
+
+  private tail(): ChainTail {
+    return { ...(this.rest.length > 0 ? { next: this.rest } : {}), ...(this.onError ? { onError: this.onError } : {}) };
+  }
+}
+
+async function mapCalls<A, R>(
+  call: (args: A, options: EnqueueOptions) => Promise<ResultHandle<R>>,
+  argsList: readonly A[],
+  options: EnqueueOptions,
+): Promise<GroupHandle<R>> {
+  const o = { ...options, result: options.result ?? true };
+  const handles: ResultHandle<R>[] = [];
+  // One after the other: in immediate mode each call runs as it is enqueued.
+  for (const args of argsList) handles.push(await call(args, o));
+  return new GroupHandle(handles);
 }
 
 /**
