@@ -6,6 +6,7 @@ export { ResultHandle, GroupHandle, type ResultOptions, type WaitOptions } from 
 export { setImmediateMode, immediateMode } from './immediate.js';
 export { kick, revokeJob, rescheduleJob, AlreadyDeliveredError, type KickOptions } from './control.js';
 export type { TaskFailure, RemoteError } from './envelope.js';
+export { schedule, Scheduler, nextTick, lastTickAtOrBefore, planTick, type SchedulerOptions, type SchedulerEvents, type ScheduleTarget, type ScheduleTick, type ScheduledJobBody, type ScheduleSpec, type EverySpec, type CronSpec, type TickPlan } from './schedule.js';
 export { codecs, bufferCodec, stringCodec, jsonCodec, msgpackCodec, type Codec, type BodyInput } from './codec.js';
 export { parseDeadLetter, type DeadLetter, type DeadLetterEnvelope } from './dead-letter.js';
 export { isJobId, parseJobId, type JobIdInfo } from './job-id.js';
