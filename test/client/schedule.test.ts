@@ -106,7 +106,7 @@ describe('two scheduler processes, one node', () => {
 });
 
 describe('chains', () => {
-  it('parallel chains converge on the smallest lineage without a duplicate tick', async () => {
+  it('parallel chains converge on the smallest lineage; ticks go on with at most one duplicate', async () => {
     const name = unique('converge');
     const queue = unique('ticks');
     const consumer = new TickConsumer([server.port], queue);
