@@ -321,12 +321,13 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     const usec = (performance.now() - start) * 1000;
     cmd.calls++;
     cmd.usec += usec;
+    cmd.latency.observe(usec);
     this.stats.commandsProcessed++;
     this.recordSlow(cmd, argv, usec);
     this.store.serveBlockedClients();
   }
 
-  private feedMonitors(conn: Connection, argv: string[]): void {
+  private feedMonitors(conn: Requester, argv: string[]): void {
     const now = Date.now();
     const line =
       `${Math.floor(now / 1000)}.${String((now % 1000) * 1000).padStart(6, '0')} [${conn.addr}] ` +
