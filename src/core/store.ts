@@ -324,11 +324,16 @@ export class JobStore {
     if (q !== undefined) q.acked++;
   }
 
-  /** How long (ms) the queue's first job has existed, or -1 when the queue is empty. */
-  oldestJobAge(q: Queue): number {
+  /** Creation time (clock ms) of the queue's first (oldest) job, or -1 when the queue is empty. */
+  oldestJobCtime(q: Queue): number {
     const rec = q.jobs.first();
-    if (rec === 0) return -1;
-    return Math.max(0, this.clock.now() - new Job(this.jobs, rec).ctime);
+    return rec === 0 ? -1 : this.jobs.ctimeOf(rec);
+  }
+
+  /** How long (ms) the queue's oldest job has existed, or -1 when the queue is empty. */
+  oldestJobAge(q: Queue): number {
+    const ctime = this.oldestJobCtime(q);
+    return ctime < 0 ? -1 : Math.max(0, this.clock.now() - ctime);
   }
 
   /** Up to `count` jobs of the queue without taking them, oldest (or newest) first. */

@@ -51,7 +51,17 @@ export class HttpServer {
     r.on('GET', '/', ({ res, req }) => sendIndex(res, req.method === 'HEAD'));
     r.on('GET', '/index.html', ({ res, req }) => sendIndex(res, req.method === 'HEAD'));
     r.on('GET', '/assets/:name', ({ res, req, params }) => sendAsset(res, params.name!, req.method === 'HEAD'));
-    r.on('GET', '/metrics', async ({ res }) => sendText(res, 200, await this.metrics.text(), METRICS_CONTENT_TYPE));
+    r.on('GET', '/metrics', async ({ res }) => {
+      const start = performance.now();
+      const cpu = process.cpuUsage();
+      const body = await this.metrics.exposition();
+      const ms = (performance.now() - start).toFixed(1);
+      const used = process.cpuUsage(cpu);
+      // Server-Timing: what building the exposition took (what a scrape costs the node), wall and CPU time.
+      const timing = `build;dur=${ms}, cpu;dur=${((used.user + used.system) / 1000).toFixed(1)}`;
+      res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Cache-Control': 'no-store', 'Content-Length': body.length, 'Server-Timing': timing });
+      res.end(body);
+    });
     r.on('GET', '/api/session', ({ session }) => ({ csrf: this.auth.csrfFor(session), authRequired: this.auth.required }));
     r.on('GET', '/login', ({ res }) => (this.auth.required ? sendLoginPage(res, 200, null) : redirect(res, '/')));
     r.on('POST', '/login', async ({ req, res, addr }) => {
