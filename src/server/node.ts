@@ -148,23 +148,24 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
       // Address space for the jobs maxmemory allows, taken now (see blocks.ts).
       this.store.blocks.reserve(cfg.int('maxmemory'));
     }
-    await this.persistence.start();
+    // HTTP first: /readyz answers (503, loading) while persisted jobs load.
+    await this.startHttp();
+    try {
+      await this.persistence.start();
+    } catch (e) {
+      this.http?.close();
+      throw e;
+    }
 
     try {
       await this.listeners.listen();
     } catch (e) {
       this.listeners.close();
+      this.http?.close();
       throw e;
     }
     this.port = this.listeners.clientPort;
     this.listening = true;
-    // Before the bus: the first PINGs tell peers our HTTP port.
-    try {
-      await this.startHttp();
-    } catch (e) {
-      this.listeners.close();
-      throw e;
-    }
     await this.cluster.listen();
 
     if (!this.opts.embedded) {
@@ -190,9 +191,10 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     const configured = cfg.int('http-port');
     if (configured === 0) return;
     const derived = configured === -1;
-    // With port 0 (and no tls-port) the kernel picked the client port: no default HTTP port then.
-    if (derived && cfg.int('port') === 0 && cfg.int('tls-port') === 0) return;
-    const port = derived ? this.port + 1000 : configured;
+    // The client port as configured (the TLS one when that is all); 0: the kernel picks it, no default HTTP port then.
+    const clientPort = cfg.int('port') !== 0 ? cfg.int('port') : cfg.int('tls-port');
+    if (derived && clientPort === 0) return;
+    const port = derived ? clientPort + 1000 : configured;
     if (port > 65535) {
       this.log.warning(`No HTTP port: the client port + 1000 (${port}) is out of range; set http-port`);
       return;

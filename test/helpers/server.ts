@@ -73,7 +73,8 @@ export async function getFreeHttpPort(): Promise<number> {
   for (let i = 0; i < 2000; i++) {
     nextHttpPort++;
     if (nextHttpPort > 19999) nextHttpPort = 10000;
-    if (await portIsFree(nextHttpPort)) return nextHttpPort;
+    const p = nextHttpPort;
+    if (await portIsFree(p)) return p;
   }
   throw new Error('no free HTTP port found');
 }
