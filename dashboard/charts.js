@@ -74,8 +74,13 @@ function axisValue(v) {
   return Number.isInteger(v) ? String(v) : v.toFixed(1);
 }
 
-/** The samples of a /api/rates answer from the last `seconds`. */
-export function lastSeconds(rates, seconds) {
+/**
+ * The samples of a /api/rates answer from the last `seconds`. The newest
+ * second of a cluster-wide answer is left out: the nodes sample at their own
+ * moment in the second, so it may not hold every node's figures yet.
+ */
+export function lastSeconds(rates, seconds, { newest = false } = {}) {
+  if (!newest && (rates.t ?? []).length > 1) rates = dropNewest(rates);
   const t = rates.t ?? [];
   const from = t.length === 0 ? 0 : t[t.length - 1] - seconds;
   let i = 0;
@@ -84,6 +89,20 @@ export function lastSeconds(rates, seconds) {
   const queues = {};
   for (const [name, values] of Object.entries(rates.queues ?? {})) queues[name] = cut(values);
   return { t: cut(t), added: cut(rates.added), delivered: cut(rates.delivered), acked: cut(rates.acked), queues };
+}
+
+function dropNewest(rates) {
+  const cut = (a) => (Array.isArray(a) ? a.slice(0, -1) : []);
+  const queues = {};
+  for (const [name, values] of Object.entries(rates.queues ?? {})) queues[name] = cut(values);
+  return { t: cut(rates.t), added: cut(rates.added), delivered: cut(rates.delivered), acked: cut(rates.acked), queues };
+}
+
+/** The mean of the last `n` complete samples of a series (what a tile shows as "now"). */
+export function recent(values, n = 3) {
+  if (!Array.isArray(values) || values.length < 2) return null;
+  const xs = values.slice(-n - 1, -1).filter((v) => typeof v === 'number');
+  return xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
 /** A select for the chart window (1, 5 or 10 minutes); onChange(seconds). */

@@ -4,7 +4,7 @@ import { h, table, badge } from './dom.js';
 import { getJSON } from './api.js';
 import { poll } from './ui.js';
 import { fmtInt, fmtRate, fmtBytes, fmtDuration, shortId } from './format.js';
-import { liveChart, lastSeconds, windowSelect } from './charts.js';
+import { liveChart, lastSeconds, windowSelect, recent } from './charts.js';
 
 export const STATE_KIND = { ok: 'ok', 'fail?': 'warn', fail: 'fail', leaving: 'leave' };
 
@@ -68,16 +68,15 @@ export function clusterView(el, { signal }) {
     const ok = nodes.filter((n) => n.state === 'ok').length;
     const jobs = nodes.reduce((sum, n) => sum + (n.node?.jobs ?? 0), 0);
     const clients = nodes.reduce((sum, n) => sum + (n.node?.clients?.connected ?? 0), 0);
-    const last = (a) => (Array.isArray(a) && a.length > 0 ? a[a.length - 1] : null);
     const tile = (label, value, kind) => h('div', { class: 'tile' }, h('div', { class: 'label' }, label),
       h('div', { class: `value${kind ? ` ${kind}` : ''}` }, value));
     tiles.replaceChildren(
       tile('Nodes ok', `${ok} / ${nodes.length}`),
       tile('Jobs', fmtInt(jobs)),
       tile('Clients', fmtInt(clients)),
-      tile('Added/s', fmtRate(last(latest?.added))),
-      tile('Delivered/s', fmtRate(last(latest?.delivered))),
-      tile('Acked/s', fmtRate(last(latest?.acked))),
+      tile('Added/s', fmtRate(recent(latest?.added))),
+      tile('Delivered/s', fmtRate(recent(latest?.delivered))),
+      tile('Acked/s', fmtRate(recent(latest?.acked))),
     );
   }
 

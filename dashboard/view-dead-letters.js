@@ -11,7 +11,7 @@ export function deadLettersView(el, { signal }) {
   const box = h('div');
   el.replaceChildren(
     h('h1', {}, 'Dead letters'),
-    h('p', { class: 'muted' }, 'Queues holding jobs a worker gave up on (the bundled Worker\'s deadLetterQueue option). Open one to move its jobs back.'),
+    h('p', { class: 'muted' }, 'Queues on this node holding jobs a worker gave up on (the bundled Worker\'s deadLetterQueue option). Open one to move its jobs back to the queue they came from.'),
     status,
     h('section', { class: 'card' }, box),
   );
@@ -46,7 +46,7 @@ export function deadLetterQueueView(el, { signal, params: [queue] }) {
     try {
       more.disabled = true;
       const data = await getJSON(`/api/dead-letters/${encodeURIComponent(queue)}?cursor=${encodeURIComponent(append ? cursor : '0')}`, { signal });
-      letters = append ? [...letters, ...(data.letters ?? data.jobs ?? data.envelopes ?? [])] : (data.letters ?? data.jobs ?? data.envelopes ?? []);
+      letters = append ? [...letters, ...(data.letters ?? [])] : (data.letters ?? []);
       cursor = String(data.cursor ?? '0');
       more.hidden = cursor === '0';
       render();
