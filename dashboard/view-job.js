@@ -69,7 +69,9 @@ export function jobView(el, { signal, params: [id] }) {
       } else if (e instanceof ApiError && e.status === 404) {
         status.replaceChildren(message('error', `Job not found: ${e.message.startsWith('job ') ? e.message : `no job ${id} on this node`}. It may have been acknowledged, deleted or expired.`, { closable: false }));
       } else if (e instanceof ApiError && e.status === 400) {
-        status.replaceChildren(message('error', `Not a valid job ID: ${id} (${e.message})`, { closable: false }));
+        // The node's text names the ID and the expected shape: keep only the shape.
+        const detail = e.message.replace(/^Not a job ID: "(?:[^"\\]|\\.)*"\s*/, '');
+        status.replaceChildren(message('error', `Not a valid job ID: ${id}${detail ? ` ${detail}` : ''}`, { closable: false }));
       } else {
         status.replaceChildren(message('error', describeError(e), { closable: false }));
       }

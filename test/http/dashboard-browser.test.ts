@@ -48,6 +48,7 @@ async function startNode(config: Record<string, string> = {}): Promise<Node> {
     port: server.port, host: '127.0.0.1', maxRetriesPerRequest: 1, protocol: 2,
     ...(config.requirepass ? { password: config.requirepass } : {}),
   });
+  redis.on('error', () => undefined); // while a test has stopped the node
   return { server, httpPort, url, redis };
 }
 
@@ -64,6 +65,16 @@ async function newPage(): Promise<Page> {
   page.setDefaultTimeout(UI_TIMEOUT);
   page.on('pageerror', (e) => pageErrors.push(e.message));
   return page;
+}
+
+/** A failed wait says what the page showed then. */
+async function withPageText<T>(page: Page, wait: Promise<T>): Promise<T> {
+  try {
+    return await wait;
+  } catch (e) {
+    const shown = await page.locator('body').innerText().catch(() => '(page unavailable)');
+    throw new Error(`${(e as Error).message}\npage: ${page.url()}\n${shown.slice(0, 2000)}`);
+  }
 }
 
 /** Prometheus text format: every sample line is `name{labels} value`; returns name{labels} -> value. */
@@ -213,6 +224,20 @@ describe('dashboard without a password', () => {
     await page.getByText('Page not found').waitFor();
   });
 
+  it('names and bodies are shown as text, never as markup', async () => {
+    const queue = 'x/<img src=x onerror="window.__xss=1">';
+    const body = '<b id="injected">bold?</b><script>window.__xss=2</script>';
+    const id = String(await node.redis.call('ADDJOB', queue, body, '0'));
+    await page.goto(`${node.url}/#/queues`);
+    await page.locator('tr[data-queue]', { hasText: queue }).waitFor();
+    await page.goto(`${node.url}/#/queue/${encodeURIComponent(queue)}`);
+    await page.locator(`tr[data-job="${id}"]`, { hasText: body }).waitFor();
+    await page.goto(`${node.url}/#/job/${id}`);
+    await page.locator('pre.body', { hasText: body }).waitFor();
+    expect(await page.locator('#view img, #view #injected, #view script').count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+  });
+
   it('a dead letter is moved back to its original queue', async () => {
     const original = { id: 'D-00000000-000000000000000000000000-0001', queue: 'browser-emails', body: Buffer.from('{"to":"ann@example.net"}') };
     const envelope = makeEnvelope(original, new Error('SMTP 550 mailbox unavailable'), 5, undefined);
@@ -241,6 +266,50 @@ describe('dashboard without a password', () => {
     const after = parseMetrics(await (await fetch(`${node.url}/metrics`)).text());
     expect(total(after, added)).toBe(start + 3);
     expect(total(after, 'disque_queue_length', /queue="browser-metrics"/)).toBe(3);
+  });
+});
+
+describe('a node that goes away', () => {
+  it('the open page says it cannot reach the node, and recovers when it is back', async () => {
+    const node = await startNode();
+    const page = await newPage();
+    try {
+      await node.redis.call('ADDJOB', 'away-q', 'x', '0');
+      await page.goto(`${node.url}/#/queues`);
+      await page.locator('tr[data-queue="away-q"]').waitFor();
+      await node.server.stop();
+      await withPageText(page, page.getByText('Cannot reach the node').waitFor());
+      // The page keeps polling: figures come back with the node.
+      await node.server.restart();
+      await waitFor(async () => (await fetch(`${node.url}/healthz`)).status === 200, 'HTTP back after the restart', UI_TIMEOUT);
+      await withPageText(page, page.getByText('Cannot reach the node').waitFor({ state: 'detached' }));
+    } finally {
+      await page.close();
+      await stopNode(node);
+    }
+  });
+
+  it('the cluster view marks a peer that stopped answering', async () => {
+    const a = await startNode({ 'cluster-node-timeout': '2000' });
+    const b = await startNode({ 'cluster-node-timeout': '2000' });
+    const page = await newPage();
+    try {
+      await a.redis.call('CLUSTER', 'MEET', '127.0.0.1', String(b.server.port));
+      const bId = String(await b.redis.call('CLUSTER', 'MYID'));
+      await page.goto(`${a.url}/#/cluster`);
+      const row = page.locator(`tr[data-node="${bId}"]`);
+      // B's figures come from B's own HTTP port, learned through the bus.
+      await expect.poll(async () => (await row.count()) > 0 && !(await row.textContent())!.includes('No figures'),
+        { timeout: UI_TIMEOUT }).toBe(true);
+      expect(await row.textContent()).toContain(`127.0.0.1:${b.server.port}`);
+      await b.server.kill9();
+      await row.getByText('No figures').waitFor();
+      await row.locator('.badge', { hasText: 'fail' }).waitFor();
+    } finally {
+      await page.close();
+      await stopNode(b);
+      await stopNode(a);
+    }
   });
 });
 
