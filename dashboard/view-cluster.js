@@ -56,10 +56,14 @@ export function clusterView(el, { signal }) {
     renderTiles();
   }, status);
 
+  const ratesNote = h('p', { class: 'muted' });
+  ratesCard.append(ratesNote);
   poll(signal, 1500, async () => {
     latest = await getJSON('/api/rates', { signal });
     draw(latest);
     renderTiles();
+    const missing = (latest.errors ?? []).map((e) => shortId(e.node));
+    ratesNote.textContent = missing.length === 0 ? '' : `Without node${missing.length > 1 ? 's' : ''} ${missing.join(', ')}: no answer.`;
   });
 
   function renderTiles() {
