@@ -43,7 +43,12 @@ async function startNode(config: Record<string, string> = {}): Promise<Node> {
   const url = `http://127.0.0.1:${httpPort}`;
   // The HTTP listener may come up just after the client port (with
   // requirepass, /healthz answers 401 without the password: any answer will do).
-  await waitFor(async () => (await fetch(`${url}/healthz`)).status > 0, 'the HTTP listener', 15000);
+  try {
+    await waitFor(async () => (await fetch(`${url}/healthz`)).status > 0, 'the HTTP listener', 15000);
+  } catch (e) {
+    await server.destroy();
+    throw e;
+  }
   const redis = new Redis({
     port: server.port, host: '127.0.0.1', maxRetriesPerRequest: 1, protocol: 2,
     ...(config.requirepass ? { password: config.requirepass } : {}),
@@ -291,9 +296,10 @@ describe('a node that goes away', () => {
 
   it('the cluster view marks a peer that stopped answering', async () => {
     const a = await startNode({ 'cluster-node-timeout': '2000' });
-    const b = await startNode({ 'cluster-node-timeout': '2000' });
+    let b: Node | undefined;
     const page = await newPage();
     try {
+      b = await startNode({ 'cluster-node-timeout': '2000' });
       await a.redis.call('CLUSTER', 'MEET', '127.0.0.1', String(b.server.port));
       const bId = String(await b.redis.call('CLUSTER', 'MYID'));
       await page.goto(`${a.url}/#/cluster`);
