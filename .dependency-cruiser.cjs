@@ -1,9 +1,9 @@
 // The layer order of docs/architecture.md, checked by npm test
 // (test/architecture.test.ts) and so by CI:
-//   bin -> server -> (commands, cluster, persistence) -> (core, protocol, config)
+//   bin -> server -> (commands, cluster, persistence, http) -> (core, protocol, config)
 // Type-only imports count: a layer learns about what is above it through
 // interfaces it declares itself (commands/context.ts, cluster/host.ts,
-// persistence/host.ts), never by importing from above.
+// persistence/host.ts, http/host.ts), never by importing from above.
 const layer = (name, mayImport) => ({
   name: `layer-${name}`,
   comment: `src/${name} may import only from ${mayImport.map((l) => `src/${l}`).join(', ')} (docs/architecture.md)`,
@@ -27,7 +27,8 @@ module.exports = {
     layer('commands', ['core', 'protocol', 'config']),
     layer('cluster', ['core', 'protocol', 'config']),
     layer('persistence', ['core', 'protocol', 'config']),
-    layer('server', ['commands', 'cluster', 'persistence', 'core', 'protocol', 'config']),
+    layer('http', ['core', 'protocol', 'config']),
+    layer('server', ['commands', 'cluster', 'persistence', 'http', 'core', 'protocol', 'config']),
     layer('bin', ['server', 'config']),
     layer('client', []),
   ],

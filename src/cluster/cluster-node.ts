@@ -52,6 +52,8 @@ export class ClusterNode {
   port = 0;
   /** Its TLS client port (0: none), as its PINGs say. */
   tlsPort = 0;
+  /** Its HTTP port (0: none), as its PINGs say: the dashboard asks peers there. */
+  httpPort = 0;
   /** Our outbound link to it (messages we send go here). */
   link: Link | null = null;
   /** Nodes that reported it failing: reporter ID -> time of the report. */

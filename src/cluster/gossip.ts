@@ -29,7 +29,10 @@ export class Gossip {
     let sender = senderIn;
     const type = msg.t;
     const port = typeof msg.p === 'number' ? msg.p : 0;
-    if (senderIn) senderIn.tlsPort = typeof msg.tp === 'number' ? msg.tp : 0;
+    if (senderIn) {
+      senderIn.tlsPort = typeof msg.tp === 'number' ? msg.tp : 0;
+      senderIn.httpPort = typeof msg.hp === 'number' ? msg.hp : 0;
+    }
 
     if (type === MsgType.PING || type === MsgType.MEET) {
       // The address others use to reach us is the one they connect to.
@@ -171,8 +174,10 @@ export class Gossip {
     }
     const linkNode = link.node as ClusterNode | null;
     if (linkNode && type === MsgType.PING) linkNode.pingSent = Date.now();
+    // Our TLS and HTTP ports, when we have them (older nodes ignore the fields).
     const tp = this.host.tlsPort;
-    this.links.sendOnLink(link, this.links.frame(type, tp !== 0 ? { g: gossip, tp } : { g: gossip }));
+    const hp = this.host.httpPort;
+    this.links.sendOnLink(link, this.links.frame(type, { g: gossip, tp: tp !== 0 ? tp : undefined, hp: hp !== 0 ? hp : undefined }));
   }
 
   /**

@@ -12,6 +12,8 @@ export interface ClusterHost {
   readonly port: number;
   /** The TLS client port (0: none), told to peers so HELLO can give it to TLS clients. */
   readonly tlsPort: number;
+  /** The HTTP port (0: none), told to peers so a dashboard can ask every node. */
+  readonly httpPort: number;
   /** After bus input was handled: serve blocked clients and write their replies. */
   afterEvent(): void;
   /** CLUSTER RESET drops the node's persisted jobs along with its memory. */

@@ -36,6 +36,14 @@ function sameJobs(a: AnyJob[], b: AnyJob[]): boolean {
 export class Links implements MessageSender {
   messagesSent = 0;
   messagesReceived = 0;
+  /**
+   * Messages by type (MsgType), for /metrics: a batch of job messages (see
+   * Batch) counts as one, as it is one message on the wire.
+   */
+  readonly receivedByType = new Float64Array(256);
+  readonly sentByType = new Float64Array(256);
+  /** The type of each frame made by frame(), for the counts of send(). Batches know theirs. */
+  private readonly frameTypes = new WeakMap<Buffer, number>();
   /** Same Map as the table's, for the hot paths. */
   private readonly nodes: Map<string, ClusterNode>;
   private readonly inbound = new Set<Link>();
@@ -102,6 +110,7 @@ export class Links implements MessageSender {
   private readonly linkEvents = {
     message: (link: Link, msg: BusMessage) => {
       this.messagesReceived++;
+      this.receivedByType[msg.t & 255]++;
       this.owner.processMessage(link, msg);
     },
     // Replies and queue changes are settled once per read, as for clients.
@@ -157,7 +166,15 @@ export class Links implements MessageSender {
   }
 
   frame(type: number, body: Record<string, unknown>, mflags = 0): Buffer {
-    return this.encoder.encode(type, mflags, body);
+    const frame = this.encoder.encode(type, mflags, body);
+    this.frameTypes.set(frame, type);
+    return frame;
+  }
+
+  private countSent(frame: Buffer): void {
+    this.messagesSent++;
+    const type = this.frameTypes.get(frame);
+    if (type !== undefined) this.sentByType[type & 255]++;
   }
 
   /** Sends to a node over its outbound link; dropped if not connected (best effort). */
@@ -165,13 +182,13 @@ export class Links implements MessageSender {
     if (!n.link || n === this.table.myself) return;
     if (n.batch !== null) this.sendBatch(n);
     n.link.send(frame);
-    this.messagesSent++;
+    this.countSent(frame);
   }
 
   /** Sends over a link whatever node it leads to (PING, PONG, MEET). */
   sendOnLink(link: Link, frame: Buffer): void {
     link.send(frame);
-    this.messagesSent++;
+    this.countSent(frame);
   }
 
   /** Sends a message to the nodes with the given IDs (myself and unknown ones skipped). */
@@ -200,6 +217,7 @@ export class Links implements MessageSender {
     if (shared !== null && b.type === MsgType.REPLJOB && b.mflags === shared.mflags && sameJobs(b.jobs, shared.jobs)) {
       n.link.send(shared.frame);
       this.messagesSent++;
+      this.sentByType[b.type & 255]++;
       return;
     }
     let body: Record<string, unknown>;
@@ -221,7 +239,7 @@ export class Links implements MessageSender {
     } else {
       body = b.ids.length === 1 ? { id: b.ids[0], a: b.aux } : { ids: b.ids, a: b.aux };
     }
-    const frame = this.frame(b.type, body, b.mflags);
+    const frame = this.encoder.encode(b.type, b.mflags, body);
     if (shared !== null && b.type === MsgType.REPLJOB) {
       shared.jobs = b.jobs;
       shared.mflags = b.mflags;
@@ -229,6 +247,7 @@ export class Links implements MessageSender {
     }
     n.link.send(frame);
     this.messagesSent++;
+    this.sentByType[b.type & 255]++;
   }
 
   /**

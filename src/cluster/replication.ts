@@ -12,6 +12,7 @@ import { decodeJob, type AnyJob } from '../core/job-codec.js';
 import { MsgType, MSG_FLAG_NOREPLY, type BusMessage } from './messages.js';
 import { errors } from '../protocol/errors.js';
 import { TIME_ERROR } from '../core/store.js';
+import { Log2Histogram } from '../core/histogram.js';
 
 /** Try one more node this often while replication is short. */
 const ADD_NODE_PERIOD_MS = 50;
@@ -20,6 +21,8 @@ interface Waiting {
   job: Job;
   conn: Client;
   addedNodeTime: number;
+  /** Date.now() when the client started waiting. */
+  since: number;
 }
 
 export class Replication {
@@ -27,6 +30,9 @@ export class Replication {
   private readonly waiting = new Map<number, Waiting>();
   private readonly table: NodeTableView;
   private readonly links: MessageSender;
+  /** For /metrics: milliseconds ADDJOB clients waited until replication was reached, and how many gave up. */
+  readonly waitMs = new Log2Histogram();
+  timeouts = 0;
 
   constructor(private readonly cluster: ClusterContext) {
     this.table = cluster.table;
@@ -42,10 +48,12 @@ export class Replication {
   waitForReplication(conn: Client, job: Job, timeoutMs: number, keepsCopy: boolean): void {
     if (this.cluster.log.verboseOn) this.cluster.log.verbose(`Replicating ${job.id} to ${job.repl} nodes, client waits up to ${timeoutMs} ms`);
     job.confirmed = new Set(keepsCopy ? [this.table.myself.id] : []);
-    this.waiting.set(job.rec, { job, conn, addedNodeTime: Date.now() });
+    const now = Date.now();
+    this.waiting.set(job.rec, { job, conn, addedNodeTime: now, since: now });
     const blocker: Blocker = {
       kind: 'addjob',
       timedOut: () => {
+        this.timeouts++;
         conn.out.error(errors.noreplTimeout);
         this.release(job);
         conn.unblock();
@@ -131,6 +139,7 @@ export class Replication {
     const w = this.waiting.get(job.rec);
     this.waiting.delete(job.rec);
     if (w) {
+      this.waitMs.observe(Date.now() - w.since);
       w.conn.out.status(job.id);
       w.conn.unblock();
     }

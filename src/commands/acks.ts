@@ -28,6 +28,7 @@ function ackjob(call: Call): void {
         job = store.addJob(fields) ?? undefined;
       }
     } else if (job.state !== JobState.Acked) {
+      store.noteAcked(job);
       store.acknowledgeJob(job);
       known++;
     }
@@ -50,6 +51,7 @@ function fastack(call: Call): void {
     if (!job) {
       cluster.broadcastDelJobId(id);
     } else {
+      if (job.state !== JobState.Acked) store.noteAcked(job);
       cluster.broadcastDelJob(job);
       store.unregisterJob(job);
       known++;

@@ -1,11 +1,11 @@
 // Argument helpers shared by the command files, with the reference's errors.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { errors, parseInteger } from '../protocol/errors.js';
 import { isValidJobId } from '../core/job-id.js';
 import type { Call } from './context.js';
 import type { ReplyBuffer } from '../protocol/reply.js';
 import type { Job } from '../core/job.js';
 import { JOB_ID_LEN } from '../core/job-id.js';
+import { passwordMatches } from '../config/access.js';
 
 /** Checks every ID first, so an invalid one means nothing is done. */
 export function validateJobIds(call: Call, from: number, to = call.argv.length): boolean {
@@ -70,17 +70,13 @@ export function replyJob(out: ReplyBuffer, job: Job, withCounters: boolean): voi
 
 /**
  * AUTH and HELLO AUTH: whether `given` is the requirepass (never, when none
- * is set). SHA-256 digests are compared in constant time, so the time taken
- * says nothing about the password or its length. A wrong password is logged
- * with the client's address (rate-limited: a guessing client cannot flood
- * the log), never the password itself.
+ * is set), compared in constant time (src/config/access.ts). A wrong
+ * password is logged with the client's address (rate-limited: a guessing
+ * client cannot flood the log), never the password itself.
  */
 export function checkPassword(call: Call, given: string, via: 'AUTH' | 'HELLO AUTH'): boolean {
-  const pass = call.node.config.str('requirepass');
-  if (pass === '') return false;
-  const a = createHash('sha256').update(given, 'latin1').digest();
-  const b = createHash('sha256').update(pass, 'latin1').digest();
-  if (timingSafeEqual(a, b)) return true;
+  if (call.node.config.str('requirepass') === '') return false;
+  if (passwordMatches(call.node.config, given)) return true;
   call.node.log.limited('warning', 'auth', `Failed ${via} from ${call.client.addr} (client id=${call.client.id})`);
   return false;
 }

@@ -68,6 +68,8 @@ export const DIRECTIVES: readonly Directive[] = [
   { name: 'tls-ciphersuites', type: 'string', default: '', settable: true, doc: 'OpenSSL ciphersuites for TLSv1.3 (ours; from Redis).' },
   { name: 'tls-prefer-server-ciphers', type: 'bool', default: 'no', settable: true, doc: 'Pick the cipher by the server\'s order rather than the client\'s (ours; from Redis).' },
   { name: 'tls-cluster', type: 'bool', default: 'no', doc: 'Bus links use mutual TLS with the tls-* certificates; the cluster-secret handshake still runs inside (ours; from Redis).' },
+  // HTTP: dashboard, /metrics, health (ours; docs/http-api.md)
+  { name: 'http-port', type: 'int', default: '-1', min: -1, max: 65535, doc: 'HTTP port of the dashboard, /metrics and health checks, on the bind addresses (-1: the client port + 1000, skipped with a warning when that port is taken; 0: no HTTP) (ours).' },
   // ours
   { name: 'client-query-buffer-limit', type: 'memory', default: '1gb', min: 1024 * 1024, settable: true, doc: 'Max bytes buffered for one client request before the connection is closed (ours; from Redis).' },
   { name: 'proto-max-bulk-len', type: 'memory', default: '512mb', min: 1024 * 1024, settable: true, doc: 'Max length of one request argument (ours; from Redis).' },

@@ -225,6 +225,11 @@ export class JobTable implements JobStoreInternals {
 
   // ------------------------------------------------- what Job handles read
 
+  /** A job's creation time (clock ms), without a handle. */
+  ctimeOf(rec: number): number {
+    return this.records.f64[rec >>> PAGE_SHIFT]![(((rec & PAGE_MASK) * REC_WORDS) >> 1) + F_CTIME]!;
+  }
+
   idOf(rec: number): string {
     this.copyId(rec, ID_SCRATCH, 0);
     return ID_SCRATCH.latin1Slice(0, JOB_ID_LEN);

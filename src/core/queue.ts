@@ -32,8 +32,14 @@ export class Queue {
   /** Creation and last access time, clock-relative ms. */
   ctime: number;
   atime: number;
+  /** Jobs queued here, re-queues included (QSTAT jobs-in). */
   jobsIn = 0;
+  /** Jobs delivered to consumers (QSTAT jobs-out). */
   jobsOut = 0;
+  /** /metrics and the dashboard (see JobStore.totals): new jobs queued, NACKs, client acks. */
+  added = 0;
+  nacked = 0;
+  acked = 0;
 
   // Federation (see the reference's README, "Cluster messages related to
   // nodes federation").

@@ -80,6 +80,21 @@ export interface StoreOptions {
   maxmemory?: number;
 }
 
+/**
+ * Jobs this node handled since start, for /metrics and the dashboard; each
+ * queue keeps the same counts for itself. Counted where the event happens,
+ * so summed over the cluster each job counts once: `added` when a new job
+ * is first queued (on the node that queues it), `delivered` when a consumer
+ * gets it, `nacked` per NACK, `acked` per ACKJOB or FASTACK of a job the
+ * node receiving the command knows (noteAcked).
+ */
+export interface JobTotals {
+  added: number;
+  delivered: number;
+  acked: number;
+  nacked: number;
+}
+
 /** Memory of the store, in bytes, for INFO. */
 export interface StoreMemory {
   /** Everything below but the free arena bytes: what maxmemory compares. */
@@ -101,6 +116,7 @@ export class JobStore {
   /** maxmemory-policy acks: under pressure, evict acked and delivered at-most-once jobs (noeviction: refuse). */
   evictOnPressure = true;
   peakMemory = 0;
+  readonly totals: JobTotals = { added: 0, delivered: 0, acked: 0, nacked: 0 };
 
   /** Pages of records, the arena and the schedule come from here (see blocks.ts). */
   readonly blocks = new BlockSource();
@@ -250,6 +266,7 @@ export class JobStore {
     }
     // The first queueing needs no QUEUED message; later ones (re-queues
     // after a missing ack, NACKs) tell the other owners so they back off.
+    let first = false;
     if (job.flags & JOB_FLAG_BCAST_QUEUED || nack) {
       this.hooks.queued?.(job, nack);
       if (nack) job.nacks++;
@@ -257,12 +274,20 @@ export class JobStore {
       this.hooks.persistJob?.(job); // the counters survive a restart
     } else {
       job.flags |= JOB_FLAG_BCAST_QUEUED;
+      first = true;
     }
     this.updateAwakeTime(job);
     const q = this.queueFor(job.queue!);
     q.jobs.insert(job.rec);
     q.atime = now;
     q.jobsIn++;
+    if (first) {
+      q.added++;
+      this.totals.added++;
+    } else if (nack) {
+      q.nacked++;
+      this.totals.nacked++;
+    }
     if (!(q.flags & QUEUE_FLAG_PAUSED_OUT)) this.queues.signalReady(q);
     return true;
   }
@@ -286,7 +311,29 @@ export class JobStore {
     job.flags |= JOB_FLAG_DELIVERED;
     q.atime = this.clock.now();
     q.jobsOut++;
+    this.totals.delivered++;
     return job;
+  }
+
+  /** A client acknowledged a job this node knows (ACKJOB, FASTACK): counted in totals and its queue. */
+  noteAcked(job: Job): void {
+    this.totals.acked++;
+    const name = job.queue;
+    if (name === null) return;
+    const q = this.queues.lookup(name);
+    if (q !== undefined) q.acked++;
+  }
+
+  /** Creation time (clock ms) of the queue's first (oldest) job, or -1 when the queue is empty. */
+  oldestJobCtime(q: Queue): number {
+    const rec = q.jobs.first();
+    return rec === 0 ? -1 : this.jobs.ctimeOf(rec);
+  }
+
+  /** How long (ms) the queue's oldest job has existed, or -1 when the queue is empty. */
+  oldestJobAge(q: Queue): number {
+    const ctime = this.oldestJobCtime(q);
+    return ctime < 0 ? -1 : Math.max(0, this.clock.now() - ctime);
   }
 
   /** Up to `count` jobs of the queue without taking them, oldest (or newest) first. */

@@ -88,6 +88,11 @@ export class Journal {
     return this.pending.length;
   }
 
+  /** Journal writes sent and not yet confirmed by Redis. */
+  get writesInFlight(): number {
+    return this.inflight.length;
+  }
+
   /** A job to keep (its state as it is when the entry is written) or the ID of one that is gone. */
   record(r: Job | string): void {
     if (!this.owner.capturing()) return;

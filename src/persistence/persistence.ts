@@ -23,6 +23,27 @@ import { Snapshotter } from './snapshot.js';
 import { Loader } from './loader.js';
 import { readRedisTls, unusedTlsDirectives } from './redis-tls.js';
 
+/** Persistence as /metrics, /readyz and the dashboard see it. */
+export interface PersistenceStatus {
+  /** appendonly is on. */
+  enabled: boolean;
+  /** INFO's aof_state: off, on, loading, wait_rewrite or the kind of failure. */
+  state: string;
+  /** Writes to Redis fail: write commands answer -MISCONF. */
+  misconf: boolean;
+  /** Journal records captured and not yet sent to Redis. */
+  backlog: number;
+  writesInFlight: number;
+  /** Records and bytes of the journal in Redis (what the next snapshot drops). */
+  journalRecords: number;
+  journalBytes: number;
+  /** Unix ms of the last snapshot (0: none yet), its size, jobs and duration (-1: none yet). */
+  lastSnapshotTime: number;
+  lastSnapshotBytes: number;
+  lastSnapshotJobs: number;
+  lastSnapshotMs: number;
+}
+
 /** How long a plain shutdown waits for the last journal write. */
 const SHUTDOWN_DRAIN_MS = 5000;
 
@@ -266,6 +287,25 @@ export class Persistence {
     if (health.failure !== null) return this.snapshots.resyncRunning ? 'wait_rewrite' : health.failureKind;
     if (health.resyncWanted) return 'wait_rewrite';
     return 'on';
+  }
+
+  /** For /metrics, /readyz and the dashboard. */
+  status(): PersistenceStatus {
+    const health = this.health;
+    const snaps = this.snapshots;
+    return {
+      enabled: health.enabled,
+      state: this.state(),
+      misconf: health.failure !== null,
+      backlog: this.journal.pendingRecords,
+      writesInFlight: this.journal.writesInFlight,
+      journalRecords: this.journal.records,
+      journalBytes: this.journal.bytes,
+      lastSnapshotTime: snaps.lastSnapshotTime,
+      lastSnapshotBytes: snaps.snapshotBytes,
+      lastSnapshotJobs: snaps.snapshotJobs,
+      lastSnapshotMs: snaps.lastSnapshotMs,
+    };
   }
 
   /** INFO Persistence fields. */

@@ -1,6 +1,7 @@
 // Commands are declared once (name, arity, flags, handler); dispatch, arity
 // errors and the COMMAND command all derive from the declarations.
 import type { CommandFlag, CommandSpec, CommandEntry, CommandTableView } from '../commands/context.js';
+import { Log2Histogram } from '../core/histogram.js';
 
 /** What MONITOR and SLOWLOG show in place of a secret argument (Redis's word). */
 export const REDACTED = '(redacted)';
@@ -15,6 +16,8 @@ export class Command implements CommandEntry {
   readonly isFast: boolean;
   calls = 0;
   usec = 0;
+  /** Microseconds per call since start, for /metrics (CONFIG RESETSTAT leaves it: Prometheus counters only grow). */
+  readonly latency = new Log2Histogram();
   constructor(readonly spec: CommandSpec) {
     this.flags = new Set(spec.flags);
     this.isWrite = this.flags.has('write');

@@ -13,6 +13,17 @@ import type { Blocker } from '../protocol/client.js';
 import type { Call, CommandClient, CommandNode, PersistenceView } from '../commands/context.js';
 import { replyJob } from '../commands/util.js';
 
+/** Whoever sent a request, as Node.execute needs it: a Connection, or an InternalClient (HTTP). */
+export interface Requester extends CommandClient {
+  /** The Call its commands run with. */
+  readonly call: Call;
+  /** The command table's answer for the last command name it sent (see Node.execute). */
+  lastCmd: Command | undefined;
+  lastCmdName: string;
+  /** CLIENT LIST's cmd. */
+  lastCommand: string;
+}
+
 /** What a connection needs from the node that accepted it (the server's Node). */
 export interface ConnectionHost extends CommandNode {
   readonly persistence: PersistenceView & {
@@ -25,7 +36,7 @@ export interface ConnectionHost extends CommandNode {
   /** Date.now() as of the last cron tick. */
   readonly coarseNow: number;
   /** Runs one request of the connection. */
-  execute(conn: Connection, argv: string[]): void;
+  execute(conn: Requester, argv: string[]): void;
   /** After any event: serve blocked clients and write out replies. */
   afterEvent(): void;
   /** Output for the connection produced outside its own request: write it this turn. */
@@ -35,7 +46,7 @@ export interface ConnectionHost extends CommandNode {
 
 let nextClientId = 1;
 
-export class Connection implements CommandClient {
+export class Connection implements Requester {
   readonly id = nextClientId++;
   readonly out = new ReplyBuffer();
   readonly addr: string;

@@ -11,7 +11,7 @@ import { Logger } from '../config/log.js';
 import { VERSION, SERVER_NAME } from '../config/version.js';
 import { SystemClock, type Clock } from '../core/clock.js';
 import { JobStore, PROCESS_JOBS_BUDGET_MS } from '../core/store.js';
-import { Connection } from './connection.js';
+import { Connection, type Requester } from './connection.js';
 import { holdableMemory, maxmemoryError } from './memory-limit.js';
 import { AcceptBurst } from './accept-burst.js';
 import { ClientListeners } from './listeners.js';
@@ -26,6 +26,8 @@ import type { RequestLimits } from '../protocol/request.js';
 import { ALL_COMMANDS } from '../commands/index.js';
 import { Cluster } from '../cluster/cluster.js';
 import { Persistence } from '../persistence/persistence.js';
+import { HttpServer } from '../http/server.js';
+import { NodeHttpView } from './http-view.js';
 import { errors } from '../protocol/errors.js';
 
 export interface NodeOptions {
@@ -80,6 +82,14 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
   get tlsPort(): number {
     return this.listeners.tlsPort;
   }
+  /** The dashboard, /metrics and health checks (docs/http-api.md); null with http-port 0. */
+  private http: HttpServer | null = null;
+  /** The HTTP port bound, 0 for none. */
+  get httpPort(): number {
+    return this.http?.port ?? 0;
+  }
+  /** The client listeners are up. */
+  listening = false;
   private readonly listeners: ClientListeners;
   private readonly acceptBurst = new AcceptBurst(() => this.clients);
   private cronTimer: NodeJS.Timeout | null = null;
@@ -138,15 +148,24 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
       // Address space for the jobs maxmemory allows, taken now (see blocks.ts).
       this.store.blocks.reserve(cfg.int('maxmemory'));
     }
-    await this.persistence.start();
+    // HTTP first: /readyz answers (503, loading) while persisted jobs load.
+    await this.startHttp();
+    try {
+      await this.persistence.start();
+    } catch (e) {
+      this.http?.close();
+      throw e;
+    }
 
     try {
       await this.listeners.listen();
     } catch (e) {
       this.listeners.close();
+      this.http?.close();
       throw e;
     }
     this.port = this.listeners.clientPort;
+    this.listening = true;
     await this.cluster.listen();
 
     if (!this.opts.embedded) {
@@ -159,6 +178,39 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     const tlsPort = this.listeners.tlsPort;
     const ports = [this.listeners.plainPort !== 0 ? `port ${this.listeners.plainPort}` : '', tlsPort !== 0 ? `TLS port ${tlsPort}` : ''];
     this.log.notice(`Ready to accept connections on ${ports.filter((p) => p !== '').join(' and ')}`);
+  }
+
+  /**
+   * HTTP on http-port, or by default on the client port + 1000: an explicit
+   * port that cannot be bound stops start-up (as the client port does); the
+   * default one is skipped with a warning, so a port clash on something the
+   * operator never asked for does not keep the queue from starting.
+   */
+  private async startHttp(): Promise<void> {
+    const cfg = this.config;
+    const configured = cfg.int('http-port');
+    if (configured === 0) return;
+    const derived = configured === -1;
+    // The client port as configured (the TLS one when that is all); 0: the kernel picks it, no default HTTP port then.
+    const clientPort = cfg.int('port') !== 0 ? cfg.int('port') : cfg.int('tls-port');
+    if (derived && clientPort === 0) return;
+    const port = derived ? clientPort + 1000 : configured;
+    if (port > 65535) {
+      this.log.warning(`No HTTP port: the client port + 1000 (${port}) is out of range; set http-port`);
+      return;
+    }
+    const http = new HttpServer(new NodeHttpView(this));
+    try {
+      await http.listen(port, cfg.list('bind'));
+    } catch (e) {
+      if (!derived) throw new Error(`HTTP port ${port}: ${(e as Error).message}`);
+      this.log.warning(`No dashboard: HTTP port ${port} (the client port + 1000) is not available (${(e as Error).message}); set http-port`);
+      return;
+    }
+    this.http = http;
+    const bind = cfg.list('bind')[0];
+    const host = bind === undefined ? 'localhost' : bind === '0.0.0.0' || bind === '::' ? os.hostname() : bind.includes(':') ? `[${bind}]` : bind;
+    this.log.notice(`Dashboard at http://${host}:${http.port}/ (metrics at /metrics)`);
   }
 
   /** Counts GC pauses: jobs live off the heap, so these should stay short whatever the node holds. */
@@ -265,7 +317,7 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
   }
 
   /** Runs one request of a client (the reference's processCommand). */
-  execute(conn: Connection, argv: string[]): void {
+  execute(conn: Requester, argv: string[]): void {
     const out = conn.out;
     // A client mostly repeats one command: comparing its name with the last
     // one's costs less than hashing a new string for the table.
@@ -321,12 +373,13 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     const usec = (performance.now() - start) * 1000;
     cmd.calls++;
     cmd.usec += usec;
+    cmd.latency.observe(usec);
     this.stats.commandsProcessed++;
     this.recordSlow(cmd, argv, usec);
     this.store.serveBlockedClients();
   }
 
-  private feedMonitors(conn: Connection, argv: string[]): void {
+  private feedMonitors(conn: Requester, argv: string[]): void {
     const now = Date.now();
     const line =
       `${Math.floor(now / 1000)}.${String((now % 1000) * 1000).padStart(6, '0')} [${conn.addr}] ` +
@@ -419,7 +472,10 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
       this.store.evictIdleQueues();
       this.cluster.cron();
     }
-    if (this.everyMs(1000)) this.clientsCron(now);
+    if (this.everyMs(1000)) {
+      this.clientsCron(now);
+      this.http?.cron(now);
+    }
     this.persistence.cron();
     this.afterEvent();
   }
@@ -464,6 +520,8 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     if (this.jobsTimer !== null) clearTimeout(this.jobsTimer);
     this.gcObserver?.disconnect();
     this.listeners.close();
+    this.listening = false;
+    this.http?.close();
     await this.persistence.shutdown(opts.rewrite ?? false);
     await this.cluster.shutdown();
     for (const c of [...this.clients]) {

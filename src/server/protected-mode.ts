@@ -9,6 +9,10 @@ import type { Config } from '../config/config.js';
 import type { Logger } from '../config/log.js';
 import type { Stats } from '../commands/context.js';
 import { refuseConnection } from './refuse.js';
+import { protectedModeRefuses } from '../config/access.js';
+
+// The rule itself is in src/config/access.ts (HTTP applies it too).
+export { isLoopback, protectedModeRefuses } from '../config/access.js';
 
 /** Redis 6's text, naming this server. */
 export const PROTECTED_MODE_ERROR =
@@ -24,25 +28,6 @@ export const PROTECTED_MODE_ERROR =
   "'--protected-mode no' option. 4) Setup a bind address or an authentication password (requirepass). " +
   'NOTE: You only need to do one of the above things in order for the server to start accepting ' +
   'connections from the outside.\r\n';
-
-/** 127.0.0.0/8, ::1, and 127.x as an IPv6 socket shows it (::ffff:127.x.y.z). */
-export function isLoopback(addr: string | undefined): boolean {
-  if (addr === undefined) return false;
-  const a = addr.toLowerCase();
-  if (a === '::1') return true;
-  const v4 = a.startsWith('::ffff:') ? a.slice(7) : a;
-  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
-}
-
-/** Whether protected mode turns away a client connecting from `addr`. */
-export function protectedModeRefuses(config: Config, addr: string | undefined): boolean {
-  return (
-    config.bool('protected-mode') &&
-    config.str('requirepass') === '' &&
-    config.list('bind').length === 0 &&
-    !isLoopback(addr)
-  );
-}
 
 /**
  * For each accepted socket: true when protected mode refused it (the error

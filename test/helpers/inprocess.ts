@@ -28,6 +28,7 @@ export async function startInProcess(directives: Record<string, string> = {}): P
     ['cluster-config-file', path.join(dir, 'nodes.conf')],
     ['logfile', path.join(dir, 'log.txt')],
     ['loglevel', 'notice'],
+    ['http-port', '0'],
   ];
   for (const [k, v] of Object.entries(directives)) overrides.push([k, v]);
   const config = Config.load(null, overrides);

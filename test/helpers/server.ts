@@ -62,6 +62,23 @@ export async function getFreePort(): Promise<number> {
   throw new Error('no free port pair found');
 }
 
+let nextHttpPort = 10000 + ((process.pid * 53) % 9000);
+
+/**
+ * A free port for http-port: 10000-19999, below the client ports (20000-45000)
+ * and their bus ports (+10000), and below the ephemeral range (32768 up) the
+ * kernel hands to outgoing connections.
+ */
+export async function getFreeHttpPort(): Promise<number> {
+  for (let i = 0; i < 2000; i++) {
+    nextHttpPort++;
+    if (nextHttpPort > 19999) nextHttpPort = 10000;
+    const p = nextHttpPort;
+    if (await portIsFree(p)) return p;
+  }
+  throw new Error('no free HTTP port found');
+}
+
 function serverCommand(configFile: string): [string, string[]] {
   const bin = process.env.DISQUE_SERVER_BIN;
   if (bin) return [bin, [configFile]];
@@ -99,6 +116,9 @@ export async function startServer(opts: ServerOptions = {}): Promise<ServerHandl
   const configFile = path.join(dir, 'disque.conf');
   if (!existsSync(configFile)) {
     const lines = [`port ${port}`, `dir ${dir}`, 'logfile log.txt', 'loglevel verbose'];
+    // No HTTP unless a test asks (getFreeHttpPort): the default, port + 1000,
+    // could take a port another test has just picked as free.
+    if (!process.env.DISQUE_SERVER_BIN && opts.config?.['http-port'] === undefined) lines.push('http-port 0');
     for (const [k, v] of Object.entries(opts.config ?? {})) {
       for (const one of Array.isArray(v) ? v : [v]) lines.push(`${k} ${one}`);
     }
