@@ -118,31 +118,42 @@ function round(x: number): number {
 }
 
 /**
- * Sums several nodes' series (/api/rates without local=1): samples are
- * matched by their second; a second missing from a node counts as 0 for
- * rates and adds nothing to queue lengths.
+ * Sums several nodes' series (/api/rates without local=1), second by second.
+ * A node's sample covers the seconds since its previous one (its cron may
+ * skip a second), so a second a node has no sample for takes that node's
+ * next sample: a skipped second is not a dip in the sum. The sum ends at the
+ * newest second every node has sampled, so its last point is never a
+ * partial sum.
  */
 export function sumSeries(all: RatesSeries[]): RatesSeries {
-  const seconds = new Set<number>();
-  for (const s of all) for (const t of s.t) seconds.add(t);
-  const t = [...seconds].sort((a, b) => a - b).slice(-RATE_SAMPLES);
-  const at = new Map(t.map((sec, i) => [sec, i]));
-  const out: RatesSeries = { t, added: t.map(() => 0), delivered: t.map(() => 0), acked: t.map(() => 0), queues: {} };
-  for (const s of all) {
-    s.t.forEach((sec, k) => {
-      const i = at.get(sec);
-      if (i === undefined) return;
+  const live = all.filter((s) => s.t.length > 0);
+  const out: RatesSeries = { t: [], added: [], delivered: [], acked: [], queues: {} };
+  if (live.length === 0) return out;
+  const end = Math.min(...live.map((s) => s.t[s.t.length - 1]!));
+  const start = Math.max(end - RATE_SAMPLES + 1, Math.min(...live.map((s) => s.t[0]!)));
+  for (let sec = start; sec <= end; sec++) out.t.push(sec);
+  const n = out.t.length;
+  out.added = new Array<number>(n).fill(0);
+  out.delivered = new Array<number>(n).fill(0);
+  out.acked = new Array<number>(n).fill(0);
+  for (const s of live) {
+    let k = 0;
+    for (let i = 0; i < n; i++) {
+      const sec = out.t[i]!;
+      while (k < s.t.length && s.t[k]! < sec) k++;
+      // Before the node's first sample it had nothing to say; k is its covering sample.
+      if (k === s.t.length || sec < s.t[0]!) continue;
       out.added[i]! += s.added[k] ?? 0;
       out.delivered[i]! += s.delivered[k] ?? 0;
       out.acked[i]! += s.acked[k] ?? 0;
       for (const [name, lens] of Object.entries(s.queues)) {
         const len = lens[k];
         if (len === null || len === undefined) continue;
-        const series = (out.queues[name] ??= t.map(() => null));
+        const series = (out.queues[name] ??= new Array<number | null>(n).fill(null));
         series[i] = (series[i] ?? 0) + len;
       }
-    });
+    }
   }
-  for (const k of ['added', 'delivered', 'acked'] as const) out[k] = out[k].map(round);
+  for (const key of ['added', 'delivered', 'acked'] as const) out[key] = out[key].map(round);
   return out;
 }

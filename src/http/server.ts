@@ -5,6 +5,8 @@
 // route. Errors are JSON {"error": "..."}; a handler's failure costs that
 // request, never the node.
 import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
 import type { Socket } from 'node:net';
 import type { HttpHost } from './host.js';
 import { Router, HttpError, sendJson, sendText, redirect, readBody, type RequestContext } from './router.js';
@@ -132,6 +134,9 @@ export class HttpServer {
         this.host.log.limited('verbose', 'protected-mode', `Protected mode: refused an HTTP request from ${addr}`);
         throw new HttpError(403, 'Protected mode: with no requirepass and no bind, only clients on this machine are served');
       }
+      if (!this.hostAllowed(req.headers.host)) {
+        throw new HttpError(403, `Host ${req.headers.host ?? ''} refused: with no requirepass only an IP address, localhost, a bind address or this machine's name is served (DNS rebinding)`);
+      }
       let url: URL;
       try {
         url = new URL(req.url ?? '/', 'http://node');
@@ -156,6 +161,21 @@ export class HttpServer {
     } catch (e) {
       this.fail(res, e, req);
     }
+  }
+
+  /**
+   * Without a password, a page from another site that made its own name
+   * resolve to this node (DNS rebinding) would pass the Origin check, read a
+   * CSRF token and act. Browsers send the name they resolved as Host, so only
+   * names that cannot be such an alias are served: IP addresses, localhost,
+   * bind addresses, this machine's name. With requirepass the attacker has
+   * no credentials, and any name is fine.
+   */
+  private hostAllowed(header: string | undefined): boolean {
+    if (header === undefined || this.host.config.str('requirepass') !== '') return true;
+    const name = header.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase();
+    if (net.isIP(name) !== 0 || name === 'localhost' || name.endsWith('.localhost')) return true;
+    return name === os.hostname().toLowerCase() || this.host.config.list('bind').some((b) => b.toLowerCase() === name);
   }
 
   /** 401, or for a page a browser opens, the login page. */

@@ -40,7 +40,9 @@ export const PAGE_HEADERS = {
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
   'X-Content-Type-Options': 'nosniff',
   'X-Frame-Options': 'DENY',
-  'Referrer-Policy': 'no-referrer',
+  // same-origin, not no-referrer: under no-referrer Chromium sends `Origin: null`
+  // with a form POST, which the CSRF check refuses (the login form).
+  'Referrer-Policy': 'same-origin',
 };
 
 function assetPath(name: string): string | null {

@@ -4,6 +4,8 @@
 // the password; POSTs need the CSRF token and a same-origin Origin; without
 // requirepass, protected mode refuses other addresses (403).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import http from 'node:http';
+import os from 'node:os';
 import { request, get, startHttpServer } from '../helpers/http.js';
 import { NetNs } from '../helpers/netns.js';
 import { waitFor, type ServerHandle } from '../helpers/server.js';
@@ -146,6 +148,30 @@ describe('without requirepass', () => {
     expect((await request(open.http, 'POST', '/api/queue/q/pause', { body, headers: { 'X-CSRF-Token': s.json.csrf } })).status).toBe(200);
     // Login needs no password here: straight to the dashboard.
     expect((await get(open.http, '/login')).headers.get('location')).toBe('/');
+  });
+
+  it('refuses a Host name that could be a rebound DNS name; serves IPs, localhost, this machine', async () => {
+    const hostGet = (host: string, port: number) =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.get({ host: '127.0.0.1', port, path: '/api/session', headers: { Host: host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+      });
+    expect(await hostGet(`attacker.example:${open.http}`, open.http)).toBe(403);
+    for (const ok of [`127.0.0.1:${open.http}`, `localhost:${open.http}`, `[::1]:${open.http}`, os.hostname()]) {
+      expect(await hostGet(ok, open.http), ok).toBe(200);
+    }
+    // With a password the name does not matter: a rebinding page has no credentials.
+    const res = await new Promise<number>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port: secured.http, path: '/api/node', headers: { Host: 'dashboard.example', Authorization: `Bearer ${PASS}` } }, (r) => {
+        r.resume();
+        resolve(r.statusCode ?? 0);
+      });
+      req.on('error', reject);
+    });
+    expect(res).toBe(200);
   });
 
   it('refuses other addresses with 403 in protected mode', async () => {
