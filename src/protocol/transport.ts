@@ -10,7 +10,7 @@
 // public socket API. A TLS socket, once its handshake is done, is driven the
 // same way: its handle (TLSWrap) is a stream handle too, whose reads are
 // already decrypted and whose writes are encrypted in C++; skipping the
-// TLSSocket stream made a TLS client's requests about twice as fast.
+// TLSSocket stream gave TLS clients 14-17% more requests a second.
 import type net from 'node:net';
 
 export interface Transport {
