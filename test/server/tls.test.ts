@@ -3,7 +3,8 @@
 // openssl for the run.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, mkdtempSync, copyFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import net from 'node:net';
 import tls from 'node:tls';
 import Redis from 'ioredis';
@@ -198,6 +199,38 @@ describe('TLS on the client port', () => {
   });
 });
 
+describe('TLS versions, ciphers and a CA folder', () => {
+  it('takes CAs from tls-ca-cert-dir, limits versions with tls-protocols, and picks the TLSv1.3 suite from tls-ciphersuites', async () => {
+    const caDir = mkdtempSync(path.join(certs.dir, 'ca-dir-'));
+    copyFileSync(certs.caCert, path.join(caDir, 'ca.pem'));
+    writeFileSync(path.join(caDir, 'README'), 'not a certificate\n');
+    const node = await startTls({
+      'tls-ca-cert-file': '""',
+      'tls-ca-cert-dir': caDir,
+      'tls-protocols': '"TLSv1.3"',
+      'tls-ciphersuites': 'TLS_CHACHA20_POLY1305_SHA256',
+    });
+    try {
+      // The client certificate is checked against the folder's CA.
+      expect(await tlsPing(node.port, clientCert())).toBe('PONG');
+      expect(await tlsPing(node.port, { ...clientCert(), cert: readFileSync(certs.otherClientCert), key: readFileSync(certs.otherClientKey) })).toMatch(REFUSED);
+      // TLSv1.2 only: refused by a TLSv1.3-only node.
+      expect(await tlsPing(node.port, { ...clientCert(), maxVersion: 'TLSv1.2' })).toMatch(/error: .*(protocol|version)/i);
+      const cipher = await new Promise<string>((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port: node.port, ...clientCert() }, () => {
+          const c = s.getCipher().name;
+          s.destroy();
+          resolve(c);
+        });
+        s.on('error', reject);
+      });
+      expect(cipher).toBe('TLS_CHACHA20_POLY1305_SHA256');
+    } finally {
+      await node.destroy();
+    }
+  });
+});
+
 describe('bundled client TLS options', () => {
   it('takes rediss:// seeds (with a password) and refuses to mix them with plain ones', async () => {
     expect(() => new Disque({ nodes: ['rediss://127.0.0.1:7811', '127.0.0.1:7712'] })).toThrow(/mix rediss/);
@@ -264,7 +297,8 @@ describe('tls-cluster', () => {
   it('replicates over mutual TLS, and a node from another CA cannot join', async () => {
     const nodes: ServerHandle[] = [];
     try {
-      for (let i = 0; i < 3; i++) nodes.push(await startTls({ 'tls-cluster': 'yes', 'cluster-node-timeout': '3000' }));
+      // cluster-secret too: its handshake runs inside the TLS link.
+      for (let i = 0; i < 3; i++) nodes.push(await startTls({ 'tls-cluster': 'yes', 'cluster-node-timeout': '3000', 'cluster-secret': 'tls-and-secret' }));
       const rs = await Promise.all(
         nodes.map(async (n) => {
           const r = tlsRedis(n.port, clientCert());
