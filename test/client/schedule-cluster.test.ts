@@ -43,8 +43,8 @@ describe('two scheduler processes, 3 nodes', () => {
     const killedAt = Date.now();
     const before = a.ticks() + b.ticks();
     await sleep(15_000);
-    const to = Date.now() - 4000;
-    await sleep(3000);
+    const to = Date.now() - 4000; // ticks within RETRY of the end may still be on their way
+    await waitFor(() => consumer.missing(from, to).length === 0, 'every tick of the window to arrive', 15_000).catch(() => {});
     const missing = consumer.missing(from, to);
     const dup = consumer.duplicates();
     console.log(
