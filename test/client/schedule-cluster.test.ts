@@ -4,6 +4,7 @@
 // `npm run build` (the scheduler processes run dist/).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { waitFor } from '../helpers/server.js';
 import { spawnScheduler, TickConsumer, sleep, type SchedulerProcess } from '../fixtures/schedule-helpers.js';
 
 let cluster: TestCluster;
