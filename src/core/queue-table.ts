@@ -81,7 +81,7 @@ export class QueueTable {
 
   /** Samples random queues and drops those idle for `maxIdleSeconds`; returns how many. */
   evictIdle(maxIdleSeconds: number, random: () => number): number {
-    const start = Date.now();
+    const start = this.clock.now();
     let sampled = 0;
     let evicted = 0;
     while (this.slots.length !== 0) {
@@ -90,7 +90,7 @@ export class QueueTable {
       if (this.gc(q, maxIdleSeconds)) evicted++;
       // Stop when less than 10% of the sample could go, or after ~1 ms.
       if (sampled > 10 && evicted * 10 < sampled) break;
-      if ((sampled + 1) % 1000 === 0 && Date.now() - start > 1) break;
+      if ((sampled + 1) % 1000 === 0 && this.clock.now() - start > 1) break;
     }
     return evicted;
   }
