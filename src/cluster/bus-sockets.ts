@@ -42,17 +42,35 @@ export class BusSockets {
     return srv;
   }
 
+  /**
+   * The address links leave from: the first `bind` address, as the
+   * reference does, so peers see (and gossip) the address this node listens
+   * on, and rules keyed on addresses (a firewall, a partition in the fault
+   * tests) apply to the bus too. None for a wildcard or another family than
+   * the peer's.
+   */
+  private sourceAddress(host: string): string | undefined {
+    const bind = this.config.list('bind')[0];
+    if (bind === undefined || bind === '*' || bind === '0.0.0.0' || bind === '::') return undefined;
+    const family = net.isIP(bind);
+    return family !== 0 && family === net.isIP(host) ? bind : undefined;
+  }
+
   /** Opens a link socket; `ready` is the event after which frames may flow. */
   connect(host: string, port: number): { socket: net.Socket; ready: 'connect' | 'secureConnect' } {
     const t = this.settings;
-    if (t === null) return { socket: net.connect({ host, port }), ready: 'connect' };
-    const socket = tls.connect({
+    const localAddress = this.sourceAddress(host);
+    if (t === null) return { socket: net.connect({ host, port, localAddress }), ready: 'connect' };
+    // tls.connect takes net.connect's options too (localAddress), though its type omits them.
+    const options: tls.ConnectionOptions & net.TcpNetConnectOpts = {
       host,
       port,
+      localAddress,
       ...t.context,
       rejectUnauthorized: true,
       checkServerIdentity: () => undefined,
-    });
+    };
+    const socket = tls.connect(options);
     let secured = false;
     socket.once('secureConnect', () => (secured = true));
     // Refused connections are the failure detector's business; a refused certificate is worth a line.

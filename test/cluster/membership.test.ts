@@ -210,3 +210,34 @@ describe('failure detection', () => {
     }
   });
 });
+
+describe('bind', () => {
+  it('links leave from the first bind address, so nodes on their own loopback addresses form a mesh', async () => {
+    // A peer learns our address from the link we open to it; leaving from
+    // 127.0.0.1 while listening on 127.0.0.x would make us unreachable.
+    const hosts = ['127.0.0.31', '127.0.0.32', '127.0.0.33'];
+    const servers = await Promise.all(hosts.map((host) => startServer({ host, config: { 'cluster-node-timeout': '2000' } })));
+    const rs = servers.map((s) => client(s.port, s.host));
+    try {
+      await rs[0]!.call('CLUSTER', 'MEET', hosts[1]!, String(servers[1]!.port));
+      await rs[1]!.call('CLUSTER', 'MEET', hosts[2]!, String(servers[2]!.port));
+      const addresses = async (r: (typeof rs)[number]): Promise<string[]> =>
+        (await clusterNodes(r)).map((n) => n.addr.split(':')[0]!).sort();
+      for (const [i, r] of rs.entries()) {
+        // A node learns its own address from the first links, so wait for that too.
+        await waitFor(
+          async () =>
+            Number(infoField((await r.call('CLUSTER', 'INFO')) as string, 'cluster_reachable_nodes')) === 2 &&
+            (await addresses(r)).join() === hosts.join(),
+          `node on ${hosts[i]} reaches the other two and knows every address`,
+          15000,
+        ).catch(() => {});
+        expect(await addresses(r)).toEqual(hosts);
+        expect(infoField((await r.call('CLUSTER', 'INFO')) as string, 'cluster_reachable_nodes')).toBe('2');
+      }
+    } finally {
+      for (const r of rs) r.disconnect();
+      await Promise.all(servers.map((s) => s.destroy()));
+    }
+  });
+});

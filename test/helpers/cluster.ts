@@ -21,10 +21,10 @@ export interface TestCluster {
   destroy(): Promise<void>;
 }
 
-export function client(port: number): Redis {
+export function client(port: number, host = '127.0.0.1'): Redis {
   const r = new Redis({
     port,
-    host: '127.0.0.1',
+    host,
     protocol: 2,
     maxRetriesPerRequest: 2,
     retryStrategy: () => 100,

@@ -21,6 +21,8 @@ export interface ServerOptions {
   dir?: string;
   /** Client port; a free port (whose bus port +10000 is free too) by default. */
   port?: number;
+  /** A loopback address other than 127.0.0.1 to bind (written as `bind`). */
+  host?: string;
 }
 
 export interface ServerHandle {
@@ -88,14 +90,14 @@ function serverCommand(configFile: string): [string, string[]] {
   return [process.execPath, [serverEntry, configFile]];
 }
 
-async function waitForPort(port: number, proc: ChildProcess, timeoutMs: number): Promise<void> {
+async function waitForPort(host: string, port: number, proc: ChildProcess, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (proc.exitCode !== null || proc.signalCode !== null) {
       throw new Error(`server exited early (code ${proc.exitCode}, signal ${proc.signalCode})`);
     }
     const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
+      const s = net.connect(port, host);
       s.once('connect', () => { s.destroy(); resolve(true); });
       s.once('error', () => resolve(false));
     });
@@ -116,6 +118,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<ServerHandl
   const configFile = path.join(dir, 'disque.conf');
   if (!existsSync(configFile)) {
     const lines = [`port ${port}`, `dir ${dir}`, 'logfile log.txt', 'loglevel verbose'];
+    if (opts.host !== undefined) lines.push(`bind ${opts.host}`);
     // No HTTP unless a test asks (getFreeHttpPort): the default, port + 1000,
     // could take a port another test has just picked as free.
     if (!process.env.DISQUE_SERVER_BIN && opts.config?.['http-port'] === undefined) lines.push('http-port 0');
@@ -125,8 +128,9 @@ export async function startServer(opts: ServerOptions = {}): Promise<ServerHandl
     writeFileSync(configFile, lines.join('\n') + '\n');
   }
 
+  const host = opts.host ?? '127.0.0.1';
   const handle: ServerHandle = {
-    host: '127.0.0.1',
+    host,
     port,
     dir,
     configFile,
@@ -166,7 +170,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<ServerHandl
     proc.stderr?.on('data', (d) => { stderr += d; });
     handle.proc = proc;
     try {
-      await waitForPort(port, proc, 15000);
+      await waitForPort(host, port, proc, 15000);
     } catch (e) {
       throw new Error(`${(e as Error).message}\nstderr: ${stderr}\nlog: ${handle.log().slice(-2000)}`);
     }
