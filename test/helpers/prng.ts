@@ -1,12 +1,2 @@
-// A small seeded PRNG (mulberry32): randomized tests print their seed, so a
-// failure reproduces from it.
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The seeded PRNG lives with the fault tests (chaos/), which print their seed too.
+export { prng } from '../../chaos/prng.js';
