@@ -27,6 +27,8 @@ export class History {
   /** ADDJOB latency while faults were being injected. */
   readonly faultLatency = new Histogram();
   ackedDuringFaults = 0;
+  /** With tracing on: per job ID, what happened to it and when (for --trace-dups). */
+  trace: Map<string, string[]> | null = null;
   /** Phase marks, ms since the start: faults begin, all healed, drained. */
   faultsFrom = 0;
   faultsUntil = 0;
@@ -41,8 +43,17 @@ export class History {
     return this.faultsUntil === 0 ? this.faultsFrom > 0 && t >= this.faultsFrom : t >= this.faultsFrom && t < this.faultsUntil;
   }
 
-  addAcked(id: string, body: string, latencyMs: number): void {
+  /** One timestamped line about a job, when tracing. */
+  note(id: string, what: string): void {
+    if (this.trace === null) return;
+    let t = this.trace.get(id);
+    if (t === undefined) this.trace.set(id, (t = []));
+    t.push(`${(this.now() / 1000).toFixed(3)}s ${what}`);
+  }
+
+  addAcked(id: string, body: string, latencyMs: number, node = ''): void {
     this.acked.set(id, body);
+    this.note(id, `added on ${node}`);
     if (this.inFaultPhase) {
       this.ackedDuringFaults++;
       this.faultLatency.recordMs(latencyMs);
@@ -57,7 +68,8 @@ export class History {
     this.consumerErrors.set(kind, (this.consumerErrors.get(kind) ?? 0) + 1);
   }
 
-  delivered(id: string, body: string): void {
+  delivered(id: string, body: string, node = ''): void {
+    this.note(id, `delivered by ${node}`);
     const n = this.deliveries.get(id) ?? 0;
     this.deliveries.set(id, n + 1);
     if (n === 0) this.firstDelivery.set(id, this.now());

@@ -22,6 +22,7 @@ const USAGE = `npm run chaos -- [options]
   --markdown         the summary as a Markdown table (for README)
   --json FILE        every run's result as JSON
   --quiet            no progress lines, only results
+  --trace-dups N     print the history of N duplicated jobs per run, with the faults
   --from-json F,...  no runs: the summary of results saved with --json
 Needs root and iptables for partitions, and redis-server on PATH.`;
 
@@ -43,6 +44,7 @@ async function main(): Promise<number> {
       json: { type: 'string' },
       quiet: { type: 'boolean', default: false },
       'from-json': { type: 'string' },
+      'trace-dups': { type: 'string', default: '0' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -80,6 +82,7 @@ async function main(): Promise<number> {
     producers: int('producers', values.producers, 1),
     consumers: int('consumers', values.consumers, 1),
     drainTimeoutMs: 120_000,
+    traceDups: int('trace-dups', values['trace-dups'], 0),
     log: values.quiet ? () => {} : (l) => console.log(l),
   };
   if (base.replicate > base.nodes) throw new Error('--replicate cannot exceed --nodes');

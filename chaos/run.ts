@@ -26,6 +26,8 @@ export interface RunOptions {
   consumers: number;
   /** Longest wait, after healing, for every acknowledged job to be delivered. */
   drainTimeoutMs: number;
+  /** Print the history of this many duplicated jobs, with the faults, to see where duplicates come from. */
+  traceDups?: number;
   /** Progress lines (the schedule, each fault as it happens). */
   log: (line: string) => void;
 }
@@ -67,6 +69,8 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
 
   const workDir = mkdtempSync(join(tmpdir(), `disque-chaos-${o.flavor}-`));
   const history = new History();
+  if ((o.traceDups ?? 0) > 0) history.trace = new Map();
+  const faultLog: string[] = [];
   let redis: ChaosRedis | null = null;
   let cluster: ChaosCluster | null = null;
   let partitions: Partitions | null = null;
@@ -108,6 +112,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     for (const a of actions) {
       await sleepUntil(t0, a.at);
       o.log(`  ${(a.at / 1000).toFixed(1)}s ${a.what}`);
+      faultLog.push(`${(history.now() / 1000).toFixed(3)}s ${a.what}`);
       await a.run();
     }
     await sleepUntil(t0, o.durationMs);
@@ -127,6 +132,12 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     workload = null;
     const verdict = check(history);
     const lostWhere = verdict.lost > 0 ? await locate(c, verdict.lostIds) : [];
+    if (history.trace !== null) {
+      o.log(`  nodes: ${c.nodes.map((n) => `${n.index}=${n.port}`).join(' ')}`);
+      o.log(`  faults:\n    ${faultLog.join('\n    ')}`);
+      const dups = [...history.deliveries].filter(([, n]) => n > 1).slice(0, o.traceDups);
+      for (const [id] of dups) o.log(`  duplicate ${id}:\n    ${history.trace.get(id)!.join('\n    ')}`);
+    }
     return { flavor: o.flavor, mode: o.mode, seed: o.seed, faults: applicable.length, skipped: schedule.length - applicable.length, verdict, lostWhere };
   } catch (e) {
     if (cluster !== null) for (const n of cluster.nodes) o.log(`--- node ${n.index} log tail ---\n${cluster.logTail(n)}`);

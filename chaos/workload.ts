@@ -80,7 +80,7 @@ export class Workload {
           retry: this.o.retrySec,
           timeout: this.o.addTimeoutMs,
         });
-        h.addAcked(id, body, performance.now() - t0);
+        h.addAcked(id, body, performance.now() - t0, c.node?.port.toString());
       } catch (e) {
         const kind = errorKind(e);
         h.addFailed(kind);
@@ -97,8 +97,16 @@ export class Workload {
       try {
         const jobs = await c.getJob(this.o.queue, { count: 50, timeout: 200 });
         if (jobs.length === 0) continue;
-        for (const j of jobs) h.delivered(j.id, j.body);
-        await c.ackJob(jobs.map((j) => j.id));
+        const node = c.node?.port.toString();
+        for (const j of jobs) h.delivered(j.id, j.body, node);
+        const ids = jobs.map((j) => j.id);
+        try {
+          await c.ackJob(ids);
+          if (h.trace !== null) for (const id of ids) h.note(id, `acked on ${c.node?.port}`);
+        } catch (e) {
+          if (h.trace !== null) for (const id of ids) h.note(id, `ACKJOB on ${c.node?.port} failed: ${(e as Error).message}`);
+          throw e;
+        }
       } catch (e) {
         const kind = errorKind(e);
         h.consumerFailed(kind);
