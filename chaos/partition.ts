@@ -25,8 +25,7 @@ export class Partitions {
       throw new Error(`partitions need iptables as root (Debian: apt-get install iptables): ${why}`);
     }
     iptables('-I', 'OUTPUT', '-j', p.chain);
-    const cleanup = (): void => p.destroy();
-    process.once('exit', cleanup);
+    process.once('exit', p.destroy);
     return p;
   }
 
@@ -48,7 +47,8 @@ export class Partitions {
     this.active = false;
   }
 
-  destroy(): void {
+  readonly destroy = (): void => {
+    process.off('exit', this.destroy);
     for (const args of [['-D', 'OUTPUT', '-j', this.chain], ['-F', this.chain], ['-X', this.chain]]) {
       try {
         iptables(...args);
@@ -57,5 +57,5 @@ export class Partitions {
       }
     }
     this.active = false;
-  }
+  };
 }

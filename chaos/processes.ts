@@ -20,7 +20,10 @@ export const OUR_SERVER = join(REPO_ROOT, 'dist/src/bin/disque-server.js');
 const live = new Set<ChildProcess>();
 let exitHooked = false;
 
-/** Whatever ends the run, no process it started outlives it. */
+/**
+ * Whatever ends the run, no process it started outlives it (the CLI turns
+ * Ctrl-C into process.exit, so this runs then too).
+ */
 function hookExit(): void {
   if (exitHooked) return;
   exitHooked = true;

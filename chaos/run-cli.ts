@@ -24,6 +24,7 @@ const USAGE = `npm run chaos -- [options]
   --quiet            no progress lines, only results
   --trace-dups N     print the history of N duplicated jobs per run, with the faults
   --from-json F,...  no runs: the summary of results saved with --json
+  --ours-only        with --from-json: leave the reference's runs out
 Needs root and iptables for partitions, and redis-server on PATH.`;
 
 async function main(): Promise<number> {
@@ -44,6 +45,7 @@ async function main(): Promise<number> {
       json: { type: 'string' },
       quiet: { type: 'boolean', default: false },
       'from-json': { type: 'string' },
+      'ours-only': { type: 'boolean', default: false },
       'trace-dups': { type: 'string', default: '0' },
       help: { type: 'boolean', default: false },
     },
@@ -53,7 +55,10 @@ async function main(): Promise<number> {
     return 0;
   }
   if (values['from-json'] !== undefined) {
-    const saved = values['from-json'].split(',').flatMap((f) => JSON.parse(readFileSync(f, 'utf8')) as RunResult[]);
+    const saved = values['from-json']
+      .split(',')
+      .flatMap((f) => JSON.parse(readFileSync(f, 'utf8')) as RunResult[])
+      .filter((r) => !values['ours-only'] || r.flavor === 'ours');
     console.log(summaryTable(saved, values.markdown));
     return 0;
   }
@@ -108,6 +113,15 @@ async function main(): Promise<number> {
   console.log(summaryTable(results, values.markdown));
   const bad = results.filter((r) => r.flavor === 'ours' && (r.verdict.lost > 0 || r.verdict.phantom > 0));
   return bad.length > 0 ? 1 : 0;
+}
+
+// Exit through process.exit on Ctrl-C, so the 'exit' handlers stop the
+// servers and remove the iptables chain.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    process.stderr.write(`\nchaos: got ${sig}, stopping what the run started\n`);
+    process.exit(130);
+  });
 }
 
 main().then(
