@@ -160,7 +160,9 @@ describe('failure detection', () => {
     // A fake peer that completes the MEET handshake, then never answers this
     // node's PINGs (as a node that restarted before answering on the new
     // link), while it keeps sending PINGs of its own.
-    const timeout = 300;
+    // 1 s rather than less: on a loaded CI machine our own 50 ms pinger can
+    // stall for a few hundred ms, which the node rightly reads as silence.
+    const timeout = 1000;
     const a = await startServer({ config: { 'cluster-node-timeout': String(timeout) } });
     const ra = client(a.port);
     const fakePort = await getFreePort();
