@@ -103,7 +103,9 @@ const K = {
 export function writeJob(w: MsgWriter, job: AnyJob, clock: Clock, storage: boolean): void {
   const queue = job.queue ?? '';
   const stored = job instanceof Job;
-  const bodyLen = stored ? job.bodyLength : job.body === null ? 0 : job.body.length;
+  // Stored acked jobs keep no body: they are never delivered again.
+  const noBody = storage && job.state === JobState.Acked;
+  const bodyLen = noBody ? 0 : stored ? job.bodyLength : job.body === null ? 0 : job.body.length;
   const nodes = job.delivered;
   // Keys, numbers and headers take under 200 bytes; an ID up to 3 bytes per char.
   let room = 200 + 3 * 40 + queue.length + bodyLen;
@@ -117,7 +119,8 @@ export function writeJob(w: MsgWriter, job: AnyJob, clock: Clock, storage: boole
   p = putRaw(buf, p, K.q);
   p = putLatin1Bytes(buf, p, queue);
   p = putRaw(buf, p, K.b);
-  if (stored) p = putBytes(buf, p, job.bodyBytes(), job.bodyOffset(), bodyLen);
+  if (noBody) p = putBytes(buf, p, EMPTY, 0, 0);
+  else if (stored) p = putBytes(buf, p, job.bodyBytes(), job.bodyOffset(), bodyLen);
   else if (typeof job.body === 'string') p = putLatin1Bytes(buf, p, job.body);
   else p = putBytes(buf, p, job.body ?? EMPTY, 0, bodyLen);
   p = putRaw(buf, p, K.r);

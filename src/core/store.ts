@@ -215,7 +215,8 @@ export class JobStore {
   /** Removes the job from the index, its queue and the schedule, and frees it. */
   unregisterJob(job: Job): boolean {
     if (!job.registered) return false;
-    if (job.state >= JobState.Active && job.state !== JobState.Acked) this.hooks.persistDelete?.(job);
+    // A dummy acked job (ACKJOB of an ID this node never held) was never written.
+    if (job.state >= JobState.Active && job.queue !== null) this.hooks.persistDelete?.(job);
     if (job.state === JobState.Queued) this.dequeueJob(job);
     if (job.state === JobState.WaitRepl) this.hooks.waitReplAborted?.(job);
     if (!job.registered) return true; // a hook removed it meanwhile

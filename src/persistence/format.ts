@@ -6,7 +6,8 @@
 //   snapshot chunk   [job, job, ...]              jobs in storage form
 //   journal entry    [seq, [record, record, ...]]
 //     record: a job in storage form (the job exists, as encoded: the
-//     reference's LOADJOB) or a job ID string (the job is gone: its DELJOB).
+//     reference's LOADJOB; an acked job without its body) or a job ID
+//     string (the job is gone: its DELJOB).
 //
 // Records are full states, never deltas, so replaying an entry twice, or a
 // state newer than the one a snapshot captured, gives the same result.
@@ -14,7 +15,7 @@ import { Packr } from 'msgpackr';
 import { writeJob, type AnyJob } from '../core/job-codec.js';
 import { MsgWriter } from '../core/msgpack-writer.js';
 import type { Clock } from '../core/clock.js';
-import type { Job } from '../core/job.js';
+import { JobState, type Job } from '../core/job.js';
 
 /** Layout version, kept in the meta hash; a node refuses to read other versions. */
 export const FORMAT_VERSION = 1;
@@ -79,5 +80,6 @@ export function unpackJournalEntry(buf: Buffer): JournalEntry | null {
 
 /** Rough encoded size of a job, to cut chunks and entries before packing them. */
 export function estimateJobBytes(job: Job): number {
-  return 120 + job.bodyLength + (job.queue?.length ?? 0) + 42 * job.delivered.length;
+  const body = job.state === JobState.Acked ? 0 : job.bodyLength;
+  return 120 + body + (job.queue?.length ?? 0) + 42 * job.delivered.length;
 }

@@ -113,7 +113,8 @@ export class Loader {
   /**
    * Registers the loaded jobs as the reference's LOADJOB does: queued jobs
    * come back active (the retry timer queues them again) unless `enqueue`
-   * (controlled restart) puts them back in their queues. Records are applied
+   * (controlled restart) puts them back in their queues. Acked jobs (which
+   * the reference does not keep) come back acked, to be collected. Records are applied
    * in the order written, a later state of a job replacing the earlier one;
    * expired jobs and jobs this node held before the load (Redis came back
    * late) are left alone. Returns how many jobs were added.
@@ -137,10 +138,11 @@ export class Loader {
         if (!loaded(existing)) return true; // ours from before the load: it is newer
         store.unregisterJob(existing);
       }
-      if (fields.state !== JobState.Active && fields.state !== JobState.Queued) return true;
+      if (fields.state === JobState.WaitRepl) return true;
       if (fields.etime <= now) return true;
       const wasQueued = fields.state === JobState.Queued;
-      fields.state = JobState.Active;
+      if (wasQueued) fields.state = JobState.Active;
+      // An acked job comes back acked: its collection starts over.
       const job = store.addJob(fields);
       if (job === null) return true;
       job.flags |= JOB_FLAG_LOADED;

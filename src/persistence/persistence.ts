@@ -76,8 +76,11 @@ export class Persistence {
     return {
       persistJob: (job) => journal.record(job),
       persistDelete: (job) => journal.record(job.id),
-      // Acked jobs are never reloaded (as in the reference): forget them.
-      persistAck: (job) => journal.record(job.id),
+      // Acked jobs are written acked (without their body) and reloaded so,
+      // until their collection ends: a node that crashed after an ACKJOB
+      // still tells the copies that missed it. The reference forgets them,
+      // and such copies are queued again after RETRY.
+      persistAck: (job) => journal.record(job),
     };
   }
 

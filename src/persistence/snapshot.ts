@@ -148,7 +148,7 @@ export class Snapshotter {
         let est = 0;
         while (cursor !== 0 && est < CHUNK_BYTES) {
           cursor = store.eachJob(cursor, 64, (job) => {
-            if (job.state !== JobState.Active && job.state !== JobState.Queued) return;
+            if (job.state === JobState.WaitRepl || job.queue === null) return; // not yet replicated, or a dummy ack
             batch.push(job);
             est += estimateJobBytes(job);
           });

@@ -51,6 +51,20 @@ describe('persistence format', () => {
     expect(unpackChunk(chunk)).toHaveLength(2);
   });
 
+  it('stores an acked job without its body, keeping what its collection needs', () => {
+    const clock = new FakeClock();
+    clock.set(1000);
+    const acked = job(6, clock);
+    acked.state = JobState.Acked;
+    acked.delivered = [NODE, 'b'.repeat(40)];
+    const [rec] = unpackChunk(packChunk([acked], clock))!;
+    const back = decodeJob(rec, clock, true, (id) => id, () => 0)!;
+    expect(back.state).toBe(JobState.Acked);
+    expect(Buffer.from(back.body as Uint8Array).length).toBe(0);
+    expect(back.queue).toBe('q');
+    expect([...back.delivered]).toEqual([NODE, 'b'.repeat(40)]);
+  });
+
   it('writes jobs as encodeJob describes them, and still reads the msgpackr records of earlier versions', () => {
     const clock = new FakeClock();
     clock.set(1000);
