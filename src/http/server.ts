@@ -13,7 +13,7 @@ import { Router, HttpError, sendJson, sendText, redirect, readBody, type Request
 import { Auth, sessionCookie, type Identity } from './auth.js';
 import { Api } from './api.js';
 import { Rates } from './rates.js';
-import { Metrics, METRICS_CONTENT_TYPE } from './metrics.js';
+import type { Metrics } from './metrics.js';
 import { registerNodeRoutes } from './api-node.js';
 import { registerQueueRoutes } from './api-queues.js';
 import { registerJobRoutes } from './api-jobs.js';
@@ -32,14 +32,14 @@ export class HttpServer {
   private readonly router = new Router();
   readonly auth: Auth;
   readonly rates: Rates;
-  private readonly metrics: Metrics;
+  /** Made at the first scrape: prom-client takes ~100 ms to load, which a restarting node should not wait for. */
+  private metrics: Promise<{ m: Metrics; contentType: string }> | null = null;
   /** The port bound (0 until listening). */
   port = 0;
 
   constructor(private readonly host: HttpHost) {
     this.auth = new Auth(host.config, host.log);
     this.rates = new Rates(host.store);
-    this.metrics = new Metrics(host);
     const api = new Api(host, this.rates, () => this.port);
     this.routes();
     registerNodeRoutes(this.router, api);
@@ -54,14 +54,16 @@ export class HttpServer {
     r.on('GET', '/index.html', ({ res, req }) => sendIndex(res, req.method === 'HEAD'));
     r.on('GET', '/assets/:name', ({ res, req, params }) => sendAsset(res, params.name!, req.method === 'HEAD'));
     r.on('GET', '/metrics', async ({ res }) => {
+      this.metrics ??= import('./metrics.js').then((mod) => ({ m: new mod.Metrics(this.host), contentType: mod.METRICS_CONTENT_TYPE }));
+      const { m, contentType } = await this.metrics;
       const start = performance.now();
       const cpu = process.cpuUsage();
-      const body = await this.metrics.exposition();
+      const body = await m.exposition();
       const ms = (performance.now() - start).toFixed(1);
       const used = process.cpuUsage(cpu);
       // Server-Timing: what building the exposition took (what a scrape costs the node), wall and CPU time.
       const timing = `build;dur=${ms}, cpu;dur=${((used.user + used.system) / 1000).toFixed(1)}`;
-      res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Cache-Control': 'no-store', 'Content-Length': body.length, 'Server-Timing': timing });
+      res.writeHead(200, { 'Content-Type': contentType, 'Cache-Control': 'no-store', 'Content-Length': body.length, 'Server-Timing': timing });
       res.end(body);
     });
     r.on('GET', '/api/session', ({ session }) => ({ csrf: this.auth.csrfFor(session), authRequired: this.auth.required }));

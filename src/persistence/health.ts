@@ -9,7 +9,8 @@
 // journal, the snapshotter and the facade read the state kept here; this
 // file learns about them only through HealthEvents, so it imports nothing
 // else of persistence but the key names and the TLS options (redis-tls.ts).
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
 import type { PersistenceHost } from './host.js';
 import type { NodeKeys } from './keys.js';
 import { describeTlsFailure, refusedAfterHandshake, type RedisTls } from './redis-tls.js';
@@ -93,6 +94,9 @@ export class RedisHealth {
     if (this.redis !== null) return this.redis;
     const epoch = ++this.epoch;
     const url = this.node.config.str('redis-url');
+    // Loaded on first use (ioredis takes ~100 ms to load): a node without
+    // persistence never needs it, and starts that much sooner.
+    const { Redis } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
     const redis = new Redis(url, {
       // ioredis turns TLS on for a rediss:// URL; these add our CA and client certificate.
       ...(this.tls !== null ? { tls: { ...this.tls } } : {}),
