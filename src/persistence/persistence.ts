@@ -162,6 +162,7 @@ export class Persistence {
   private async detachAndWipe(wipe: boolean): Promise<void> {
     const keys = this.health.keys;
     const names = this.snapshots.detach(keys);
+    this.journal.closeLink();
     const redis = this.health.detach();
     if (redis === null) return;
     if (wipe && keys !== null && redis.status === 'ready') await this.snapshots.wipe(redis, keys, names);
@@ -268,12 +269,17 @@ export class Persistence {
   }
 
   /**
-   * A promise that resolves once every journal record produced so far is
-   * confirmed by Redis, or null when nothing waits. Client replies produced
-   * now wait for it (see Journal.replyGate).
+   * The gate of replies produced now: a number that must be released
+   * (isReleased) before they are written, once Redis confirmed every journal
+   * record produced so far; 0 when nothing waits (see Journal.replyGate).
+   * The node is told when gates are released (PersistenceHost.repliesReleased).
    */
-  replyGate(): Promise<void> | null {
+  replyGate(): number {
     return this.journal.replyGate();
+  }
+
+  isReleased(gate: number): boolean {
+    return this.journal.isReleased(gate);
   }
 
   /** The reason writes currently fail, or null: write commands answer -MISCONF meanwhile. */

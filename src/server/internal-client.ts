@@ -73,8 +73,15 @@ export class InternalClient implements CommandClient {
       }
     };
     const gate = this.node.persistence.replyGate();
-    if (gate === null) read();
-    else void gate.then(read);
+    if (gate === 0 || this.node.persistence.isReleased(gate)) read();
+    else
+      this.node.waitForRelease({
+        releaseReplies: () => {
+          if (!this.node.persistence.isReleased(gate)) return false;
+          read();
+          return true;
+        },
+      });
   }
 
   markDirty(): void {

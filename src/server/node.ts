@@ -11,7 +11,7 @@ import { Logger } from '../config/log.js';
 import { VERSION, SERVER_NAME } from '../config/version.js';
 import { SystemClock, type Clock } from '../core/clock.js';
 import { JobStore, PROCESS_JOBS_BUDGET_MS } from '../core/store.js';
-import { Connection, type Requester } from './connection.js';
+import { Connection, type Requester, type ReleaseWaiter } from './connection.js';
 import { holdableMemory, maxmemoryError } from './memory-limit.js';
 import { AcceptBurst } from './accept-burst.js';
 import { ClientListeners } from './listeners.js';
@@ -314,6 +314,7 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     this.acceptBurst.forget(conn);
     this.dirty.delete(conn);
     this.monitors.delete(conn);
+    this.releaseWaiters.delete(conn);
   }
 
   /** Runs one request of a client (the reference's processCommand). */
@@ -423,6 +424,18 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
       for (const c of this.dirty) c.flush();
       this.dirty.clear();
     }
+  }
+
+  /** Clients holding replies until the journal releases their gate. */
+  private readonly releaseWaiters = new Set<ReleaseWaiter>();
+
+  waitForRelease(w: ReleaseWaiter): void {
+    this.releaseWaiters.add(w);
+  }
+
+  /** PersistenceHost: journal writes were confirmed; held replies may go. */
+  repliesReleased(): void {
+    for (const w of this.releaseWaiters) if (w.releaseReplies()) this.releaseWaiters.delete(w);
   }
 
   /** Output for a client produced outside its own request: write it this turn. */
