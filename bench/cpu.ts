@@ -74,6 +74,8 @@ export interface CpuOptions {
   redisBin: string | null;
   row: CpuRow;
   seconds: number;
+  /** Warmup lasts until this many jobs went through, or warmupSeconds passed. */
+  warmupJobs: number;
   warmupSeconds: number;
   bodySize: number;
   basePort: number;
@@ -199,13 +201,14 @@ export async function runCpuRow(o: CpuOptions): Promise<CpuResult> {
     const body = Buffer.alloc(o.bodySize, 'x');
     const pids = handles.map((h) => h.pid!).concat(redis ? [redis.pid!] : []);
 
-    const phase = async (seconds: number, label: string): Promise<{ jobs: number; errors: number; sample: string }> => {
+    const phase = async (seconds: number, label: string, untilJobs = Infinity): Promise<{ jobs: number; errors: number; sample: string }> => {
       const cyclers = load.map((c) => new Cycler(c, body, row.replicate));
       for (const c of cyclers) c.start();
       const t0 = Date.now();
-      while (Date.now() - t0 < seconds * 1000) {
+      for (;;) {
         await new Promise((r) => setTimeout(r, 250));
         const done = cyclers.reduce((s, c) => s + c.done, 0);
+        if (Date.now() - t0 >= seconds * 1000 || done >= untilJobs) break;
         o.status(`cpu · ${row.id} · ${o.flavor}: ${label} ${((Date.now() - t0) / 1000).toFixed(0)}/${seconds}s, ${done} jobs`);
       }
       await Promise.all(cyclers.map((c) => c.stop()));
@@ -218,7 +221,10 @@ export async function runCpuRow(o: CpuOptions): Promise<CpuResult> {
       };
     };
 
-    await phase(o.warmupSeconds, 'warmup');
+    // Our node compiles its hot paths (V8's optimizing compiler, on other
+    // threads) during its first few tens of thousands of jobs: the warmup
+    // lets that settle, as it does on a node that has run for a while.
+    await phase(o.warmupSeconds, 'warmup', o.warmupJobs);
     const cpu0 = cpuOf(pids);
     const sys0 = sysOf(pids);
     const redis0 = redis ? cpuOf([redis.pid!]) : 0;
@@ -249,7 +255,10 @@ export async function runCpuRow(o: CpuOptions): Promise<CpuResult> {
 }
 
 /** The runtime's floor for a row: bare Node processes exchanging the same messages (bench/floor.ts). */
-export async function runCpuFloor(row: CpuRow, o: { seconds: number; warmupSeconds: number; bodySize: number; basePort: number; ports: Set<number> }): Promise<CpuResult> {
+export async function runCpuFloor(
+  row: CpuRow,
+  o: { seconds: number; warmupSeconds: number; bodySize: number; basePort: number; ports: Set<number> },
+): Promise<CpuResult> {
   const pattern: FloorPattern = {
     nodes: row.nodes,
     replicate: row.replicate,

@@ -111,7 +111,8 @@ What to run:
 CPU per job (--only cpu, run alone: fresh clusters of 1, 2, 3 and 5 nodes, ours, the reference
 and the runtime's floor; see bench/cpu.ts; about 5 minutes):
   --cpu-rows id,id          rows to run (default all: ${CPU_ROWS.map((r) => r.id).join(',')})
-  --duration S, --warmup S  measured and warmup seconds per run (default 5 and 2)
+  --duration S              measured seconds per run (default 5)
+  --warmup S                warmup per run: until 30,000 jobs went through or S seconds passed (default 20)
   --rounds N                runs per row and server, the lowest CPU per job kept (default 1)
   --pin                     pin servers to CPU 0 and the generator to CPU 1 (taskset)
   --redis-benchmark PATH    the C generator (default /usr/bin/redis-benchmark, else on PATH; Debian: redis-tools)
@@ -531,7 +532,8 @@ async function mainCpu(o: Opts, a: Record<string, string | boolean | undefined>)
   const rows = CPU_ROWS.filter((r) => ids === null || ids.has(r.id));
   if (rows.length === 0) throw new Error(`--cpu-rows: none of ${[...(ids ?? [])].join(',')} (rows: ${CPU_ROWS.map((r) => r.id).join(',')})`);
   const seconds = Number(a.duration ?? 5);
-  const warmupSeconds = Number(a.warmup ?? 2);
+  const warmupSeconds = Number(a.warmup ?? 20);
+  const warmupJobs = 30_000;
   const rounds = Number(a.rounds ?? 1);
   const redisBin = findOnPath('redis-server');
   const refBin = (a['reference-bin'] as string | undefined) ?? process.env.BENCH_REFERENCE_BIN;
@@ -551,7 +553,7 @@ async function mainCpu(o: Opts, a: Record<string, string | boolean | undefined>)
     for (let round = 1; round <= rounds; round++) {
       for (const [flavor, bin] of flavors) {
         try {
-          const r = await runCpuRow({ flavor, bin, redisBin, row, seconds, warmupSeconds, bodySize: o.body, basePort: o.basePort, ports, status });
+          const r = await runCpuRow({ flavor, bin, redisBin, row, seconds, warmupSeconds, warmupJobs, bodySize: o.body, basePort: o.basePort, ports, status });
           results.push(r);
           show(r);
         } catch (e) {
@@ -560,7 +562,7 @@ async function mainCpu(o: Opts, a: Record<string, string | boolean | undefined>)
       }
       try {
         status(`cpu · ${row.id} · floor`);
-        const r = await runCpuFloor(row, { seconds, warmupSeconds, bodySize: o.body, basePort: o.basePort, ports });
+        const r = await runCpuFloor(row, { seconds, warmupSeconds: Math.min(warmupSeconds, 2), bodySize: o.body, basePort: o.basePort, ports });
         results.push(r);
         show(r);
       } catch (e) {
@@ -571,7 +573,7 @@ async function mainCpu(o: Opts, a: Record<string, string | boolean | undefined>)
   const header = [
     `${new Date().toISOString()}, ${((Date.now() - t0) / 1000).toFixed(0)} s`,
     `machine: ${cpus()[0]?.model ?? '?'} × ${availableParallelism()} cores, Node ${process.versions.node}`,
-    `each run: fresh servers, ${warmupSeconds} s warmup, ${seconds} s measured, ${o.body}-byte bodies, best (lowest µs/job) of ${rounds} round(s);` +
+    `each run: fresh servers, warmup until ${warmupJobs} jobs or ${warmupSeconds} s, ${seconds} s measured, ${o.body}-byte bodies, best (lowest µs/job) of ${rounds} round(s);` +
       ' every client repeats ADDJOB (REPLICATE R) → GETJOB NOHANG → ACKJOB, one request at a time',
     'µs/job: utime + stime of every server process (ours with persistence: with the redis-server that takes the journal, started here) between two moments with no job left on any node, ÷ jobs acked',
     'persistence: appendonly yes, appendfsync everysec (the reference: its AOF; ours: Redis)',
