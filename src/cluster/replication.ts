@@ -154,6 +154,7 @@ export class Replication {
     if (job.delay === 0) store.enqueueJob(job, false);
     else store.updateAwakeTime(job);
     store.hooks.persistJob?.(job);
+    w?.conn.journaled();
     return true;
   }
 

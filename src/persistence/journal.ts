@@ -1,15 +1,18 @@
 // The journal writer and the reply gate.
 //
 // - Store hooks add records (a job to keep, or an ID to forget) to `pending`.
-//   Once per event-loop turn they go out as one ZADD of journal entries
-//   (format.ts) on the journal's own connection (journal-link.ts),
+//   They go out as one ZADD of journal entries (format.ts) at the end of
+//   the turn when a client reply waits for them, else within COALESCE_MS
+//   (with appendfsync always, every turn), on the journal's own connection
+//   (journal-link.ts),
 //   pipelined: up to MAX_IN_FLIGHT writes wait for Redis at once, so a
 //   turn's replies wait for one round trip and not for the writes before
 //   theirs. Past that many, records gather into the next write (group
 //   commit). Redis answers in order, so writes are confirmed in the order
 //   they were sent.
-// - Writes are numbered. With appendfsync always or everysec, a client reply
-//   waits for the number of the write that holds its records (replyGate);
+// - Writes are numbered. With appendfsync always or everysec, the reply to a
+//   command that journaled a change waits for the number of the write that
+//   holds every record captured so far (replyGate);
 //   `released` is the highest number whose replies may go, and the node is
 //   told when it moves (PersistenceHost.repliesReleased). No promise or
 //   callback per reply or per write.
@@ -30,6 +33,8 @@ import type { RespValue } from '../protocol/reply-reader.js';
 const ENTRY_OVERHEAD = 64;
 /** Journal writes sent and not yet confirmed, at most. */
 export const MAX_IN_FLIGHT = 16;
+/** Records no reply waits for are written within this many ms (see flushLater). */
+export const COALESCE_MS = 20;
 
 export type Fsync = 'always' | 'everysec' | 'no';
 
@@ -69,10 +74,13 @@ export class Journal {
   /** The gate replies share while a resync is wanted and nothing else is pending (one per resync). */
   private resyncGate = 0;
   private flushScheduled = false;
+  private timer: NodeJS.Timeout | null = null;
   /** The connection journal writes go over; made when first needed, again after a failure. */
   private link: JournalConnection | null = null;
 
   // Statistics: INFO and the snapshot triggers.
+  /** Records captured since start: a command that changed it made a journaled change. */
+  captured = 0;
   /** Records in Redis's journal (entries not yet dropped by a snapshot). */
   records = 0;
   /** Bytes of Redis's journal, with Redis's per-entry overhead. */
@@ -103,11 +111,29 @@ export class Journal {
   /** A job to keep (its state as it is when the entry is written) or the ID of one that is gone. */
   record(r: Job | string): void {
     if (!this.owner.capturing()) return;
+    this.captured++;
     this.pending.push(r);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flush);
-    }
+    if (this.fsync === 'always') this.flushSoon();
+    else this.flushLater();
+  }
+
+  /** At the end of this event-loop turn: a reply waits for the write. */
+  private flushSoon(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(this.flush);
+  }
+
+  /**
+   * Within COALESCE_MS: no reply waits (a replica's copy, an ack heard
+   * from another node, a collected job), so records of many turns share a
+   * write, and a job added, acked and collected meanwhile is written once,
+   * as its ID. appendfsync everysec accepts losing that much in a crash.
+   */
+  private flushLater(): void {
+    if (this.timer !== null || this.flushScheduled) return;
+    this.timer = setTimeout(this.flush, COALESCE_MS);
+    this.timer.unref?.();
   }
 
   /** The next seq: a journal entry's, or the one a snapshot covers up to. */
@@ -136,6 +162,10 @@ export class Journal {
   /** Sends what the store recorded since the last write, unless MAX_IN_FLIGHT writes wait already. */
   readonly flush = (): void => {
     this.flushScheduled = false;
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
     if (this.inflight.length >= MAX_IN_FLIGHT || this.pending.length === 0) return;
     const health = this.health;
     // Held until the resync snapshot commits: they are replayed on top of it.
@@ -193,7 +223,9 @@ export class Journal {
     if (gate === undefined) return;
     this.health.lastWriteStatus = 'ok';
     this.release(gate);
-    this.flush();
+    // Records held back by MAX_IN_FLIGHT go now if a reply waits for them.
+    if (this.pendingGate !== 0) this.flush();
+    else if (this.pending.length > 0) this.flushLater();
     // Checked per write, not only per cron tick, so the journal never runs far past its limits.
     this.owner.written();
   }
@@ -228,6 +260,7 @@ export class Journal {
     if (this.fsync === 'no') return 0;
     if (this.pending.length > 0) {
       if (this.pendingGate === 0) this.pendingGate = ++this.lastGate;
+      this.flushSoon();
       return this.pendingGate;
     }
     // The newest write: Redis confirms it after every earlier one.

@@ -278,6 +278,11 @@ export class Persistence {
     return this.journal.replyGate();
   }
 
+  /** Journal records captured since start (see Node.execute: which replies wait). */
+  get capturedRecords(): number {
+    return this.journal.captured;
+  }
+
   isReleased(gate: number): boolean {
     return this.journal.isReleased(gate);
   }

@@ -22,6 +22,8 @@ export interface Requester extends CommandClient {
   lastCmdName: string;
   /** CLIENT LIST's cmd. */
   lastCommand: string;
+  /** Its pending reply reports a journaled change: it waits for Redis (see Connection.flush). */
+  journaled(): void;
 }
 
 /** What a connection needs from the node that accepted it (the server's Node). */
@@ -82,6 +84,8 @@ export class Connection implements Requester, ReleaseWaiter {
   private dirty = false;
   /** The Call every command of this client runs with (see command-table.ts). */
   readonly call: Call;
+  /** The replies buffered report a change that was journaled: they wait for the journal's gate. */
+  private gateNeeded = false;
   /** Replies held until persistence confirms (their gate is released), written in order. */
   private readonly held: { data: Buffer; gate: number }[] = [];
 
@@ -150,6 +154,10 @@ export class Connection implements Requester, ReleaseWaiter {
     this.flush();
   }
 
+  journaled(): void {
+    this.gateNeeded = true;
+  }
+
   /** QUIT and friends: send what is buffered, then close. */
   closeAfterReplies(): void {
     this.closeAfterReply = true;
@@ -167,8 +175,10 @@ export class Connection implements Requester, ReleaseWaiter {
     if (this.closed) return;
     if (!this.out.empty) {
       // Replies to commands whose changes are still being written to Redis
-      // wait for the write to be confirmed (appendfsync always/everysec).
-      const gate = this.node.persistence.replyGate();
+      // wait for the write to be confirmed (appendfsync always/everysec);
+      // the others (GETJOB, QLEN, ...) only for the held replies before them.
+      const gate = this.gateNeeded ? this.node.persistence.replyGate() : 0;
+      this.gateNeeded = false;
       if (gate !== 0 || this.held.length > 0) {
         // In order: a reply that needs no confirmation still waits behind held ones.
         this.held.push({ data: this.out.take(), gate });

@@ -379,8 +379,11 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     const start = performance.now();
     const call = conn.call;
     call.argv = argv;
+    const recorded = this.persistence.capturedRecords;
     try {
       cmd.spec.handler(call);
+      // Its reply reports a change Redis must have first (see Connection.flush).
+      if (this.persistence.capturedRecords !== recorded) conn.journaled();
     } catch (e) {
       this.log.warning(`Error running ${cmd.name}: ${(e as Error).stack ?? e}`);
       out.error('ERR internal error executing the command, see the server log');

@@ -2,9 +2,9 @@
 // one: writes of successive turns go out without waiting for each other
 // (up to MAX_IN_FLIGHT), replies wait for the write that holds their
 // changes, and a failed write holds back every write sent after it.
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, vi } from 'vitest';
 import { FakeClock } from '../../src/core/clock.js';
-import { Journal, MAX_IN_FLIGHT, type JournalConnect } from '../../src/persistence/journal.js';
+import { Journal, MAX_IN_FLIGHT, COALESCE_MS, type JournalConnect } from '../../src/persistence/journal.js';
 import { NodeKeys } from '../../src/persistence/keys.js';
 import type { RedisHealth } from '../../src/persistence/health.js';
 import type { PersistenceHost } from '../../src/persistence/host.js';
@@ -126,5 +126,36 @@ describe('journal writes in flight', () => {
     journal.releaseHeld(); // the resync snapshot committed
     await settle();
     expect([b.done(), c.done()]).toEqual([true, true]);
+  });
+});
+
+describe('when records go out', () => {
+  it('writes records no reply waits for together, within COALESCE_MS', async () => {
+    vi.useFakeTimers();
+    try {
+      const { calls, journal } = setup();
+      journal.record('D-1');
+      await vi.advanceTimersByTimeAsync(COALESCE_MS / 2);
+      journal.record('D-2');
+      expect(calls.length).toBe(0);
+      await vi.advanceTimersByTimeAsync(COALESCE_MS);
+      // One ZADD: key, seq, one entry holding both records.
+      expect(calls.map((c) => c.args)).toEqual([3]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('sends at the end of the turn once a reply waits, with the records before it', async () => {
+    const { calls, journal } = setup();
+    journal.record('D-1');
+    journal.record('D-2');
+    const gate = journal.replyGate();
+    expect(gate).toBeGreaterThan(0);
+    await settle();
+    expect(calls.length).toBe(1);
+    expect(journal.isReleased(gate)).toBe(false);
+    calls[0]!.resolve();
+    expect(journal.isReleased(gate)).toBe(true);
   });
 });
