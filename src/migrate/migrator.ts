@@ -43,7 +43,7 @@ export interface MigrateOptions {
 }
 
 export interface Counts {
-  /** Jobs found to move (each counted once). */
+  /** Jobs found to move (each counted once; not those a source consumer acknowledged meanwhile). */
   found: number;
   /** Moved, by the state they had (dry run: would be moved). */
   moved: Record<MoveKind, number>;
@@ -351,7 +351,9 @@ export class Migrator {
       const wasCarried = this.carried.delete(job.id);
       if (kind === 'acked' || kind === 'gone') {
         // Gone: a job we had found was acknowledged and collected meanwhile.
+        // Either way a source consumer finished it: nothing to move after all.
         if (kind === 'acked' || wasCarried) this.counts.acked++;
+        if (wasCarried) this.counts.found--;
         continue;
       }
       if (!wasCarried) this.counts.found++;

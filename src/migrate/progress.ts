@@ -109,7 +109,7 @@ export class Progress {
     s.push(`  delayed    ${pad(c.moved.delayed, 9)}  (queued on the target when their delay ends)`);
     s.push(`  delivered  ${pad(c.moved.delivered, 9)}  (not acknowledged yet: queued again on the target at their re-queue time)`);
     if (!this.dryRun) s.push(`  already on the target: ${c.skipped} (removed from the source)`);
-    if (c.acked > 0) s.push(`  acknowledged on the source, not moved: ${c.acked}`);
+    if (c.acked > 0) s.push(`  acknowledged on the source (by its consumers), not moved: ${c.acked}`);
     if (c.expiring > 0) s.push(`  TTL ending, left to expire on the source: ${c.expiring}`);
     if (c.perQueue.size > 0) {
       s.push('Per queue:');
