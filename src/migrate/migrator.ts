@@ -133,6 +133,8 @@ export class Migrator {
   private stopWaiter: (() => void) | null = null;
   /** Jobs found in an earlier pass or batch and not settled: counted as found once. */
   private readonly carried = new Set<string>();
+  /** With follow: the carried jobs that wait for their source consumer (delivered). */
+  private readonly deferred = new Set<string>();
   /** Jobs handled in this pass (a job has copies on several nodes). */
   private passSeen = new Set<string>();
   private readonly batch: number;
@@ -309,6 +311,9 @@ export class Migrator {
         this.counts.acked++;
         continue;
       }
+      // Still delivered (active): it waits for its consumer; no need to ask its copies again.
+      // Queued again somewhere, it is found queued there first.
+      if (!last && info.state === 'active' && this.deferred.has(info.id)) continue;
       const copies = new Map<string, JobInfo | null>([[node.id, info]]);
       const others = info.nodesDelivered.filter((id) => id !== node.id && known.has(id));
       jobs.push({ id: info.id, queue: info.queue.toString('latin1'), copies, others, plan: { kind: 'acked' }, dequeued: [] });
@@ -349,6 +354,7 @@ export class Migrator {
       job.plan = planMove(job.copies, now, this.timeout);
       const kind = job.plan.kind;
       const wasCarried = this.carried.delete(job.id);
+      this.deferred.delete(job.id);
       if (kind === 'acked' || kind === 'gone') {
         // Gone: a job we had found was acknowledged and collected meanwhile.
         // Either way a source consumer finished it: nothing to move after all.
@@ -363,6 +369,7 @@ export class Migrator {
         this.carried.add(job.id);
       } else if (kind === 'delivered' && this.opts.follow && !last) {
         this.carried.add(job.id);
+        this.deferred.add(job.id);
       } else {
         toImport.push(job);
       }

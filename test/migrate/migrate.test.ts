@@ -171,6 +171,16 @@ describe('disque-migrate', () => {
       delayedAt.set(id, at);
     }
 
+    // Two jobs being processed by consumers of the source: one will
+    // acknowledge its job there, the other crashed and never will.
+    const held = 'mig-held-follow';
+    const slow = (await src.nodes[0]!.r.call('ADDJOB', held, 'slow', '5000', 'RETRY', '12', 'TTL', '300')) as string;
+    const crashed = (await src.nodes[0]!.r.call('ADDJOB', held, 'crashed', '5000', 'RETRY', '12', 'TTL', '300')) as string;
+    bodies.set(crashed, 'crashed');
+    const taken = (await src.nodes[0]!.r.call('GETJOB', 'COUNT', '2', 'FROM', held)) as string[][];
+    const takenAt = Date.now();
+    expect(taken.map((j) => j[1]).sort()).toEqual([slow, crashed].sort());
+
     const producer = new Producer(client(src.nodes[2]!.server.port), work);
     // A slow consumer: most seeded jobs are still queued when the migration starts.
     const sourceConsumer = new Consumer(client(src.nodes[1]!.server.port), [work], { count: 1, pauseMs: 20 });
@@ -186,20 +196,28 @@ describe('disque-migrate', () => {
           expect(show.body).toBe(bodies.get(id));
         }
       }
+      // Jobs being processed wait on the source for their consumer's ACK.
+      expect((await sourceJobs(held)).sort()).toEqual([slow, crashed].sort());
+      expect((await targetCopies(slow)).size).toBe(0);
+      expect(await src.nodes[0]!.r.call('ACKJOB', slow)).toBe(1);
+
       // Switch producers, then consumers, to the target.
       producer.switchTo(client(dst.nodes[0]!.server.port));
       await sourceConsumer.stop();
-      const targetConsumer = new Consumer(client(dst.nodes[2]!.server.port), [work, later]);
+      const targetConsumer = new Consumer(client(dst.nodes[2]!.server.port), [work, later, held]);
       try {
-        await waitFor(async () => (await sourceJobs()).length === 0, 'the source has no job left', 20_000);
+        await waitFor(async () => (await sourceJobs()).join() === crashed, 'the source has only the crashed job left', 20_000);
         run.interrupt();
         const { code, stdout } = await run.done;
         expect(code, stdout + run.stderr()).toBe(0);
         expect(stdout).toMatch(/^Moved \d+ of \d+ jobs found/);
         expect(stdout).toMatch(/delayed\s+10\b/);
+        expect(stdout).toMatch(/delivered\s+1\b/);
         expect(Number(/queued\s+(\d+)/.exec(stdout)?.[1])).toBeGreaterThanOrEqual(50);
         await producer.stop();
         expect(await sourceJobs()).toEqual([]);
+        // Acknowledged on the source while it waited there: never moved.
+        expect((await targetCopies(slow)).size).toBe(0);
 
         for (const [id, body] of producer.bodies) bodies.set(id, body);
         await waitFor(
@@ -214,6 +232,12 @@ describe('disque-migrate', () => {
       for (const c of [sourceConsumer, targetConsumer]) {
         for (const [id, got] of c.got) expect(got.body, id).toBe(bodies.get(id));
       }
+      // The crashed consumer's job comes back on the target when the source
+      // would have re-queued it; the job acknowledged on the source does not.
+      const back = targetConsumer.got.get(crashed)!;
+      expect(back.at - takenAt).toBeGreaterThanOrEqual(12_000 - 600);
+      expect(back.deliveries).toBe(1);
+      expect(targetConsumer.got.has(slow)).toBe(false);
       for (const [id, at] of delayedAt) {
         const got = targetConsumer.got.get(id);
         expect(got, id).toBeDefined();
