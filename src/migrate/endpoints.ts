@@ -20,6 +20,8 @@ export interface Endpoint {
  */
 export function parseEndpoint(spec: string, envPassword: string | undefined): Endpoint {
   const url = parseAddressUrl(spec);
+  // A port that is not a number would otherwise read as part of a host name.
+  if (!url && spec.includes(':') && !/^(\[[^\]]+\]|[^:]*):\d+$/.test(spec)) throw new TypeError(`invalid address '${spec}' (HOST:PORT)`);
   const addr = parseAddress(spec);
   if (!Number.isInteger(addr.port) || addr.port <= 0 || addr.port > 65535) throw new TypeError(`invalid address '${spec}'`);
   const password = url?.password ?? (envPassword === '' ? undefined : envPassword);
@@ -50,17 +52,18 @@ export async function connectNode(ep: Endpoint): Promise<Redis> {
   if (ep.password !== undefined) opts.password = ep.password;
   if (ep.tls) opts.tls = {};
   const redis = new Redis(opts);
-  // ioredis reports a refused AUTH only as an 'error' event: keep it.
-  let refusal: Error | null = null;
+  // ioredis reports why a connection failed (refused, AUTH refused) only as
+  // an 'error' event, and rejects with "Connection is closed": keep the why.
+  let why: Error | null = null;
   redis.on('error', (e: Error) => {
-    if (e.name === 'ReplyError') refusal = e;
+    why ??= e;
   });
   try {
     await redis.connect();
     await redis.call('PING');
   } catch (e) {
     redis.disconnect();
-    const err = (refusal ?? e) as Error;
+    const err = (why ?? e) as Error;
     throw new Error(`${endpointName(ep)}: ${err.message}`);
   }
   return redis;
