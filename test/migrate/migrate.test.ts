@@ -4,6 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import { startCluster, client, pairs, type TestCluster } from '../helpers/cluster.js';
 import { startServer, waitFor, type ServerHandle } from '../helpers/server.js';
@@ -149,6 +150,36 @@ class Producer {
     this.r.disconnect();
   }
 }
+
+describe('IMPORTJOB in a cluster, with an ID whose node part names no node of it', () => {
+  const foreign = () => `D-0badc0de-${randomBytes(18).toString('base64')}-05a1`;
+
+  it('answers once the copies exist; federation serves it to another node, and an ACK there collects every copy', async () => {
+    const q = 'imp-fed';
+    const id = foreign();
+    expect(await dst.nodes[0]!.r.call('IMPORTJOB', id, q, 'far away', '5000', 'REPLICATE', '2')).toBe(id);
+    const copies = await targetCopies(id);
+    expect(copies.size).toBe(2);
+    const other = [0, 1, 2].find((i) => !copies.has(i))!;
+    const got = (await dst.nodes[other]!.r.call('GETJOB', 'TIMEOUT', '10000', 'FROM', q)) as string[][];
+    expect(got[0]!.slice(1)).toEqual([id, 'far away']);
+    expect(await dst.nodes[other]!.r.call('ACKJOB', id)).toBe(1);
+    await waitFor(async () => (await targetCopies(id)).size === 0, 'every copy is collected');
+  });
+
+  it('an ACK sent to a node without a copy (a dummy ack) reaches the holders and collects the job', async () => {
+    const q = 'imp-dummy';
+    const id = foreign();
+    expect(await dst.nodes[1]!.r.call('IMPORTJOB', id, q, 'ack elsewhere', '5000', 'REPLICATE', '2')).toBe(id);
+    const copies = await targetCopies(id);
+    const other = [0, 1, 2].find((i) => !copies.has(i))!;
+    // Queued where it was imported.
+    expect(copies.get(1)!.state).toBe('queued');
+    expect(((await dst.nodes[1]!.r.call('GETJOB', 'NOHANG', 'FROM', q)) as string[][])[0]![1]).toBe(id);
+    expect(await dst.nodes[other]!.r.call('ACKJOB', id)).toBe(0);
+    await waitFor(async () => (await targetCopies(id)).size === 0, 'the holders hear of the ACK and collect the job');
+  });
+});
 
 describe('disque-migrate', () => {
   it('moves queued, delayed and delivered jobs with their IDs while producers and consumers switch over (--follow, Ctrl-C)', async () => {
