@@ -1,6 +1,7 @@
 // The layer order of docs/architecture.md, checked by npm test
 // (test/architecture.test.ts) and so by CI:
 //   bin -> server -> (commands, cluster, persistence, http) -> (core, protocol, config)
+//   bin -> migrate -> client
 // Type-only imports count: a layer learns about what is above it through
 // interfaces it declares itself (commands/context.ts, cluster/host.ts,
 // persistence/host.ts, http/host.ts), never by importing from above.
@@ -29,8 +30,10 @@ module.exports = {
     layer('persistence', ['core', 'protocol', 'config']),
     layer('http', ['core', 'protocol', 'config']),
     layer('server', ['commands', 'cluster', 'persistence', 'http', 'core', 'protocol', 'config']),
-    layer('bin', ['server', 'config']),
+    layer('bin', ['server', 'config', 'migrate']),
     layer('client', []),
+    // disque-migrate talks to both clusters as a client does.
+    layer('migrate', ['client']),
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

@@ -7,7 +7,7 @@
 import type { ClusterContext, NodeTableView, MessageSender } from './context.js';
 import type { ClusterNode } from './cluster-node.js';
 import type { Client, Blocker } from '../protocol/client.js';
-import { Job, JobState, JOB_FLAG_BCAST_QUEUED, nodeListAdd, type JobFields } from '../core/job.js';
+import { Job, JobState, JOB_FLAG_BCAST_QUEUED, JOB_FLAG_DELIVERED, nodeListAdd, type JobFields } from '../core/job.js';
 import type { AnyJob } from '../core/job-codec.js';
 import { MsgType, MSG_FLAG_NOREPLY, type BusMessage } from './messages.js';
 import { errors } from '../protocol/errors.js';
@@ -151,7 +151,9 @@ export class Replication {
       return false;
     }
     job.confirmed = null;
-    if (job.delay === 0) store.enqueueJob(job, false);
+    // Delayed jobs wait for their DELAY; an imported job that was delivered
+    // where it came from (IMPORTJOB STATE active) for its re-queue time.
+    if (job.delay === 0 && !(job.flags & JOB_FLAG_DELIVERED)) store.enqueueJob(job, false);
     else store.updateAwakeTime(job);
     store.hooks.persistJob?.(job);
     w?.conn.journaled();

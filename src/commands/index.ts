@@ -1,6 +1,7 @@
 // Every command of the server, as declared by the command files.
 import type { CommandSpec } from './context.js';
 import { jobCommands } from './jobs.js';
+import { importCommands } from './import.js';
 import { getjobCommands } from './getjob.js';
 import { ackCommands } from './acks.js';
 import { queueCommands } from './queues.js';
@@ -12,6 +13,7 @@ export const ALL_COMMANDS: readonly CommandSpec[] = [
   ...adminCommands,
   ...clusterCommands,
   ...jobCommands,
+  ...importCommands,
   ...getjobCommands,
   ...ackCommands,
   ...queueCommands,
