@@ -119,6 +119,42 @@ export function writeJob(buf: Buffer, p: number, job: AnyJob, clock: Clock): num
   return p;
 }
 
+/**
+ * The last node list read, as bytes and as the array made of it: the jobs
+ * of a frame, and of the frames after it, mostly list the same nodes, and
+ * the store shares one copy of a list (intern.ts) found faster by the same
+ * array. Node IDs only ever name known nodes, so a list stays right while
+ * the nodes it names are known; it is made again when a node is forgotten.
+ */
+let lastNodes: Buffer = Buffer.alloc(0);
+let lastList: string[] = [];
+
+function readNodeList(buf: Buffer, f: JobFrame, count: number, internId: (id: string) => string | null): string[] {
+  const start = f.pos;
+  let p = start;
+  for (let i = 0; i < count; i++) {
+    if (p >= f.end) throw new RangeError('frame cut short');
+    p += 1 + buf[p]!;
+  }
+  if (p > f.end) throw new RangeError('frame cut short');
+  f.pos = p;
+  const n = p - start;
+  if (n === lastNodes.length && buf.compare(lastNodes, 0, n, start, p) === 0 && lastList.every((id) => internId(id) === id)) return lastList;
+  const delivered: string[] = [];
+  let dropped = false;
+  for (let q = start; q < p; ) {
+    const len = buf[q]!;
+    const known = internId(buf.latin1Slice(q + 1, q + 1 + len));
+    if (known === null) dropped = true;
+    else if (!delivered.includes(known)) delivered.push(known);
+    q += 1 + len;
+  }
+  // A list that named an unknown node is not kept: that node may be met later.
+  lastNodes = dropped ? Buffer.alloc(0) : Buffer.from(buf.subarray(start, p));
+  lastList = delivered;
+  return delivered;
+}
+
 /** A frame being read: the header, and where its items are. */
 export interface JobFrame {
   version: number;
@@ -201,13 +237,7 @@ export function readJob(
   const deliveries = buf.readUInt32LE(p + 34);
   const nodes = buf.readUInt16LE(p + 38);
   f.pos = p + 40;
-  const delivered: string[] = [];
-  for (let i = 0; i < nodes; i++) {
-    const nid = readJobId(buf, f);
-    if (nid === null) throw new RangeError('frame cut short');
-    const known = internId(nid);
-    if (known !== null && !delivered.includes(known)) delivered.push(known);
-  }
+  const delivered = readNodeList(buf, f, nodes, internId);
   if (!isValidJobId(id) || !Number.isFinite(ctime) || !Number.isFinite(ttl)) return null;
   const now = clock.now();
   const job = newJobFields(id, JobState.Active, delivered);
