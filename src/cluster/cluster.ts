@@ -217,6 +217,9 @@ export class Cluster implements ClusterContext, LinkOwner {
    * whose `id` (job-ID messages) or `j` (the job's fields, or null when the
    * job is malformed) changes from call to call.
    */
+  private readonly internNodeId = (id: string): string | null => this.table.internId(id);
+  private readonly jobTimeError = (): number => this.store.timeError(TIME_ERROR);
+
   processJobFrame(frame: Buffer): void {
     const f = readJobFrameHeader(frame);
     if (f === null) {
@@ -234,12 +237,9 @@ export class Cluster implements ClusterContext, LinkOwner {
     if (this.log.enabled('debug')) this.log.debug(`--- Processing ${f.count} ${MSG_NAMES[f.type] ?? f.type} from ${f.sender}`);
     const msg: BusMessage = { v: BUS_PROTOCOL_VERSION, s: f.sender, p: f.port, f: f.flags, t: f.type, m: f.mflags, a: f.aux, id: undefined, j: undefined };
     const jobs = carriesJobs(f.type);
-    const store = this.store;
-    const intern = (id: string): string | null => this.table.internId(id);
-    const timeError = (): number => store.timeError(TIME_ERROR);
     try {
       for (let i = 0; i < f.count; i++) {
-        if (jobs) msg.j = readJob(frame, f, store.clock, intern, timeError);
+        if (jobs) msg.j = readJob(frame, f, this.store.clock, this.internNodeId, this.jobTimeError);
         else {
           const id = readJobId(frame, f);
           if (id === null) throw new RangeError('frame cut short');
