@@ -40,6 +40,20 @@ function isTimeout(e: Error): boolean {
   return /timed out/i.test(e.message);
 }
 
+/**
+ * `command` with bulk replies as Buffers. Not ioredis' callBuffer(): with
+ * enableAutoPipelining it sends the arguments without the command name
+ * (ioredis 5 and 6 put the name back for call() only). A command declared
+ * with addBuiltinCommand gets a `<name>Buffer` method that auto-pipelines
+ * whole, as the commands ioredis knows do.
+ */
+function callBuffer(redis: Redis, command: string, args: Arg[]): Promise<unknown> {
+  const name = command.toLowerCase();
+  if (!redis.addedBuiltinSet.has(name)) redis.addBuiltinCommand(name);
+  const method = (redis as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[`${name}Buffer`]!;
+  return method.apply(redis, args);
+}
+
 export class Connection extends EventEmitter<ConnectionEvents> {
   private link: Link | null = null;
   private opening: Promise<Link> | null = null;
@@ -78,9 +92,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       if (this.closed) throw new ClientClosedError();
       const link = await this.current(deadline ?? Date.now() + this.settings.failoverTimeout);
       try {
-        const reply = buffer
-          ? await link.redis.callBuffer(command, ...args)
-          : await link.redis.call(command, ...args);
+        const reply = buffer ? await callBuffer(link.redis, command, args) : await link.redis.call(command, ...args);
         return { reply, node: link.node };
       } catch (e) {
         if (this.closed) throw new ClientClosedError();
