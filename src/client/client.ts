@@ -19,6 +19,8 @@ import {
 } from './replies.js';
 import type {
   AddJobOptions,
+  AddJobsOptions,
+  AddJobsResult,
   GetJobOptions,
   HelloReply,
   InfoReply,
@@ -99,6 +101,18 @@ function redisOptionsFor(specs: AddressSpec[], options: DisqueOptions<unknown>):
 export interface PauseOptions {
   /** Send the same PAUSE to every reachable node. Default false. */
   bcast?: boolean;
+}
+
+/** ADDJOB's arguments after the body: ms-timeout and the options given. */
+function addJobOptionArgs(options: Omit<AddJobOptions<unknown>, 'codec'>): Arg[] {
+  const args: Arg[] = [positiveInt('timeout', options.timeout ?? 0)];
+  if (options.replicate !== undefined) args.push('REPLICATE', positiveInt('replicate', options.replicate));
+  if (options.delay !== undefined) args.push('DELAY', positiveInt('delay', options.delay));
+  if (options.retry !== undefined) args.push('RETRY', positiveInt('retry', options.retry));
+  if (options.ttl !== undefined) args.push('TTL', positiveInt('ttl', options.ttl));
+  if (options.maxlen !== undefined) args.push('MAXLEN', positiveInt('maxlen', options.maxlen));
+  if (options.async) args.push('ASYNC');
+  return args;
 }
 
 function idList(ids: string | readonly string[]): string[] {
@@ -219,14 +233,47 @@ export class Disque<T = Buffer> {
   /** ADDJOB: adds a job and returns its ID. */
   async addJob<U = T>(queue: string, body: NoInfer<BodyInput<U>>, options: AddJobOptions<U> = {}): Promise<string> {
     const codec = (options.codec ?? this.codec) as Codec<U>;
-    const args: Arg[] = [queue, codec.encode(body), positiveInt('timeout', options.timeout ?? 0)];
-    if (options.replicate !== undefined) args.push('REPLICATE', positiveInt('replicate', options.replicate));
-    if (options.delay !== undefined) args.push('DELAY', positiveInt('delay', options.delay));
-    if (options.retry !== undefined) args.push('RETRY', positiveInt('retry', options.retry));
-    if (options.ttl !== undefined) args.push('TTL', positiveInt('ttl', options.ttl));
-    if (options.maxlen !== undefined) args.push('MAXLEN', positiveInt('maxlen', options.maxlen));
-    if (options.async) args.push('ASYNC');
-    return text(await this.send('ADDJOB', args));
+    const tail = addJobOptionArgs(options);
+    return text(await this.send('ADDJOB', [queue, codec.encode(body), ...tail]));
+  }
+
+  /**
+   * ADDJOB for each body, pipelined: one round trip per `batchSize` jobs.
+   * Returns the IDs in the order of the bodies. A job that could not be
+   * added (its body does not encode, or the server refused it) has no ID and
+   * is listed in `failed` with its error; the others are added all the same.
+   * Options that are not valid throw before anything is sent.
+   */
+  async addJobs<U = T>(
+    queue: string,
+    bodies: readonly NoInfer<BodyInput<U>>[],
+    options: AddJobsOptions<U> = {},
+  ): Promise<AddJobsResult> {
+    const { batchSize = 1000, codec: given, ...rest } = options;
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
+    const codec = (given ?? this.codec) as Codec<U>;
+    const tail = addJobOptionArgs(rest);
+    const ids: (string | undefined)[] = new Array(bodies.length).fill(undefined);
+    const failed: { index: number; error: Error }[] = [];
+    for (let start = 0; start < bodies.length; start += batchSize) {
+      const argLists: Arg[][] = [];
+      const indexes: number[] = [];
+      for (let i = start; i < Math.min(bodies.length, start + batchSize); i++) {
+        try {
+          argLists.push([queue, codec.encode(bodies[i]!), ...tail]);
+          indexes.push(i);
+        } catch (e) {
+          failed.push({ index: i, error: e as Error });
+        }
+      }
+      const outcomes = await this.conn.sendBatch('ADDJOB', argLists);
+      outcomes.forEach((o, k) => {
+        if (o.error) failed.push({ index: indexes[k]!, error: o.error });
+        else ids[indexes[k]!] = text(o.reply);
+      });
+    }
+    failed.sort((a, b) => a.index - b.index);
+    return { ids, failed };
   }
 
   /**

@@ -34,6 +34,9 @@ export interface ConnectionEvents {
   connectionError: [error: Error];
 }
 
+/** One command's outcome in a batch: its reply, or why it failed. */
+export type BatchOutcome = { reply: unknown; error?: undefined } | { error: Error; reply?: undefined };
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function isTimeout(e: Error): boolean {
@@ -117,6 +120,75 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         if (attempt > 0) await sleep(Math.min(1000, 50 * 2 ** attempt, Math.max(0, deadline - Date.now())));
       }
     }
+  }
+
+  /**
+   * Sends `command` once per argument list, pipelined: one write, one round
+   * trip. Outcomes come back in order, each a reply or an error; an error
+   * reply to one does not fail the others. Those the node did not answer
+   * (connection lost, -LEAVING) are sent again on another node, as send()
+   * does, for up to `failoverTimeout`, then fail with the last error.
+   */
+  async sendBatch(command: string, argLists: readonly Arg[][], buffer = false): Promise<BatchOutcome[]> {
+    const out: BatchOutcome[] = new Array(argLists.length);
+    let pending = argLists.map((_, i) => i);
+    let deadline: number | undefined;
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (this.closed) throw new ClientClosedError();
+      const link = await this.current(deadline ?? Date.now() + this.settings.failoverTimeout);
+      // An explicit pipeline is never auto-pipelined: callBuffer keeps its name here.
+      const pipeline = link.redis.pipeline();
+      for (const i of pending) {
+        if (buffer) pipeline.callBuffer(command, ...argLists[i]!);
+        else pipeline.call(command, ...argLists[i]!);
+      }
+      let results: [Error | null, unknown][];
+      try {
+        results = (await pipeline.exec()) ?? [];
+      } catch (e) {
+        results = [];
+        for (let k = 0; k < pending.length; k++) results.push([e as Error, undefined]);
+      }
+      if (this.closed) throw new ClientClosedError();
+      const again: number[] = [];
+      let reason: FailoverReason | undefined;
+      let failure: Error | undefined;
+      let cause: Error | undefined;
+      pending.forEach((i, k) => {
+        const [err, reply] = results[k] ?? [new Error('no reply in the pipeline'), undefined];
+        if (!err) {
+          out[i] = { reply };
+        } else if (err.name === 'ReplyError') {
+          const e = replyError(err.message, command.toUpperCase());
+          if (e instanceof LeavingError) {
+            again.push(i);
+            reason = 'leaving';
+            failure = e;
+            cause = err;
+          } else {
+            out[i] = { error: e };
+          }
+        } else if (isTimeout(err)) {
+          out[i] = { error: err };
+        } else {
+          again.push(i);
+          reason ??= 'connection-lost';
+          failure ??= new ConnectionError(`connection to ${addressKey(link.address)} lost: ${err.message}`, { cause: err });
+          cause ??= err;
+        }
+      });
+      if (again.length === 0) break;
+      if (reason === 'leaving') this.directory.markLeaving(link.node.id);
+      deadline ??= Date.now() + this.settings.failoverTimeout;
+      if (Date.now() >= deadline) {
+        for (const i of again) out[i] = { error: failure! };
+        break;
+      }
+      this.drop(link, reason!, cause!);
+      pending = again;
+      if (attempt > 0) await sleep(Math.min(1000, 50 * 2 ** attempt, Math.max(0, deadline - Date.now())));
+    }
+    return out;
   }
 
   /** Moves to `address` (keeping the current node if it cannot be reached). */

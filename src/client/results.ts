@@ -124,6 +124,14 @@ export class ReplyInbox {
     return { to: { queue: this.queue, key, ttl, ...(started ? { started: true } : {}) }, slot };
   }
 
+  /** Stops tracking a call that was not added after all. */
+  close(key: string): void {
+    const slot = this.slots.get(key);
+    if (!slot) return;
+    clearTimeout(slot.expiry);
+    this.slots.delete(key);
+  }
+
   deliver(msg: ReplyMessage): void {
     this.slots.get(msg.key)?.settle(msg);
   }

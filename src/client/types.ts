@@ -35,6 +35,20 @@ export interface AddJobOptions<T = unknown> {
   codec?: Codec<T>;
 }
 
+/** Options of addJobs(): ADDJOB's, the same for every job, and the batch size. */
+export interface AddJobsOptions<T = unknown> extends AddJobOptions<T> {
+  /** Jobs sent per round trip (pipelined ADDJOBs). Default 1000. */
+  batchSize?: number;
+}
+
+/** What addJobs() did with each body. */
+export interface AddJobsResult {
+  /** Job IDs in the order of the bodies; undefined where the job was not added. */
+  ids: (string | undefined)[];
+  /** The jobs not added, by index in the bodies, with why (CodecError, PausedError, MaxLenError, NoReplError...). Empty when all were added. */
+  failed: { index: number; error: Error }[];
+}
+
 /** Options of GETJOB. */
 export interface GetJobOptions<T = unknown> {
   /** Maximum jobs to return. Default 1. */
