@@ -14,6 +14,7 @@ import {
   parsePauseState,
   parseQueueStats,
   parseScanPage,
+  showCreatedAt,
   text,
   num,
 } from './replies.js';
@@ -209,6 +210,17 @@ export class Disque<T = Buffer> {
     return this;
   }
 
+  /**
+   * Ends what is in flight now, typically a blocking getJob: the server
+   * ends the GETJOB, jobs it had already sent are still returned, and
+   * commands left unanswered reject with InterruptedError. Unlike
+   * disconnect(), no job on its way is lost, and the client stays usable:
+   * the next command connects again.
+   */
+  interrupt(): void {
+    this.conn.interrupt();
+  }
+
   /** Closes after pending replies arrive. Views made with withCodec() share the connection. */
   quit(): Promise<void> {
     return this.conn.quit();
@@ -292,6 +304,7 @@ export class Disque<T = Buffer> {
     args.push('FROM', ...qs);
     const { reply, node } = await this.conn.send('GETJOB', args, true);
     const jobs = parseJobs(reply, codec);
+    if (options.withCreatedAt) await this.fillCreatedAt(jobs);
     if (this.tracker && jobs.length > 0) {
       const prefix = this.tracker.observe(
         jobs.map((j) => j.id),
@@ -301,6 +314,25 @@ export class Disque<T = Buffer> {
       if (target && target.host !== '') await this.conn.moveTo({ host: target.host, port: target.port }, 'follow-producers');
     }
     return jobs;
+  }
+
+  /**
+   * Sets `createdAt` from SHOW, pipelined. Never throws: the jobs are
+   * delivered already, and a caller that lost them would leave them to their
+   * retry time. Any node holding a copy knows its creation time.
+   */
+  private async fillCreatedAt(jobs: Job<unknown>[]): Promise<void> {
+    if (jobs.length === 0) return;
+    let outcomes;
+    try {
+      outcomes = await this.conn.sendBatch('SHOW', jobs.map((j) => [j.id]), true);
+    } catch {
+      return;
+    }
+    outcomes.forEach((o, i) => {
+      const ctime = o.error ? undefined : showCreatedAt(o.reply);
+      if (ctime) jobs[i]!.createdAt = ctime;
+    });
   }
 
   /** ACKJOB: acknowledges jobs cluster-wide. Returns how many this node knew. */
@@ -363,9 +395,11 @@ export class Disque<T = Buffer> {
    * QPEEK: up to `count` queued jobs without taking them, oldest first;
    * a negative count gives the newest first.
    */
-  async qpeek<U = T>(queue: string, count: number, options: { codec?: Codec<U> } = {}): Promise<Job<U>[]> {
+  async qpeek<U = T>(queue: string, count: number, options: { codec?: Codec<U>; withCreatedAt?: boolean } = {}): Promise<Job<U>[]> {
     if (!Number.isInteger(count)) throw new RangeError(`count must be an integer, got ${count}`);
-    return parseJobs(await this.send('QPEEK', [queue, count], true), (options.codec ?? this.codec) as Codec<U>);
+    const jobs = parseJobs(await this.send('QPEEK', [queue, count], true), (options.codec ?? this.codec) as Codec<U>);
+    if (options.withCreatedAt) await this.fillCreatedAt(jobs);
+    return jobs;
   }
 
   /**

@@ -5,7 +5,7 @@
 // failed command again there.
 import { EventEmitter } from 'node:events';
 import { Redis, type RedisOptions } from 'ioredis';
-import { ClientClosedError, ConnectionError, LeavingError, replyError } from './errors.js';
+import { ClientClosedError, ConnectionError, InterruptedError, LeavingError, replyError } from './errors.js';
 import { addressKey, type Address, type NodeDirectory } from './nodes.js';
 import { parseHello } from './replies.js';
 import type { NodeInfo } from './types.js';
@@ -16,7 +16,12 @@ interface Link {
   redis: Redis;
   node: NodeInfo;
   address: Address;
+  /** interrupt() closed our side: what is not answered fails, and is not sent again. */
+  interrupted?: boolean;
 }
+
+/** How long an interrupted link may wait for the server to close its side before we drop it. */
+const INTERRUPT_GRACE_MS = 2000;
 
 export interface ConnectionSettings {
   directory: NodeDirectory;
@@ -61,6 +66,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private link: Link | null = null;
   private opening: Promise<Link> | null = null;
   private closed = false;
+  /** Counts interrupt() calls: a command that started before one is not sent after it. */
+  private interrupts = 0;
 
   constructor(private readonly settings: ConnectionSettings) {
     super();
@@ -91,14 +98,17 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    */
   async send(command: string, args: Arg[], buffer = false): Promise<{ reply: unknown; node: NodeInfo }> {
     let deadline: number | undefined;
+    const interrupts = this.interrupts;
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new ClientClosedError();
       const link = await this.current(deadline ?? Date.now() + this.settings.failoverTimeout);
+      if (this.interrupts !== interrupts) throw new InterruptedError();
       try {
         const reply = buffer ? await callBuffer(link.redis, command, args) : await link.redis.call(command, ...args);
         return { reply, node: link.node };
       } catch (e) {
         if (this.closed) throw new ClientClosedError();
+        if (link.interrupted) throw new InterruptedError();
         const err = e as Error;
         let reason: FailoverReason;
         let failure: Error;
@@ -133,9 +143,14 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const out: BatchOutcome[] = new Array(argLists.length);
     let pending = argLists.map((_, i) => i);
     let deadline: number | undefined;
+    const interrupts = this.interrupts;
     for (let attempt = 0; pending.length > 0; attempt++) {
       if (this.closed) throw new ClientClosedError();
       const link = await this.current(deadline ?? Date.now() + this.settings.failoverTimeout);
+      if (this.interrupts !== interrupts) {
+        for (const i of pending) out[i] = { error: new InterruptedError() };
+        break;
+      }
       // An explicit pipeline is never auto-pipelined: callBuffer keeps its name here.
       const pipeline = link.redis.pipeline();
       for (const i of pending) {
@@ -170,6 +185,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
           }
         } else if (isTimeout(err)) {
           out[i] = { error: err };
+        } else if (link.interrupted) {
+          out[i] = { error: new InterruptedError() };
         } else {
           again.push(i);
           reason ??= 'connection-lost';
@@ -214,6 +231,24 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
     this.emit('node', link.node);
     return true;
+  }
+
+  /**
+   * Ends the commands in flight without losing replies the server already
+   * sent: closes our half of the socket, so the server ends a blocked
+   * GETJOB and closes its side after the replies it wrote. Those replies
+   * arrive; commands left unanswered fail with InterruptedError and are not
+   * sent again. The next command connects again.
+   */
+  interrupt(): void {
+    this.interrupts++;
+    const link = this.link;
+    if (!link) return;
+    this.link = null;
+    link.interrupted = true;
+    link.redis.stream?.end();
+    // A server (or proxy) that keeps its side open must not hold the link forever.
+    setTimeout(() => link.redis.disconnect(), INTERRUPT_GRACE_MS).unref();
   }
 
   /** Closes after pending replies arrive. */

@@ -105,6 +105,14 @@ export class ClientClosedError extends DisqueError {
   }
 }
 
+/** The command was in flight when `interrupt()` ended it; it may or may not have run. */
+export class InterruptedError extends DisqueError {
+  override name = 'InterruptedError';
+  constructor(message = 'interrupted before the reply arrived') {
+    super(message);
+  }
+}
+
 /** A job body could not be encoded or decoded by the codec in use. */
 export class CodecError extends DisqueError {
   override name = 'CodecError';

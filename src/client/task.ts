@@ -173,15 +173,15 @@ export class Task<A = unknown, R = unknown> {
       }
       const step = { id: job.id, envelope: job.body as TaskEnvelope<unknown> };
       // A caller never told of the start still gets the result.
-      await stepStarted(dispatch, step).catch((e) => worker?.emit('error', e, job));
+      await stepStarted(dispatch, step, ctx.startedAt).catch((e) => worker?.emit('error', e, job));
       const result = await handler(job.body.args, { ...ctx, job });
       // Before the ACK: a worker killed here leaves the step to run again.
-      await stepSucceeded(dispatch, step, result);
+      await stepSucceeded(dispatch, step, result, new Date());
       return result;
     };
     const onGiveUp = async (job: Job<TaskEnvelope<A>>, error: unknown, info: { attempt: number }) => {
       await options.onGiveUp?.(job, error, info);
-      if (job.body?.task === this.name) await stepGivenUp(dispatch, { id: job.id, envelope: job.body }, error, info.attempt);
+      if (job.body?.task === this.name) await stepGivenUp(dispatch, { id: job.id, envelope: job.body }, error, info.attempt, new Date());
     };
     const opts: WorkerOptions<TaskEnvelope<A>> = { ...options, onGiveUp };
     if (local) {

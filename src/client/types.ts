@@ -13,6 +13,11 @@ export interface Job<T = Buffer> {
   nacks?: number;
   /** Deliveries not caused by a NACK, e.g. retry timeouts (GETJOB with `withCounters` only). */
   additionalDeliveries?: number;
+  /**
+   * When the job was created, to the millisecond (with `withCreatedAt` only;
+   * undefined if no node could SHOW it). Job IDs carry no time: it comes from SHOW.
+   */
+  createdAt?: Date;
 }
 
 /** Options of ADDJOB. Times are in seconds except `timeout`. */
@@ -59,6 +64,11 @@ export interface GetJobOptions<T = unknown> {
   noHang?: boolean;
   /** Fill `nacks` and `additionalDeliveries` of each job. Default false. */
   withCounters?: boolean;
+  /**
+   * Fill `createdAt` of each job: one SHOW per job, pipelined in one more
+   * round trip (the bodies travel twice). Default false.
+   */
+  withCreatedAt?: boolean;
   /** Codec for this call instead of the client's. */
   codec?: Codec<T>;
 }
