@@ -3,6 +3,7 @@
 import type { ConnectionOptions } from 'node:tls';
 import type { RedisOptions } from 'ioredis';
 import { bufferCodec, type BodyInput, type Codec } from './codec.js';
+import { drainQueue, queueCounts, type NodeAccess } from './cluster-queue.js';
 import { Connection, type ConnectionEvents } from './connection.js';
 import { ProducerTracker, type FollowProducersOptions } from './follow.js';
 import { NodeDirectory, parseAddress, parseAddressUrl, type AddressSpec } from './nodes.js';
@@ -32,6 +33,7 @@ import type {
   PauseOption,
   PauseState,
   QScanOptions,
+  QueueCounts,
   QueueStats,
 } from './types.js';
 
@@ -137,6 +139,7 @@ export class Disque<T = Buffer> {
   readonly codec: Codec<T>;
   private readonly conn: Connection;
   private readonly options: DisqueOptions<T>;
+  private readonly redisOptions: RedisOptions;
   private readonly tracker: ProducerTracker | undefined;
 
   constructor(options: DisqueOptions<T> = {}) {
@@ -144,9 +147,10 @@ export class Disque<T = Buffer> {
     this.codec = options.codec ?? (bufferCodec as unknown as Codec<T>);
     const specs = Array.isArray(options.nodes) ? options.nodes : options.nodes === undefined ? [] : [options.nodes];
     const seeds = specs.map(parseAddress);
+    this.redisOptions = redisOptionsFor(specs, options);
     this.conn = new Connection({
       directory: new NodeDirectory(seeds, options.discover ?? true),
-      redisOptions: redisOptionsFor(specs, options),
+      redisOptions: this.redisOptions,
       failoverTimeout: options.failoverTimeout ?? 10000,
       preferBestNode: options.preferBestNode ?? true,
     });
@@ -357,6 +361,47 @@ export class Disque<T = Buffer> {
    */
   async working(id: string): Promise<number> {
     return num(await this.send('WORKING', [id]));
+  }
+
+  // ---- a queue across the cluster ------------------------------------------
+
+  /**
+   * Deletes every job queued in `queue` on every node HELLO lists (DEQUEUE,
+   * then ACKJOB, so no node queues them again) and returns how many. Jobs
+   * delivered to a consumer or still within their delay are left alone.
+   * Throws UnreachableNodesError, after draining the others, when a node
+   * could not be asked.
+   */
+  drain(queue: string): Promise<number> {
+    return drainQueue(this.nodeAccess(), queue);
+  }
+
+  /**
+   * How many of `queue`'s jobs are queued, active (delivered, not yet
+   * acknowledged) and delayed across the cluster, and dead-lettered in
+   * `deadLetterQueue` when given. Reads every node's job IDs for the queue
+   * (JSCAN) and SHOWs the jobs no node has queued. Nodes that could not be
+   * asked are listed in `unreachable`.
+   */
+  counts(queue: string, options: { deadLetterQueue?: string } = {}): Promise<QueueCounts> {
+    return queueCounts(this.nodeAccess(), queue, options.deadLetterQueue);
+  }
+
+  /** Every node HELLO lists, each on a connection of its own that never moves to another node. */
+  private nodeAccess(): NodeAccess {
+    return {
+      nodes: async () => {
+        await this.hello();
+        return this.conn.directory.nodes();
+      },
+      connect: (n) =>
+        new Connection({
+          directory: new NodeDirectory([{ host: n.host, port: n.port }], false),
+          redisOptions: this.redisOptions,
+          failoverTimeout: 0,
+          preferBestNode: false,
+        }),
+    };
   }
 
   // ---- other commands -----------------------------------------------------

@@ -129,6 +129,24 @@ export interface QueueStats {
   pause: PauseState;
 }
 
+/** A queue's jobs across the cluster (client.counts()), each job counted once however many copies it has. */
+export interface QueueCounts {
+  /** Jobs waiting in the queue on some node. */
+  queued: number;
+  /**
+   * Jobs held by nodes but queued on none and past their delay: delivered
+   * and not yet acknowledged (or waiting for their retry time after a
+   * consumer that did not acknowledge them).
+   */
+  active: number;
+  /** Jobs waiting for their DELAY before being queued the first time. */
+  delayed: number;
+  /** Jobs queued in the `deadLetterQueue` given (undefined without it). */
+  deadLettered?: number;
+  /** IDs of the nodes HELLO lists that could not be asked: their jobs are not counted. */
+  unreachable: string[];
+}
+
 /** Options of QSCAN. */
 export interface QScanOptions {
   /** Work hint per call. Server default 100. */

@@ -76,6 +76,31 @@ for (const autoPipelining of [false, true]) {
       const c = await client.addJob(q, 'c');
       expect(await client.delJob(c)).toBe(1);
       expect(await client.qlen(q)).toBe(0);
+
+      const bulk = await client.addJobs(q, ['d', 'e', 'f'], { delay: 0 });
+      expect(bulk.failed).toEqual([]);
+      const peeked = await client.qpeek(q, 3, { withCreatedAt: true });
+      expect(peeked.map((j) => j.id)).toEqual(bulk.ids);
+      expect(peeked.every((j) => j.createdAt instanceof Date)).toBe(true);
+      const [d] = await client.getJob(q, { noHang: true, withCreatedAt: true });
+      expect(d?.createdAt).toBeInstanceOf(Date);
+      expect(await client.counts(q, { deadLetterQueue: `${q}-dead` })).toEqual({
+        queued: 2,
+        active: 1,
+        delayed: 0,
+        deadLettered: 0,
+        unreachable: [],
+      });
+      expect(await client.drain(q)).toBe(2);
+      expect(await client.ackJob(d!.id)).toBe(1);
+
+      const blocked = client.duplicate();
+      const waiting = blocked.getJob(q).catch((e: Error) => e.name);
+      await waitFor(async () => (await client.qstat(q))?.blocked === 1, 'the duplicate blocks in GETJOB', 5000);
+      blocked.interrupt();
+      expect(await waiting).toBe('InterruptedError');
+      expect(await blocked.ping()).toBe('PONG');
+      await blocked.quit();
     });
 
     it('commands issued in the same tick (one auto-pipeline) get their own replies', async () => {
@@ -96,18 +121,24 @@ for (const autoPipelining of [false, true]) {
       await client.ackJob(id);
     });
 
-    it('a Worker processes jobs and closes', async () => {
+    it('a Worker processes jobs, pauses, resumes and closes', async () => {
       const q = queue();
       const seen: Job[] = [];
-      const w = new Worker(client, q, (job) => void seen.push(job), { fetchTimeout: 200, concurrency: 2 });
+      const w = new Worker(client, q, (job) => void seen.push(job), { fetchTimeout: 200, concurrency: 2, withCreatedAt: true });
       const errors: unknown[] = [];
       w.on('error', (e) => errors.push(e));
+      await w.waitUntilReady();
       const added = [await client.addJob(q, '1'), await client.addJob(q, '2'), await client.addJob(q, '3')];
       await waitFor(() => w.stats().completed === 3, 'the worker completes three jobs', 10000);
+      await w.pause();
+      const later = (await client.addJobs(q, ['4'])).ids[0]!;
+      w.resume();
+      await waitFor(() => w.stats().completed === 4, 'the worker completes the fourth job', 10000);
       await w.close();
-      expect(seen.map((j) => j.id).sort()).toEqual([...added].sort());
+      expect(seen.map((j) => j.id).sort()).toEqual([...added, later].sort());
+      expect(seen.every((j) => j.createdAt instanceof Date)).toBe(true);
       expect(errors).toEqual([]);
-      for (const id of added) expect(await client.show(id)).toBeNull();
+      for (const id of [...added, later]) expect(await client.show(id)).toBeNull();
     });
   });
 }
