@@ -49,6 +49,8 @@ export class JobFetcher {
   /** The fetching connection (a duplicate of the worker's client). */
   readonly client: Disque<unknown>;
   private run: { stop: AbortController; done: Promise<void> } | undefined;
+  /** The end of the last run stopped, for a stop() called while another waits for it. */
+  private stopped: Promise<void> = Promise.resolve();
   private connecting: Promise<void> | undefined;
   private isReady = false;
   /** The queues were found empty and no job came since. */
@@ -90,17 +92,19 @@ export class JobFetcher {
   start(): void {
     if (this.run) return;
     const stop = new AbortController();
-    this.run = { stop, done: this.loop(stop.signal) };
+    this.run = { stop, done: this.loop(stop.signal).catch((e) => this.target.fetchFailed(e)) };
   }
 
   /** Stops fetching; resolves when no fetch is in flight (a blocked GETJOB is interrupted). */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     const run = this.run;
-    if (!run) return;
-    this.run = undefined;
-    run.stop.abort();
-    this.client.interrupt();
-    await run.done;
+    if (run) {
+      this.run = undefined;
+      this.stopped = run.done;
+      run.stop.abort();
+      this.client.interrupt();
+    }
+    return this.stopped;
   }
 
   /** Closes the connection (after stop()). */

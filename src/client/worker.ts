@@ -240,12 +240,12 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
   }
 
   /** True between pause() and resume(). */
-  get isPaused(): boolean {
+  isPaused(): boolean {
     return this.paused;
   }
 
   /** True while the worker fetches jobs: started, not paused, not closed. */
-  get isRunning(): boolean {
+  isRunning(): boolean {
     return this.fetcher?.running ?? false;
   }
 

@@ -65,7 +65,7 @@ describe('ready', () => {
     const done: string[] = [];
     const w = track(new Worker(client, q, (job) => void done.push(job.id), { fetchTimeout: 100, autostart: false }));
     await w.waitUntilReady();
-    expect(w.isRunning).toBe(false);
+    expect(w.isRunning()).toBe(false);
     expect(await client.qlen(q)).toBe(1);
     w.start();
     await waitFor(() => done.length === 1, 'the job runs after start()', 5000);
@@ -179,8 +179,8 @@ describe('pause and resume', () => {
     const pausing = w.pause().then(() => (paused = true));
     // The blocking GETJOB (30 s) is interrupted well before its timeout.
     await waitFor(async () => (await blockedOn(q)) === 0, 'the GETJOB is interrupted', 2000);
-    expect(w.isPaused).toBe(true);
-    expect(w.isRunning).toBe(false);
+    expect(w.isPaused()).toBe(true);
+    expect(w.isRunning()).toBe(false);
     expect(paused).toBe(false); // handlers still run
     const c = await client.addJob(q, 'c');
     hold.open();
@@ -193,7 +193,7 @@ describe('pause and resume', () => {
     w.resume();
     await waitFor(() => started.includes(c), 'the job added while paused runs after resume()', 5000);
     expect(events).toEqual(['paused', 'resumed']);
-    expect(w.isPaused).toBe(false);
+    expect(w.isPaused()).toBe(false);
   });
 });
 
