@@ -4,6 +4,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { RedisOptions } from 'ioredis';
 import { bufferCodec, type BodyInput, type Codec } from './codec.js';
 import { drainQueue, queueCounts, type NodeAccess } from './cluster-queue.js';
+import { CodecError, ReplyError } from './errors.js';
 import { Connection, type ConnectionEvents } from './connection.js';
 import { ProducerTracker, type FollowProducersOptions } from './follow.js';
 import { NodeDirectory, parseAddress, parseAddressUrl, type AddressSpec } from './nodes.js';
@@ -283,10 +284,17 @@ export class Disque<T = Buffer> {
         }
       }
       const outcomes = await this.conn.sendBatch('ADDJOB', argLists);
+      let unreachable: Error | undefined;
       outcomes.forEach((o, k) => {
         if (o.error) failed.push({ index: indexes[k]!, error: o.error });
         else ids[indexes[k]!] = text(o.reply);
+        if (o.error && !(o.error instanceof ReplyError) && !(o.error instanceof CodecError)) unreachable ??= o.error;
       });
+      if (unreachable) {
+        // No node took the batch (or the client closed): the next ones would fare no better.
+        for (let i = start + batchSize; i < bodies.length; i++) failed.push({ index: i, error: unreachable });
+        break;
+      }
     }
     failed.sort((a, b) => a.index - b.index);
     return { ids, failed };
@@ -321,18 +329,14 @@ export class Disque<T = Buffer> {
   }
 
   /**
-   * Sets `createdAt` from SHOW, pipelined. Never throws: the jobs are
-   * delivered already, and a caller that lost them would leave them to their
-   * retry time. Any node holding a copy knows its creation time.
+   * Sets `createdAt` from SHOW, pipelined. Never fails (sendBatch does not
+   * throw): the jobs are delivered already, and a caller that lost them
+   * would leave them to their retry time. Any node holding a copy knows its
+   * creation time.
    */
   private async fillCreatedAt(jobs: Job<unknown>[]): Promise<void> {
     if (jobs.length === 0) return;
-    let outcomes;
-    try {
-      outcomes = await this.conn.sendBatch('SHOW', jobs.map((j) => [j.id]), true);
-    } catch {
-      return;
-    }
+    const outcomes = await this.conn.sendBatch('SHOW', jobs.map((j) => [j.id]), true);
     outcomes.forEach((o, i) => {
       const ctime = o.error ? undefined : showCreatedAt(o.reply);
       if (ctime) jobs[i]!.createdAt = ctime;

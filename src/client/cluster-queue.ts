@@ -3,7 +3,7 @@
 // queues it, and QLEN, JSCAN and DEQUEUE answer for one node: so these ask
 // every node HELLO lists, each on a connection of its own, at the same time.
 import type { Connection } from './connection.js';
-import { UnreachableNodesError } from './errors.js';
+import { ReplyError, UnreachableNodesError } from './errors.js';
 import { bufferCodec } from './codec.js';
 import { num, parseJobDetails, parseScanPage, text } from './replies.js';
 import type { NodeInfo, QueueCounts } from './types.js';
@@ -103,6 +103,15 @@ async function* scanIds(conn: Connection, queue: string, states: readonly string
   } while (cursor !== '0');
 }
 
+/** A pipelined command per ID; a lost connection fails the node, error replies count as no answer. */
+async function batch(conn: Connection, command: string, ids: string[], buffer = false): Promise<unknown[]> {
+  const outcomes = await conn.sendBatch(command, ids.map((id) => [id]), buffer);
+  return outcomes.map((o) => {
+    if (o.error && !(o.error instanceof ReplyError)) throw o.error;
+    return o.reply;
+  });
+}
+
 async function allIds(conn: Connection, queue: string, states: readonly string[]): Promise<string[]> {
   const ids: string[] = [];
   for await (const page of scanIds(conn, queue, states)) ids.push(...page);
@@ -122,8 +131,8 @@ export async function drainQueue(access: NodeAccess, queue: string): Promise<num
     await nodes.each(async (conn) => {
       for await (const ids of scanIds(conn, queue, ['queued'])) {
         if (ids.length === 0) continue;
-        const outcomes = await conn.sendBatch('DEQUEUE', ids.map((id) => [id]));
-        const taken = ids.filter((_, i) => num(outcomes[i]!.reply) === 1);
+        const dequeued = await batch(conn, 'DEQUEUE', ids);
+        const taken = ids.filter((_, i) => num(dequeued[i]) === 1);
         if (taken.length === 0) continue;
         // Dequeued and not yet acknowledged, a job is queued again after its retry time: not lost.
         await conn.send('ACKJOB', taken);
@@ -172,13 +181,13 @@ export async function queueCounts(access: NodeAccess, queue: string, deadLetterQ
     await nodes.each(async (conn) => {
       const ids = [...held].filter(([id, c]) => c === conn && !queued.has(id)).map(([id]) => id);
       for (let i = 0; i < ids.length; i += PAGE) {
-        const batch = ids.slice(i, i + PAGE);
-        const outcomes = await conn.sendBatch('SHOW', batch.map((id) => [id]), true);
-        outcomes.forEach((o, k) => {
-          const job = o.error ? null : parseJobDetails(o.reply, bufferCodec);
+        const page = ids.slice(i, i + PAGE);
+        const shown = await batch(conn, 'SHOW', page, true);
+        shown.forEach((reply, k) => {
+          const job = parseJobDetails(reply, bufferCodec);
           // Gone or acknowledged since the scan: not counted.
           if (!job || job.state === 'acked') return;
-          if (job.state === 'queued') queued.add(batch[k]!);
+          if (job.state === 'queued') queued.add(page[k]!);
           else if (job.createdAt.getTime() + job.delay * 1000 > now) delayed++;
           else active++;
         });

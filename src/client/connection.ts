@@ -138,17 +138,30 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * reply to one does not fail the others. Those the node did not answer
    * (connection lost, -LEAVING) are sent again on another node, as send()
    * does, for up to `failoverTimeout`, then fail with the last error.
+   * Never throws: replies that arrived are kept whatever happens to the rest.
    */
   async sendBatch(command: string, argLists: readonly Arg[][], buffer = false): Promise<BatchOutcome[]> {
     const out: BatchOutcome[] = new Array(argLists.length);
     let pending = argLists.map((_, i) => i);
+    const failAll = (error: Error) => {
+      for (const i of pending) out[i] = { error };
+    };
     let deadline: number | undefined;
     const interrupts = this.interrupts;
     for (let attempt = 0; pending.length > 0; attempt++) {
-      if (this.closed) throw new ClientClosedError();
-      const link = await this.current(deadline ?? Date.now() + this.settings.failoverTimeout);
+      if (this.closed) {
+        failAll(new ClientClosedError());
+        break;
+      }
+      let link: Link;
+      try {
+        link = await this.current(deadline ?? Date.now() + this.settings.failoverTimeout);
+      } catch (e) {
+        failAll(e as Error);
+        break;
+      }
       if (this.interrupts !== interrupts) {
-        for (const i of pending) out[i] = { error: new InterruptedError() };
+        failAll(new InterruptedError());
         break;
       }
       // An explicit pipeline is never auto-pipelined: callBuffer keeps its name here.
@@ -164,7 +177,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         results = [];
         for (let k = 0; k < pending.length; k++) results.push([e as Error, undefined]);
       }
-      if (this.closed) throw new ClientClosedError();
+      const closed = this.closed;
       const again: number[] = [];
       let reason: FailoverReason | undefined;
       let failure: Error | undefined;
@@ -173,6 +186,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         const [err, reply] = results[k] ?? [new Error('no reply in the pipeline'), undefined];
         if (!err) {
           out[i] = { reply };
+        } else if (closed) {
+          out[i] = { error: new ClientClosedError() };
         } else if (err.name === 'ReplyError') {
           const e = replyError(err.message, command.toUpperCase());
           if (e instanceof LeavingError) {

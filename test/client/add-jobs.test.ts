@@ -1,13 +1,14 @@
 // Adding many jobs at once: client.addJobs() and a task's enqueueMany() and
 // map(), pipelined in one round trip per batch, with per-job errors.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { startServer, waitFor, type ServerHandle } from '../helpers/server.js';
+import { startServer, getFreePort, waitFor, type ServerHandle } from '../helpers/server.js';
 import { startCountingProxy, type CountingProxy } from '../helpers/proxy.js';
 import {
   Disque,
   jsonCodec,
   task,
   CodecError,
+  ConnectionError,
   MaxLenError,
   PausedError,
   InvalidArgumentsError,
@@ -106,6 +107,20 @@ describe('client.addJobs', () => {
     proxy.reset();
     expect(await client.addJobs(queue(), [])).toEqual({ ids: [], failed: [] });
     expect(proxy.roundTrips).toBe(0);
+  });
+
+  it('with no node reachable every job is reported failed (ConnectionError), after one failoverTimeout', async () => {
+    const nowhere = new Disque({ nodes: await getFreePort(), failoverTimeout: 300 });
+    const t0 = Date.now();
+    const { ids, failed } = await nowhere.addJobs(queue(), ['a', 'b', 'c'], { batchSize: 1 });
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(ids).toEqual([undefined, undefined, undefined]);
+    expect(failed.map((f) => [f.index, f.error instanceof ConnectionError])).toEqual([
+      [0, true],
+      [1, true],
+      [2, true],
+    ]);
+    nowhere.disconnect();
   });
 
   it('invalid options throw before anything is sent', async () => {
