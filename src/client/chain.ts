@@ -21,14 +21,14 @@ export interface StepJob {
   envelope: TaskEnvelope<unknown>;
 }
 
-/** A worker began the step: tell a caller waiting for `started()` (first step only). */
-export async function stepStarted(d: Dispatch, job: StepJob): Promise<void> {
+/** A worker began the step at `startedAt`: tell a caller waiting for `started()` (first step only). */
+export async function stepStarted(d: Dispatch, job: StepJob, startedAt: Date): Promise<void> {
   const to = job.envelope.reply;
-  if (to?.started) await d.reply(to, { key: to.key, kind: 'started', jobId: job.id });
+  if (to?.started) await d.reply(to, { key: to.key, kind: 'started', jobId: job.id, startedAt: startedAt.getTime() });
 }
 
-/** The step's handler returned `result`: enqueue the next step, or reply with the result. */
-export async function stepSucceeded(d: Dispatch, job: StepJob, result: unknown): Promise<void> {
+/** The step's handler returned `result` at `finishedAt`: enqueue the next step, or reply with the result. */
+export async function stepSucceeded(d: Dispatch, job: StepJob, result: unknown, finishedAt: Date): Promise<void> {
   const { next, reply, onError } = job.envelope;
   const [step, ...rest] = next ?? [];
   if (step) {
@@ -40,16 +40,19 @@ export async function stepSucceeded(d: Dispatch, job: StepJob, result: unknown):
     await d.add(step, env);
     return;
   }
-  if (reply) await d.reply(reply, { key: reply.key, kind: 'result', jobId: job.id, value: result === undefined ? null : result });
+  if (reply) {
+    const value = result === undefined ? null : result;
+    await d.reply(reply, { key: reply.key, kind: 'result', jobId: job.id, value, finishedAt: finishedAt.getTime() });
+  }
 }
 
-/** The worker gave up on the step: call the chain's catch task, tell the caller. */
-export async function stepGivenUp(d: Dispatch, job: StepJob, error: unknown, attempts: number): Promise<void> {
+/** The worker gave up on the step at `finishedAt`: call the chain's catch task, tell the caller. */
+export async function stepGivenUp(d: Dispatch, job: StepJob, error: unknown, attempts: number, finishedAt: Date): Promise<void> {
   const { task, args, onError, reply } = job.envelope;
   const remote: RemoteError = remoteError(error);
   if (onError) {
     const failure: TaskFailure = { task, jobId: job.id, args, error: remote, attempts };
     await d.add(onError, { task: onError.task, args: failure });
   }
-  if (reply) await d.reply(reply, { key: reply.key, kind: 'error', jobId: job.id, task, error: remote, attempts });
+  if (reply) await d.reply(reply, { key: reply.key, kind: 'error', jobId: job.id, task, error: remote, attempts, finishedAt: finishedAt.getTime() });
 }

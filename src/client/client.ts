@@ -3,6 +3,8 @@
 import type { ConnectionOptions } from 'node:tls';
 import type { RedisOptions } from 'ioredis';
 import { bufferCodec, type BodyInput, type Codec } from './codec.js';
+import { drainQueue, queueCounts, type NodeAccess } from './cluster-queue.js';
+import { CodecError, ReplyError } from './errors.js';
 import { Connection, type ConnectionEvents } from './connection.js';
 import { ProducerTracker, type FollowProducersOptions } from './follow.js';
 import { NodeDirectory, parseAddress, parseAddressUrl, type AddressSpec } from './nodes.js';
@@ -14,11 +16,14 @@ import {
   parsePauseState,
   parseQueueStats,
   parseScanPage,
+  showCreatedAt,
   text,
   num,
 } from './replies.js';
 import type {
   AddJobOptions,
+  AddJobsOptions,
+  AddJobsResult,
   GetJobOptions,
   HelloReply,
   InfoReply,
@@ -29,6 +34,7 @@ import type {
   PauseOption,
   PauseState,
   QScanOptions,
+  QueueCounts,
   QueueStats,
 } from './types.js';
 
@@ -101,6 +107,18 @@ export interface PauseOptions {
   bcast?: boolean;
 }
 
+/** ADDJOB's arguments after the body: ms-timeout and the options given. */
+function addJobOptionArgs(options: Omit<AddJobOptions<unknown>, 'codec'>): Arg[] {
+  const args: Arg[] = [positiveInt('timeout', options.timeout ?? 0)];
+  if (options.replicate !== undefined) args.push('REPLICATE', positiveInt('replicate', options.replicate));
+  if (options.delay !== undefined) args.push('DELAY', positiveInt('delay', options.delay));
+  if (options.retry !== undefined) args.push('RETRY', positiveInt('retry', options.retry));
+  if (options.ttl !== undefined) args.push('TTL', positiveInt('ttl', options.ttl));
+  if (options.maxlen !== undefined) args.push('MAXLEN', positiveInt('maxlen', options.maxlen));
+  if (options.async) args.push('ASYNC');
+  return args;
+}
+
 function idList(ids: string | readonly string[]): string[] {
   return typeof ids === 'string' ? [ids] : [...ids];
 }
@@ -122,6 +140,7 @@ export class Disque<T = Buffer> {
   readonly codec: Codec<T>;
   private readonly conn: Connection;
   private readonly options: DisqueOptions<T>;
+  private readonly redisOptions: RedisOptions;
   private readonly tracker: ProducerTracker | undefined;
 
   constructor(options: DisqueOptions<T> = {}) {
@@ -129,9 +148,10 @@ export class Disque<T = Buffer> {
     this.codec = options.codec ?? (bufferCodec as unknown as Codec<T>);
     const specs = Array.isArray(options.nodes) ? options.nodes : options.nodes === undefined ? [] : [options.nodes];
     const seeds = specs.map(parseAddress);
+    this.redisOptions = redisOptionsFor(specs, options);
     this.conn = new Connection({
       directory: new NodeDirectory(seeds, options.discover ?? true),
-      redisOptions: redisOptionsFor(specs, options),
+      redisOptions: this.redisOptions,
       failoverTimeout: options.failoverTimeout ?? 10000,
       preferBestNode: options.preferBestNode ?? true,
     });
@@ -195,6 +215,17 @@ export class Disque<T = Buffer> {
     return this;
   }
 
+  /**
+   * Ends what is in flight now, typically a blocking getJob: the server
+   * ends the GETJOB, jobs it had already sent are still returned, and
+   * commands left unanswered reject with InterruptedError. Unlike
+   * disconnect(), no job on its way is lost, and the client stays usable:
+   * the next command connects again.
+   */
+  interrupt(): void {
+    this.conn.interrupt();
+  }
+
   /** Closes after pending replies arrive. Views made with withCodec() share the connection. */
   quit(): Promise<void> {
     return this.conn.quit();
@@ -219,14 +250,54 @@ export class Disque<T = Buffer> {
   /** ADDJOB: adds a job and returns its ID. */
   async addJob<U = T>(queue: string, body: NoInfer<BodyInput<U>>, options: AddJobOptions<U> = {}): Promise<string> {
     const codec = (options.codec ?? this.codec) as Codec<U>;
-    const args: Arg[] = [queue, codec.encode(body), positiveInt('timeout', options.timeout ?? 0)];
-    if (options.replicate !== undefined) args.push('REPLICATE', positiveInt('replicate', options.replicate));
-    if (options.delay !== undefined) args.push('DELAY', positiveInt('delay', options.delay));
-    if (options.retry !== undefined) args.push('RETRY', positiveInt('retry', options.retry));
-    if (options.ttl !== undefined) args.push('TTL', positiveInt('ttl', options.ttl));
-    if (options.maxlen !== undefined) args.push('MAXLEN', positiveInt('maxlen', options.maxlen));
-    if (options.async) args.push('ASYNC');
-    return text(await this.send('ADDJOB', args));
+    const tail = addJobOptionArgs(options);
+    return text(await this.send('ADDJOB', [queue, codec.encode(body), ...tail]));
+  }
+
+  /**
+   * ADDJOB for each body, pipelined: one round trip per `batchSize` jobs.
+   * Returns the IDs in the order of the bodies. A job that could not be
+   * added (its body does not encode, or the server refused it) has no ID and
+   * is listed in `failed` with its error; the others are added all the same.
+   * Options that are not valid throw before anything is sent.
+   */
+  async addJobs<U = T>(
+    queue: string,
+    bodies: readonly NoInfer<BodyInput<U>>[],
+    options: AddJobsOptions<U> = {},
+  ): Promise<AddJobsResult> {
+    const { batchSize = 1000, codec: given, ...rest } = options;
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
+    const codec = (given ?? this.codec) as Codec<U>;
+    const tail = addJobOptionArgs(rest);
+    const ids: (string | undefined)[] = new Array(bodies.length).fill(undefined);
+    const failed: { index: number; error: Error }[] = [];
+    for (let start = 0; start < bodies.length; start += batchSize) {
+      const argLists: Arg[][] = [];
+      const indexes: number[] = [];
+      for (let i = start; i < Math.min(bodies.length, start + batchSize); i++) {
+        try {
+          argLists.push([queue, codec.encode(bodies[i]!), ...tail]);
+          indexes.push(i);
+        } catch (e) {
+          failed.push({ index: i, error: e as Error });
+        }
+      }
+      const outcomes = await this.conn.sendBatch('ADDJOB', argLists);
+      let unreachable: Error | undefined;
+      outcomes.forEach((o, k) => {
+        if (o.error) failed.push({ index: indexes[k]!, error: o.error });
+        else ids[indexes[k]!] = text(o.reply);
+        if (o.error && !(o.error instanceof ReplyError) && !(o.error instanceof CodecError)) unreachable ??= o.error;
+      });
+      if (unreachable) {
+        // No node took the batch (or the client closed): the next ones would fare no better.
+        for (let i = start + batchSize; i < bodies.length; i++) failed.push({ index: i, error: unreachable });
+        break;
+      }
+    }
+    failed.sort((a, b) => a.index - b.index);
+    return { ids, failed };
   }
 
   /**
@@ -245,6 +316,7 @@ export class Disque<T = Buffer> {
     args.push('FROM', ...qs);
     const { reply, node } = await this.conn.send('GETJOB', args, true);
     const jobs = parseJobs(reply, codec);
+    if (options.withCreatedAt) await this.fillCreatedAt(jobs);
     if (this.tracker && jobs.length > 0) {
       const prefix = this.tracker.observe(
         jobs.map((j) => j.id),
@@ -254,6 +326,21 @@ export class Disque<T = Buffer> {
       if (target && target.host !== '') await this.conn.moveTo({ host: target.host, port: target.port }, 'follow-producers');
     }
     return jobs;
+  }
+
+  /**
+   * Sets `createdAt` from SHOW, pipelined. Never fails (sendBatch does not
+   * throw): the jobs are delivered already, and a caller that lost them
+   * would leave them to their retry time. Any node holding a copy knows its
+   * creation time.
+   */
+  private async fillCreatedAt(jobs: Job<unknown>[]): Promise<void> {
+    if (jobs.length === 0) return;
+    const outcomes = await this.conn.sendBatch('SHOW', jobs.map((j) => [j.id]), true);
+    outcomes.forEach((o, i) => {
+      const ctime = o.error ? undefined : showCreatedAt(o.reply);
+      if (ctime) jobs[i]!.createdAt = ctime;
+    });
   }
 
   /** ACKJOB: acknowledges jobs cluster-wide. Returns how many this node knew. */
@@ -278,6 +365,47 @@ export class Disque<T = Buffer> {
    */
   async working(id: string): Promise<number> {
     return num(await this.send('WORKING', [id]));
+  }
+
+  // ---- a queue across the cluster ------------------------------------------
+
+  /**
+   * Deletes every job queued in `queue` on every node HELLO lists (DEQUEUE,
+   * then ACKJOB, so no node queues them again) and returns how many. Jobs
+   * delivered to a consumer or still within their delay are left alone.
+   * Throws UnreachableNodesError, after draining the others, when a node
+   * could not be asked.
+   */
+  drain(queue: string): Promise<number> {
+    return drainQueue(this.nodeAccess(), queue);
+  }
+
+  /**
+   * How many of `queue`'s jobs are queued, active (delivered, not yet
+   * acknowledged) and delayed across the cluster, and dead-lettered in
+   * `deadLetterQueue` when given. Reads every node's job IDs for the queue
+   * (JSCAN) and SHOWs the jobs no node has queued. Nodes that could not be
+   * asked are listed in `unreachable`.
+   */
+  counts(queue: string, options: { deadLetterQueue?: string } = {}): Promise<QueueCounts> {
+    return queueCounts(this.nodeAccess(), queue, options.deadLetterQueue);
+  }
+
+  /** Every node HELLO lists, each on a connection of its own that never moves to another node. */
+  private nodeAccess(): NodeAccess {
+    return {
+      nodes: async () => {
+        await this.hello();
+        return this.conn.directory.nodes();
+      },
+      connect: (n) =>
+        new Connection({
+          directory: new NodeDirectory([{ host: n.host, port: n.port }], false),
+          redisOptions: this.redisOptions,
+          failoverTimeout: 0,
+          preferBestNode: false,
+        }),
+    };
   }
 
   // ---- other commands -----------------------------------------------------
@@ -316,9 +444,11 @@ export class Disque<T = Buffer> {
    * QPEEK: up to `count` queued jobs without taking them, oldest first;
    * a negative count gives the newest first.
    */
-  async qpeek<U = T>(queue: string, count: number, options: { codec?: Codec<U> } = {}): Promise<Job<U>[]> {
+  async qpeek<U = T>(queue: string, count: number, options: { codec?: Codec<U>; withCreatedAt?: boolean } = {}): Promise<Job<U>[]> {
     if (!Number.isInteger(count)) throw new RangeError(`count must be an integer, got ${count}`);
-    return parseJobs(await this.send('QPEEK', [queue, count], true), (options.codec ?? this.codec) as Codec<U>);
+    const jobs = parseJobs(await this.send('QPEEK', [queue, count], true), (options.codec ?? this.codec) as Codec<U>);
+    if (options.withCreatedAt) await this.fillCreatedAt(jobs);
+    return jobs;
   }
 
   /**

@@ -5,7 +5,7 @@
 // failed command again there.
 import { EventEmitter } from 'node:events';
 import { Redis, type RedisOptions } from 'ioredis';
-import { ClientClosedError, ConnectionError, LeavingError, replyError } from './errors.js';
+import { ClientClosedError, ConnectionError, InterruptedError, LeavingError, replyError } from './errors.js';
 import { addressKey, type Address, type NodeDirectory } from './nodes.js';
 import { parseHello } from './replies.js';
 import type { NodeInfo } from './types.js';
@@ -16,7 +16,12 @@ interface Link {
   redis: Redis;
   node: NodeInfo;
   address: Address;
+  /** interrupt() closed our side: what is not answered fails, and is not sent again. */
+  interrupted?: boolean;
 }
+
+/** How long an interrupted link may wait for the server to close its side before we drop it. */
+const INTERRUPT_GRACE_MS = 2000;
 
 export interface ConnectionSettings {
   directory: NodeDirectory;
@@ -34,16 +39,35 @@ export interface ConnectionEvents {
   connectionError: [error: Error];
 }
 
+/** One command's outcome in a batch: its reply, or why it failed. */
+export type BatchOutcome = { reply: unknown; error?: undefined } | { error: Error; reply?: undefined };
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function isTimeout(e: Error): boolean {
   return /timed out/i.test(e.message);
 }
 
+/**
+ * `command` with bulk replies as Buffers. Not ioredis' callBuffer(): with
+ * enableAutoPipelining it sends the arguments without the command name
+ * (ioredis 5 and 6 put the name back for call() only). A command declared
+ * with addBuiltinCommand gets a `<name>Buffer` method that auto-pipelines
+ * whole, as the commands ioredis knows do.
+ */
+function callBuffer(redis: Redis, command: string, args: Arg[]): Promise<unknown> {
+  const name = command.toLowerCase();
+  if (!redis.addedBuiltinSet.has(name)) redis.addBuiltinCommand(name);
+  const method = (redis as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[`${name}Buffer`]!;
+  return method.apply(redis, args);
+}
+
 export class Connection extends EventEmitter<ConnectionEvents> {
   private link: Link | null = null;
   private opening: Promise<Link> | null = null;
   private closed = false;
+  /** Counts interrupt() calls: a command that started before one is not sent after it. */
+  private interrupts = 0;
 
   constructor(private readonly settings: ConnectionSettings) {
     super();
@@ -74,16 +98,17 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    */
   async send(command: string, args: Arg[], buffer = false): Promise<{ reply: unknown; node: NodeInfo }> {
     let deadline: number | undefined;
+    const interrupts = this.interrupts;
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new ClientClosedError();
       const link = await this.current(deadline ?? Date.now() + this.settings.failoverTimeout);
+      if (this.interrupts !== interrupts) throw new InterruptedError();
       try {
-        const reply = buffer
-          ? await link.redis.callBuffer(command, ...args)
-          : await link.redis.call(command, ...args);
+        const reply = buffer ? await callBuffer(link.redis, command, args) : await link.redis.call(command, ...args);
         return { reply, node: link.node };
       } catch (e) {
         if (this.closed) throw new ClientClosedError();
+        if (link.interrupted) throw new InterruptedError();
         const err = e as Error;
         let reason: FailoverReason;
         let failure: Error;
@@ -105,6 +130,97 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         if (attempt > 0) await sleep(Math.min(1000, 50 * 2 ** attempt, Math.max(0, deadline - Date.now())));
       }
     }
+  }
+
+  /**
+   * Sends `command` once per argument list, pipelined: one write, one round
+   * trip. Outcomes come back in order, each a reply or an error; an error
+   * reply to one does not fail the others. Those the node did not answer
+   * (connection lost, -LEAVING) are sent again on another node, as send()
+   * does, for up to `failoverTimeout`, then fail with the last error.
+   * Never throws: replies that arrived are kept whatever happens to the rest.
+   */
+  async sendBatch(command: string, argLists: readonly Arg[][], buffer = false): Promise<BatchOutcome[]> {
+    const out: BatchOutcome[] = new Array(argLists.length);
+    let pending = argLists.map((_, i) => i);
+    const failAll = (error: Error) => {
+      for (const i of pending) out[i] = { error };
+    };
+    let deadline: number | undefined;
+    const interrupts = this.interrupts;
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (this.closed) {
+        failAll(new ClientClosedError());
+        break;
+      }
+      let link: Link;
+      try {
+        link = await this.current(deadline ?? Date.now() + this.settings.failoverTimeout);
+      } catch (e) {
+        failAll(e as Error);
+        break;
+      }
+      if (this.interrupts !== interrupts) {
+        failAll(new InterruptedError());
+        break;
+      }
+      // An explicit pipeline is never auto-pipelined: callBuffer keeps its name here.
+      const pipeline = link.redis.pipeline();
+      for (const i of pending) {
+        if (buffer) pipeline.callBuffer(command, ...argLists[i]!);
+        else pipeline.call(command, ...argLists[i]!);
+      }
+      let results: [Error | null, unknown][];
+      try {
+        results = (await pipeline.exec()) ?? [];
+      } catch (e) {
+        results = [];
+        for (let k = 0; k < pending.length; k++) results.push([e as Error, undefined]);
+      }
+      const closed = this.closed;
+      const again: number[] = [];
+      let reason: FailoverReason | undefined;
+      let failure: Error | undefined;
+      let cause: Error | undefined;
+      pending.forEach((i, k) => {
+        const [err, reply] = results[k] ?? [new Error('no reply in the pipeline'), undefined];
+        if (!err) {
+          out[i] = { reply };
+        } else if (closed) {
+          out[i] = { error: new ClientClosedError() };
+        } else if (err.name === 'ReplyError') {
+          const e = replyError(err.message, command.toUpperCase());
+          if (e instanceof LeavingError) {
+            again.push(i);
+            reason = 'leaving';
+            failure = e;
+            cause = err;
+          } else {
+            out[i] = { error: e };
+          }
+        } else if (isTimeout(err)) {
+          out[i] = { error: err };
+        } else if (link.interrupted) {
+          out[i] = { error: new InterruptedError() };
+        } else {
+          again.push(i);
+          reason ??= 'connection-lost';
+          failure ??= new ConnectionError(`connection to ${addressKey(link.address)} lost: ${err.message}`, { cause: err });
+          cause ??= err;
+        }
+      });
+      if (again.length === 0) break;
+      if (reason === 'leaving') this.directory.markLeaving(link.node.id);
+      deadline ??= Date.now() + this.settings.failoverTimeout;
+      if (Date.now() >= deadline) {
+        for (const i of again) out[i] = { error: failure! };
+        break;
+      }
+      this.drop(link, reason!, cause!);
+      pending = again;
+      if (attempt > 0) await sleep(Math.min(1000, 50 * 2 ** attempt, Math.max(0, deadline - Date.now())));
+    }
+    return out;
   }
 
   /** Moves to `address` (keeping the current node if it cannot be reached). */
@@ -130,6 +246,24 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
     this.emit('node', link.node);
     return true;
+  }
+
+  /**
+   * Ends the commands in flight without losing replies the server already
+   * sent: closes our half of the socket, so the server ends a blocked
+   * GETJOB and closes its side after the replies it wrote. Those replies
+   * arrive; commands left unanswered fail with InterruptedError and are not
+   * sent again. The next command connects again.
+   */
+  interrupt(): void {
+    this.interrupts++;
+    const link = this.link;
+    if (!link) return;
+    this.link = null;
+    link.interrupted = true;
+    link.redis.stream?.end();
+    // A server (or proxy) that keeps its side open must not hold the link forever.
+    setTimeout(() => link.redis.disconnect(), INTERRUPT_GRACE_MS).unref();
   }
 
   /** Closes after pending replies arrive. */

@@ -55,11 +55,14 @@ export interface TaskFailure {
   attempts: number;
 }
 
-/** A message in a reply queue. */
+/**
+ * A message in a reply queue. Times are milliseconds since the epoch on the
+ * worker's clock (absent from workers older than these fields).
+ */
 export type ReplyMessage =
-  | { key: string; kind: 'started'; jobId: string }
-  | { key: string; kind: 'result'; jobId: string; value: unknown }
-  | { key: string; kind: 'error'; jobId: string; task: string; error: RemoteError; attempts: number };
+  | { key: string; kind: 'started'; jobId: string; startedAt?: number }
+  | { key: string; kind: 'result'; jobId: string; value: unknown; finishedAt?: number }
+  | { key: string; kind: 'error'; jobId: string; task: string; error: RemoteError; attempts: number; finishedAt?: number };
 
 export function remoteError(e: unknown): RemoteError {
   const err = e instanceof Error ? e : new Error(String(e));

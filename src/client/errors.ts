@@ -105,6 +105,28 @@ export class ClientClosedError extends DisqueError {
   }
 }
 
+/** A cluster-wide operation (drain) could not reach every node HELLO lists; it did what it could on the others. */
+export class UnreachableNodesError extends DisqueError {
+  override name = 'UnreachableNodesError';
+  constructor(
+    message: string,
+    /** IDs of the nodes not reached (or that failed midway). */
+    readonly nodeIds: string[],
+    /** What was done on the other nodes: for drain(), the jobs deleted. */
+    readonly done: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The command was in flight when `interrupt()` ended it; it may or may not have run. */
+export class InterruptedError extends DisqueError {
+  override name = 'InterruptedError';
+  constructor(message = 'interrupted before the reply arrived') {
+    super(message);
+  }
+}
+
 /** A job body could not be encoded or decoded by the codec in use. */
 export class CodecError extends DisqueError {
   override name = 'CodecError';

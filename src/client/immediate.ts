@@ -72,15 +72,18 @@ export function registerLocal<T extends TaskEnvelope<unknown>>(
   const run: LocalRun = async (raw) => {
     const job = raw as Job<T>;
     for (let attempt = 1; ; attempt++) {
-      const ctx: JobContext = { attempt, signal: new AbortController().signal, nodeId: undefined, working: async () => 0 };
-      const started = Date.now();
+      const startedAt = new Date();
+      const ctx: JobContext = { attempt, signal: new AbortController().signal, nodeId: undefined, working: async () => 0, startedAt };
+      worker.emit('active', job, { attempt, startedAt });
       try {
         const result = await handler(job, ctx);
-        worker.emit('completed', job, result, { attempt, durationMs: Date.now() - started });
+        const finishedAt = new Date();
+        worker.emit('completed', job, result, { attempt, durationMs: finishedAt.getTime() - startedAt.getTime(), startedAt, finishedAt });
         return;
       } catch (e) {
         const willRetry = attempt < limit;
-        worker.emit('failed', job, e, willRetry ? { attempt, willRetry, retryInMs: 0 } : { attempt, willRetry });
+        const finishedAt = new Date();
+        worker.emit('failed', job, e, willRetry ? { attempt, willRetry, retryInMs: 0, finishedAt } : { attempt, willRetry, finishedAt });
         if (willRetry) continue;
         await options.onGiveUp?.(job, e, { attempt });
         worker.emit('deadLettered', job, e, { attempt });

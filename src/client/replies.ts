@@ -91,6 +91,13 @@ export function parseJobDetails<T>(reply: unknown, codec: Codec<T>): JobDetails<
   };
 }
 
+/** A SHOW reply's creation time, without decoding the body; undefined for null or no ctime. */
+export function showCreatedAt(reply: unknown): Date | undefined {
+  if (!Array.isArray(reply)) return undefined;
+  const ctime = num(fieldMap(reply).get('ctime'));
+  return ctime > 0 ? new Date(Math.floor(ctime / 1e6)) : undefined;
+}
+
 const PAUSE_STATES = new Set<string>(['none', 'in', 'out', 'all']);
 
 /** A PAUSE reply or QSTAT pause field. */

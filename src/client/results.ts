@@ -60,8 +60,12 @@ class Slot {
   readonly result = deferred<unknown>();
   waiters = 0;
   expiry: NodeJS.Timeout | undefined;
+  startedAt: Date | undefined;
+  finishedAt: Date | undefined;
 
   settle(msg: ReplyMessage): void {
+    if (msg.kind === 'started' && msg.startedAt !== undefined) this.startedAt ??= new Date(msg.startedAt);
+    if (msg.kind !== 'started' && msg.finishedAt !== undefined && this.pending) this.finishedAt = new Date(msg.finishedAt);
     this.started.resolve();
     if (msg.kind === 'result') this.result.resolve(msg.value);
     if (msg.kind === 'error') {
@@ -122,6 +126,14 @@ export class ReplyInbox {
     slot.expiry.unref();
     this.slots.set(key, slot);
     return { to: { queue: this.queue, key, ttl, ...(started ? { started: true } : {}) }, slot };
+  }
+
+  /** Stops tracking a call that was not added after all. */
+  close(key: string): void {
+    const slot = this.slots.get(key);
+    if (!slot) return;
+    clearTimeout(slot.expiry);
+    this.slots.delete(key);
   }
 
   deliver(msg: ReplyMessage): void {
@@ -210,6 +222,16 @@ export class ResultHandle<R> {
   /** The handler's value; throws TaskFailedError (carrying the remote error), TaskTimeoutError or TaskRevokedError. */
   result(options?: WaitOptions): Promise<R> {
     return this.inbox.wait(this.slot, this.slot.result, `the result of job ${this.id}`, options) as Promise<R>;
+  }
+
+  /** When a worker began the call (from its `started` reply; undefined before it arrives, or when not asked for). */
+  get startedAt(): Date | undefined {
+    return this.slot.startedAt;
+  }
+
+  /** When the handler returned or the call was given up (on the worker's clock; undefined until the result arrives). */
+  get finishedAt(): Date | undefined {
+    return this.slot.finishedAt;
   }
 
   /** Resolves when a worker began the call (or it already finished). */

@@ -11,7 +11,7 @@ import { assertJson, type ChainStep, type ReplyTo, type TaskEnvelope, type TaskF
 import { InvalidArgumentsError } from './errors.js';
 import { immediateMode, localDispatch, registerLocal, runLocally } from './immediate.js';
 import { GroupHandle, ReplyInbox, ResultHandle, sendReply, type HandleControl, type ResultOptions } from './results.js';
-import type { AddJobOptions, Job } from './types.js';
+import type { AddJobOptions, AddJobsResult, Job } from './types.js';
 import { Worker, type JobContext, type JobHandler, type WorkerOptions } from './worker.js';
 
 export type { TaskEnvelope } from './envelope.js';
@@ -104,9 +104,23 @@ export class Task<A = unknown, R = unknown> {
     return this.call(args, options, {});
   }
 
-  /** Enqueues one call per element of `argsList`; the group's result is the results in order. */
+  /**
+   * Enqueues one call per element of `argsList`, pipelined (one round trip
+   * per `batchSize` calls; see Disque.addJobs). Returns the job IDs in order;
+   * a call that could not be added is in `failed` with its error, the others
+   * are added all the same. Arguments are checked before anything is sent.
+   */
+  enqueueMany(argsList: readonly A[], options: Omit<EnqueueOptions, 'result'> & { batchSize?: number } = {}): Promise<AddJobsResult> {
+    return this.callMany(argsList, options, {}).then(({ ids, failed }) => ({ ids, failed }));
+  }
+
+  /**
+   * Enqueues one call per element of `argsList` (pipelined, as enqueueMany);
+   * the group's result is the results in order. If a call could not be
+   * added, rejects with the first such error (the others were added).
+   */
   map(argsList: readonly A[], options: EnqueueOptions = {}): Promise<GroupHandle<R>> {
-    return mapCalls<A, R>((args, o) => this.call(args, o, {}) as Promise<ResultHandle<R>>, argsList, options);
+    return mapCalls(this, argsList, options, {});
   }
 
   /** A chain: this task, then `next` with this task's result as its arguments. */
@@ -159,15 +173,15 @@ export class Task<A = unknown, R = unknown> {
       }
       const step = { id: job.id, envelope: job.body as TaskEnvelope<unknown> };
       // A caller never told of the start still gets the result.
-      await stepStarted(dispatch, step).catch((e) => worker?.emit('error', e, job));
+      await stepStarted(dispatch, step, ctx.startedAt).catch((e) => worker?.emit('error', e, job));
       const result = await handler(job.body.args, { ...ctx, job });
       // Before the ACK: a worker killed here leaves the step to run again.
-      await stepSucceeded(dispatch, step, result);
+      await stepSucceeded(dispatch, step, result, new Date());
       return result;
     };
     const onGiveUp = async (job: Job<TaskEnvelope<A>>, error: unknown, info: { attempt: number }) => {
       await options.onGiveUp?.(job, error, info);
-      if (job.body?.task === this.name) await stepGivenUp(dispatch, { id: job.id, envelope: job.body }, error, info.attempt);
+      if (job.body?.task === this.name) await stepGivenUp(dispatch, { id: job.id, envelope: job.body }, error, info.attempt, new Date());
     };
     const opts: WorkerOptions<TaskEnvelope<A>> = { ...options, onGiveUp };
     if (local) {
@@ -194,16 +208,66 @@ export class Task<A = unknown, R = unknown> {
     this.check(args);
     const { priority, result, ...addOptions } = options;
     const queue = this.queueFor(priority);
+    const call = this.envelope(args, result, tail);
+    const id = this.immediate
+      ? await runLocally(queue, call.envelope)
+      : await this.client.addJob<TaskEnvelope<A>>(queue, call.envelope, { ...this.options.defaults, ...addOptions, codec: this.codec });
+    return call.handle(id) ?? id;
+  }
+
+  /**
+   * Enqueues calls in bulk: pipelined through addJobs, or one after the
+   * other in immediate mode (each call runs as it is enqueued). Handles are
+   * made only for calls that were added.
+   */
+  async callMany(
+    argsList: readonly A[],
+    options: EnqueueOptions & { batchSize?: number },
+    tail: ChainTail,
+  ): Promise<AddJobsResult & { handles: (ResultHandle<R> | undefined)[] }> {
+    for (const args of argsList) this.check(args);
+    const { priority, result, batchSize, ...addOptions } = options;
+    const queue = this.queueFor(priority);
+    const calls = argsList.map((args) => this.envelope(args, result, tail));
+    let added: AddJobsResult;
+    if (this.immediate) {
+      added = { ids: [], failed: [] };
+      for (const [index, c] of calls.entries()) {
+        try {
+          added.ids.push(await runLocally(queue, c.envelope));
+        } catch (error) {
+          added.ids.push(undefined);
+          added.failed.push({ index, error: error as Error });
+        }
+      }
+    } else {
+      added = await this.client.addJobs<TaskEnvelope<A>>(
+        queue,
+        calls.map((c) => c.envelope),
+        { ...this.options.defaults, ...addOptions, codec: this.codec, ...(batchSize === undefined ? {} : { batchSize }) },
+      );
+    }
+    const handles = added.ids.map((id, i) => (id === undefined ? calls[i]!.abandon() : calls[i]!.handle(id)));
+    return { ...added, handles };
+  }
+
+  /** A call's envelope and, when it wants a result, the slot its replies go to. */
+  private envelope(args: A, result: EnqueueOptions['result'], tail: ChainTail) {
     const inbox = result === undefined ? undefined : ReplyInbox.of(this.client);
     const opened = inbox?.open(result === true ? undefined : result?.ttl);
     const envelope: TaskEnvelope<A> = { task: this.name, args };
     if (opened) envelope.reply = opened.to as ReplyTo;
     if (tail.next?.length) envelope.next = tail.next;
     if (tail.onError) envelope.onError = tail.onError;
-    const id = this.immediate
-      ? await runLocally(queue, envelope)
-      : await this.client.addJob<TaskEnvelope<A>>(queue, envelope, { ...this.options.defaults, ...addOptions, codec: this.codec });
-    return opened ? new ResultHandle<R>(id, opened.to, opened.slot, inbox!, this.control()) : id;
+    return {
+      envelope,
+      handle: (id: string) => (opened ? new ResultHandle<R>(id, opened.to, opened.slot, inbox!, this.control()) : undefined),
+      /** Not added: nobody will reply, stop waiting for it. */
+      abandon: (): undefined => {
+        if (opened) inbox!.close(opened.to.key);
+        return undefined;
+      },
+    };
   }
 
   private get immediate(): boolean {
@@ -281,9 +345,9 @@ export class Chain<A, R> {
     return this.first.call(args, options, this.tail()) as Promise<string | ResultHandle<R>>;
   }
 
-  /** Runs the chain once per element of `argsList`; the group's result is the chains' results in order. */
+  /** Runs the chain once per element of `argsList` (pipelined, as Task.map); the group's result is the chains' results in order. */
   map(argsList: readonly A[], options: EnqueueOptions = {}): Promise<GroupHandle<R>> {
-    return mapCalls<A, R>((args, o) => this.first.call(args, o, this.tail()) as Promise<ResultHandle<R>>, argsList, options);
+    return mapCalls(this.first, argsList, options, this.tail());
   }
 
   private tail(): ChainTail {
@@ -291,16 +355,10 @@ export class Chain<A, R> {
   }
 }
 
-async function mapCalls<A, R>(
-  call: (args: A, options: EnqueueOptions) => Promise<ResultHandle<R>>,
-  argsList: readonly A[],
-  options: EnqueueOptions,
-): Promise<GroupHandle<R>> {
-  const o = { ...options, result: options.result ?? true };
-  const handles: ResultHandle<R>[] = [];
-  // One after the other: in immediate mode each call runs as it is enqueued.
-  for (const args of argsList) handles.push(await call(args, o));
-  return new GroupHandle(handles);
+async function mapCalls<A, R>(first: Task<A, any>, argsList: readonly A[], options: EnqueueOptions, tail: ChainTail): Promise<GroupHandle<R>> {
+  const { handles, failed } = await first.callMany(argsList, { ...options, result: options.result ?? true }, tail);
+  if (failed.length > 0) throw failed[0]!.error;
+  return new GroupHandle(handles as ResultHandle<R>[]);
 }
 
 /**

@@ -13,6 +13,11 @@ export interface Job<T = Buffer> {
   nacks?: number;
   /** Deliveries not caused by a NACK, e.g. retry timeouts (GETJOB with `withCounters` only). */
   additionalDeliveries?: number;
+  /**
+   * When the job was created, to the millisecond (with `withCreatedAt` only;
+   * undefined if no node could SHOW it). Job IDs carry no time: it comes from SHOW.
+   */
+  createdAt?: Date;
 }
 
 /** Options of ADDJOB. Times are in seconds except `timeout`. */
@@ -35,6 +40,20 @@ export interface AddJobOptions<T = unknown> {
   codec?: Codec<T>;
 }
 
+/** Options of addJobs(): ADDJOB's, the same for every job, and the batch size. */
+export interface AddJobsOptions<T = unknown> extends AddJobOptions<T> {
+  /** Jobs sent per round trip (pipelined ADDJOBs). Default 1000. */
+  batchSize?: number;
+}
+
+/** What addJobs() did with each body. */
+export interface AddJobsResult {
+  /** Job IDs in the order of the bodies; undefined where the job was not added. */
+  ids: (string | undefined)[];
+  /** The jobs not added, by index in the bodies, with why (CodecError, PausedError, MaxLenError, NoReplError...). Empty when all were added. */
+  failed: { index: number; error: Error }[];
+}
+
 /** Options of GETJOB. */
 export interface GetJobOptions<T = unknown> {
   /** Maximum jobs to return. Default 1. */
@@ -45,6 +64,11 @@ export interface GetJobOptions<T = unknown> {
   noHang?: boolean;
   /** Fill `nacks` and `additionalDeliveries` of each job. Default false. */
   withCounters?: boolean;
+  /**
+   * Fill `createdAt` of each job: one SHOW per job, pipelined in one more
+   * round trip (the bodies travel twice). Default false.
+   */
+  withCreatedAt?: boolean;
   /** Codec for this call instead of the client's. */
   codec?: Codec<T>;
 }
@@ -103,6 +127,24 @@ export interface QueueStats {
   /** Jobs ever dequeued. */
   jobsOut: number;
   pause: PauseState;
+}
+
+/** A queue's jobs across the cluster (client.counts()), each job counted once however many copies it has. */
+export interface QueueCounts {
+  /** Jobs waiting in the queue on some node. */
+  queued: number;
+  /**
+   * Jobs held by nodes but queued on none and past their delay: delivered
+   * and not yet acknowledged (or waiting for their retry time after a
+   * consumer that did not acknowledge them).
+   */
+  active: number;
+  /** Jobs waiting for their DELAY before being queued the first time. */
+  delayed: number;
+  /** Jobs queued in the `deadLetterQueue` given (undefined without it). */
+  deadLettered?: number;
+  /** IDs of the nodes HELLO lists that could not be asked: their jobs are not counted. */
+  unreachable: string[];
 }
 
 /** Options of QSCAN. */

@@ -1,11 +1,13 @@
-// A Worker turns queues into a job processor: blocking GETJOB on its own
-// connection, the handler for each job, ACKJOB on success, NACK on failure,
-// WORKING while the handler runs, dead-lettering after too many attempts.
+// A Worker turns queues into a job processor: GETJOB on its own connection
+// (fetcher.ts), the handler for each job, ACKJOB on success, NACK on failure,
+// WORKING while the handler runs, dead-lettering after too many attempts;
+// and its lifecycle: ready, pause/resume, close.
 import { EventEmitter } from 'node:events';
 import type { Disque } from './client.js';
 import { bufferCodec } from './codec.js';
 import { makeEnvelope } from './dead-letter.js';
 import { ClientClosedError, MaxAttemptsError, NoJobError, TooLateError } from './errors.js';
+import { JobFetcher } from './fetcher.js';
 import type { AddJobOptions, Job, NodeInfo } from './types.js';
 
 /** What a handler gets besides the job. */
@@ -18,6 +20,8 @@ export interface JobContext {
   nodeId: string | undefined;
   /** Sends WORKING now (the worker also does on its own); returns the job's retry time in seconds. */
   working(): Promise<number>;
+  /** When the handler was called. */
+  startedAt: Date;
 }
 
 /** Processes one job. Returning acknowledges it; throwing NACKs it (or dead-letters it). */
@@ -51,8 +55,17 @@ export interface WorkerOptions<T = Buffer> {
   deadLetterOptions?: Omit<AddJobOptions, 'codec'>;
   /** Delay before NACKing a failed job (WORKING keeps it meanwhile). Default 0. */
   backoff?: Backoff<T>;
-  /** Milliseconds each blocking GETJOB waits before asking again; close() may wait this long for it. Default 1000. */
+  /**
+   * Milliseconds each blocking GETJOB waits before asking again. close() and
+   * pause() do not wait for it: they interrupt it. Default 1000.
+   */
   fetchTimeout?: number;
+  /**
+   * Fill `createdAt` of each job before the handler runs: one SHOW per job,
+   * pipelined in one more round trip per fetch (job IDs carry no time).
+   * Default false.
+   */
+  withCreatedAt?: boolean;
   /** Milliseconds close() waits for running handlers. Default 30000. */
   closeTimeout?: number;
   /** Close gracefully on these signals (`true`: SIGINT and SIGTERM), then re-raise them. Default false. */
@@ -89,9 +102,19 @@ export interface WorkerStats {
 }
 
 export interface WorkerEvents<T> {
-  completed: [job: Job<T>, result: unknown, info: { attempt: number; durationMs: number }];
-  failed: [job: Job<T>, error: unknown, info: { attempt: number; willRetry: boolean; retryInMs?: number }];
+  /** The fetching connection is up (once). */
+  ready: [];
+  /** A handler starts. */
+  active: [job: Job<T>, info: { attempt: number; startedAt: Date }];
+  completed: [job: Job<T>, result: unknown, info: { attempt: number; durationMs: number; startedAt: Date; finishedAt: Date }];
+  failed: [job: Job<T>, error: unknown, info: { attempt: number; willRetry: boolean; retryInMs?: number; finishedAt: Date }];
   deadLettered: [job: Job<T>, error: unknown, info: { attempt: number; deadLetterQueue?: string; deadLetterId?: string }];
+  /** A fetch found the queues empty on the worker's node: once each time they run empty. */
+  drained: [];
+  /** pause() was called (fetching stops). */
+  paused: [];
+  /** resume() was called (fetching starts again). */
+  resumed: [];
   /** Errors outside handlers: fetching, ACK/NACK, WORKING refused. Logged to stderr if nobody listens. */
   error: [error: unknown, job?: Job<T>];
   closed: [];
@@ -107,15 +130,6 @@ interface Running<T> {
   /** The worker no longer acts on this job (handler abandoned, or settled). */
   done: boolean;
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
 
 /** Waits for `p` until `deadline`; true if it settled in time. */
 async function settlesBefore(p: Promise<unknown>, deadline: number): Promise<boolean> {
@@ -133,7 +147,7 @@ async function settlesBefore(p: Promise<unknown>, deadline: number): Promise<boo
 export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
   readonly queues: string[];
   private readonly opts: Required<Omit<WorkerOptions<T>, 'deadLetterQueue' | 'handleSignals' | 'onGiveUp'>> & WorkerOptions<T>;
-  private fetcher: Disque<T> | undefined;
+  private fetcher: JobFetcher | undefined;
   /** Connections pinned to the node that delivered a job: WORKING and NACK only work there. */
   private readonly pinned = new Map<string, Disque<T>>();
   private readonly running = new Set<Running<T>>();
@@ -141,7 +155,8 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
   private readonly delayed = new Map<Running<T>, { timer: NodeJS.Timeout; nack: () => Promise<void> }>();
   private readonly stop = new AbortController();
   private slotWaiters: (() => void)[] = [];
-  private loop: Promise<void> | undefined;
+  private started = false;
+  private paused = false;
   private closing: Promise<void> | undefined;
   private signalHandlers: [NodeJS.Signals, () => void][] = [];
   private readonly counters = { fetched: 0, completed: 0, failed: 0, retried: 0, deadLettered: 0, abandoned: 0, errors: 0 };
@@ -169,6 +184,7 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
       fetchTimeout: options.fetchTimeout ?? 1000,
       closeTimeout: options.closeTimeout ?? 30000,
       autostart: options.autostart ?? true,
+      withCreatedAt: options.withCreatedAt ?? false,
     };
     if (options.handleSignals) {
       const signals = options.handleSignals === true ? (['SIGINT', 'SIGTERM'] as NodeJS.Signals[]) : options.handleSignals;
@@ -181,11 +197,56 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     if (this.opts.autostart) this.start();
   }
 
+  // ---- lifecycle ----------------------------------------------------------
+
   /** Starts fetching (the constructor does unless `autostart: false`). */
   start(): void {
-    if (this.loop || this.stop.signal.aborted) return;
-    this.fetcher = this.client.duplicate({ followProducers: false });
-    this.loop = this.fetchLoop().catch((e) => this.report(e));
+    if (this.started || this.closed) return;
+    this.started = true;
+    if (!this.paused) this.jobFetcher().start();
+  }
+
+  /**
+   * Resolves once the worker's fetching connection is up (the `ready`
+   * event). Rejects if the connection cannot be made within the client's
+   * failoverTimeout (a started worker keeps trying), or if the worker is closed.
+   */
+  async waitUntilReady(): Promise<void> {
+    if (this.closed) throw new ClientClosedError('the worker is closed');
+    await this.jobFetcher().connect();
+  }
+
+  /**
+   * Stops fetching (a GETJOB waiting for jobs is interrupted) and resolves
+   * when the handlers running now have finished and their jobs are
+   * acknowledged or NACKed. Jobs waiting for a backoff keep waiting.
+   */
+  async pause(): Promise<void> {
+    if (this.closed) return;
+    if (!this.paused) {
+      this.paused = true;
+      this.emit('paused');
+    }
+    await this.fetcher?.stop();
+    while (this.running.size > 0) await new Promise<void>((r) => this.slotWaiters.push(r));
+  }
+
+  /** Fetches again after pause(). */
+  resume(): void {
+    if (!this.paused || this.closed) return;
+    this.paused = false;
+    this.emit('resumed');
+    if (this.started) this.jobFetcher().start();
+  }
+
+  /** True between pause() and resume(). */
+  isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** True while the worker fetches jobs: started, not paused, not closed. */
+  isRunning(): boolean {
+    return this.fetcher?.running ?? false;
   }
 
   /** Counters since the worker was created. */
@@ -204,12 +265,12 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
   }
 
   /**
-   * Stops fetching (a GETJOB already waiting returns within `fetchTimeout`;
-   * jobs it brings are handed back with ENQUEUE), NACKs jobs waiting for a
-   * backoff, and waits for running handlers, all within `timeoutMs`.
-   * Handlers still running then are abandoned (their signal is aborted,
-   * WORKING stops, no ACK is sent) and the server queues their jobs again
-   * after their retry time. The client given to the worker stays open.
+   * Stops fetching (a GETJOB waiting for jobs is interrupted; jobs the
+   * server had already sent are handed back with ENQUEUE), NACKs jobs
+   * waiting for a backoff, and waits for running handlers, all within
+   * `timeoutMs`. Handlers still running then are abandoned (their signal is
+   * aborted, WORKING stops, no ACK is sent) and the server queues their jobs
+   * again after their retry time. The client given to the worker stays open.
    */
   close(timeoutMs = this.opts.closeTimeout): Promise<void> {
     this.closing ??= this.shutdown(timeoutMs);
@@ -220,11 +281,7 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     const deadline = Date.now() + timeoutMs;
     this.stop.abort();
     for (const [sig, h] of this.signalHandlers) process.off(sig, h);
-    this.wakeSlotWaiters();
-    // Let a blocked GETJOB return (within fetchTimeout) rather than drop the
-    // connection: jobs the server is sending to a client that goes away are
-    // only queued again after their retry time (5 minutes by default).
-    if (this.loop && !(await settlesBefore(this.loop, deadline))) this.fetcher?.disconnect();
+    if (this.fetcher && !(await settlesBefore(this.fetcher.stop(), deadline))) this.fetcher.client.disconnect();
     await Promise.all([...this.delayed.values()].map((d) => (clearTimeout(d.timer), d.nack())));
     await settlesBefore(Promise.allSettled([...this.settling]), deadline);
     for (const r of this.running) {
@@ -235,8 +292,9 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
       this.counters.abandoned++;
     }
     this.running.clear();
-    const clients = [...this.pinned.values(), ...(this.fetcher ? [this.fetcher] : [])];
-    await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())));
+    this.wakeSlotWaiters();
+    const clients = [...this.pinned.values()];
+    await Promise.all([...clients.map((c) => c.quit().catch(() => c.disconnect())), this.fetcher?.close()]);
     this.pinned.clear();
     this.emit('closed');
   }
@@ -249,39 +307,24 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
 
   // ---- fetching -----------------------------------------------------------
 
-  private async fetchLoop(): Promise<void> {
-    const fetcher = this.fetcher!;
-    let failures = 0;
-    while (!this.stop.signal.aborted) {
-      const free = this.opts.concurrency - this.running.size;
-      if (free <= 0) {
-        await new Promise<void>((r) => this.slotWaiters.push(r));
-        continue;
-      }
-      let jobs: Job<Buffer>[];
-      try {
-        jobs = await fetcher.getJob(this.queues, {
-          count: free,
-          timeout: this.opts.fetchTimeout,
-          withCounters: true,
-          codec: bufferCodec,
-        });
-        failures = 0;
-      } catch (e) {
-        if (this.stop.signal.aborted || e instanceof ClientClosedError) break;
-        // The client already tried other nodes for failoverTimeout.
-        this.report(e);
-        await sleep(Math.min(5000, 250 * 2 ** failures++), this.stop.signal);
-        continue;
-      }
-      const nodeId = fetcher.node?.id;
-      if (this.stop.signal.aborted) {
-        // The reply raced close(): hand the jobs back rather than start them.
-        await this.handBack(jobs, nodeId);
-        break;
-      }
-      for (const raw of jobs) this.begin(raw, nodeId);
-    }
+  /** The fetcher, made on first use; it reports to this worker. */
+  private jobFetcher(): JobFetcher {
+    this.fetcher ??= new JobFetcher(
+      this.client as Disque<unknown>,
+      { queues: this.queues, fetchTimeout: this.opts.fetchTimeout, withCreatedAt: this.opts.withCreatedAt },
+      {
+        freeSlots: () => this.opts.concurrency - this.running.size,
+        slotFreed: (signal) => this.slotFreed(signal),
+        deliver: (jobs, nodeId) => {
+          for (const raw of jobs) this.begin(raw, nodeId);
+        },
+        handBack: (jobs, nodeId) => this.handBack(jobs, nodeId),
+        ready: () => this.emit('ready'),
+        drained: () => this.emit('drained'),
+        fetchFailed: (e) => this.report(e),
+      },
+    );
+    return this.fetcher;
   }
 
   private async handBack(jobs: Job<Buffer>[], nodeId: string | undefined): Promise<void> {
@@ -291,6 +334,17 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     } catch (e) {
       this.report(e); // the server queues them again after their retry time
     }
+  }
+
+  private slotFreed(signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.slotWaiters.push(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
   }
 
   private wakeSlotWaiters(): void {
@@ -339,7 +393,8 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     }
     r.job = job;
     this.startHeartbeat(r);
-    const started = Date.now();
+    const startedAt = new Date();
+    this.emit('active', job, { attempt: r.attempt, startedAt });
     let result: unknown;
     try {
       result = await this.handler(job, {
@@ -347,6 +402,7 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
         signal: r.abort.signal,
         nodeId: r.nodeId,
         working: () => this.jobClient(r.nodeId).working(r.raw.id),
+        startedAt,
       });
     } catch (e) {
       if (r.done) return;
@@ -354,11 +410,17 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
       return;
     }
     if (r.done) return; // abandoned by close(): the server will deliver it again
+    const finishedAt = new Date();
     r.done = true;
     clearTimeout(r.heartbeat);
     await this.ack(r, job);
     this.counters.completed++;
-    this.emit('completed', job, result, { attempt: r.attempt, durationMs: Date.now() - started });
+    this.emit('completed', job, result, {
+      attempt: r.attempt,
+      durationMs: finishedAt.getTime() - startedAt.getTime(),
+      startedAt,
+      finishedAt,
+    });
   }
 
   /** The job as the handler would see it, or with its raw body if it does not decode. */
@@ -372,10 +434,11 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
 
   private async failed(r: Running<T>, error: unknown, job: Job<T>): Promise<void> {
     this.counters.failed++;
+    const finishedAt = new Date();
     if (r.attempt >= this.opts.maxAttempts) {
       r.done = true;
       clearTimeout(r.heartbeat);
-      this.emit('failed', job, error, { attempt: r.attempt, willRetry: false });
+      this.emit('failed', job, error, { attempt: r.attempt, willRetry: false, finishedAt });
       await this.giveUp(r, error, job);
       return;
     }
@@ -386,7 +449,7 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     } catch (e) {
       this.report(e, job);
     }
-    this.emit('failed', job, error, { attempt: r.attempt, willRetry: true, retryInMs: delay });
+    this.emit('failed', job, error, { attempt: r.attempt, willRetry: true, retryInMs: delay, finishedAt });
     if (delay === 0 || this.stop.signal.aborted) {
       r.done = true;
       clearTimeout(r.heartbeat);
@@ -502,7 +565,7 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     if (nodeId === undefined) return this.client;
     let c = this.pinned.get(nodeId);
     if (!c) {
-      const node = this.fetcher?.knownNodes().find((n) => n.id === nodeId);
+      const node = this.fetcher?.client.knownNodes().find((n) => n.id === nodeId);
       if (!node || node.host === '') return this.client;
       c = this.client.duplicate({
         nodes: [{ host: node.host, port: node.port }],

@@ -10,6 +10,7 @@ import {
   BadIdError,
   ClientClosedError,
   CodecError,
+  InterruptedError,
   CommandError,
   MaxLenError,
   NoJobError,
@@ -428,6 +429,21 @@ describe('closing', () => {
     await waitFor(async () => Number((await client.info('clients')).clients?.blocked_clients) >= 1, 'the client blocks', 5000);
     c.disconnect();
     expect(await pending).toBeInstanceOf(ClientClosedError);
+  });
+
+  it('interrupt() ends a blocked getJob with InterruptedError; the server unblocks it and the client goes on', async () => {
+    const q = queue();
+    const c = new Disque({ nodes: server.port });
+    others.push(c as Disque<unknown>);
+    await c.connect();
+    const pending = rejection(c.getJob(q));
+    await waitFor(async () => (await client.qstat(q))?.blocked === 1, 'the client blocks on the queue', 5000);
+    c.interrupt();
+    expect(await pending).toBeInstanceOf(InterruptedError);
+    await waitFor(async () => (await client.qstat(q))?.blocked === 0, 'the server no longer blocks it', 5000);
+    // A job added now is not sent to the interrupted connection: the next GETJOB gets it.
+    const id = await client.addJob(q, 'after');
+    expect((await c.getJob(q, { timeout: 1000 })).map((j) => j.id)).toEqual([id]);
   });
 
   it('a first connection to an address where nothing listens fails with ConnectionError after failoverTimeout', async () => {

@@ -430,3 +430,21 @@ describe('pipelining', () => {
     expect((e4 as Error).message).toBe('MAXLEN Queue is already longer than the specified MAXLEN count');
   });
 });
+
+describe('auto-pipelining', () => {
+  it('with enableAutoPipelining, a command declared with addBuiltinCommand reads Buffers (docs/client.md)', async () => {
+    const q = queue();
+    const auto = new Redis({ port: server.port, enableAutoPipelining: true });
+    extra.push(auto);
+    auto.addBuiltinCommand('getjob');
+    auto.addBuiltinCommand('show');
+    const id = (await auto.call('ADDJOB', q, Buffer.from([0, 255]), 0)) as string;
+    const getjobBuffer = (auto as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>).getjobBuffer!.bind(auto);
+    const showBuffer = (auto as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>).showBuffer!.bind(auto);
+    // Both in the same tick: one auto-pipeline.
+    const [shown, jobs] = await Promise.all([showBuffer(id), getjobBuffer('NOHANG', 'FROM', q)]);
+    expect(pairs(shown).body).toEqual(Buffer.from([0, 255]));
+    const [[queueName, jobId, body]] = jobs as [Buffer, Buffer, Buffer][];
+    expect([queueName!.toString(), jobId!.toString(), body]).toEqual([q, id, Buffer.from([0, 255])]);
+  });
+});
