@@ -153,6 +153,7 @@ class Reader {
       st: undefined,
       fl: undefined,
       qt: undefined,
+      u: undefined,
     };
     // Fields absent from the map must stay absent, as msgpackr gives them:
     // decodeJob rejects a job that lacks a required one.
@@ -218,6 +219,9 @@ class Reader {
         case K_QT:
           w.qt = this.number();
           break;
+        case K_U:
+          w.u = this.latin1();
+          break;
         default:
           throw GIVE_UP;
       }
@@ -258,6 +262,7 @@ const K_ND = key('nd');
 const K_ST = key('st');
 const K_FL = key('fl');
 const K_QT = key('qt');
+const K_U = key('u');
 
 const reader = new Reader();
 
