@@ -1,7 +1,8 @@
 // GETJOB [NOHANG] [TIMEOUT ms] [COUNT n] [WITHCOUNTERS] FROM q1 ... qN
 //
 // Serves queues left to right, as many rounds as COUNT needs; blocks when
-// all are empty (asking other nodes for jobs meanwhile, see federation).
+// all are empty (asking other nodes for jobs meanwhile, see federation) or
+// held back by their QPOLICY (served when the limit frees, see store.ts).
 import type { Call, CommandSpec } from './context.js';
 import { errors, parseInteger } from '../protocol/errors.js';
 import type { Job } from '../core/job.js';
@@ -47,7 +48,9 @@ function getjob(call: Call): void {
     for (let i = from; i < argv.length; i++) {
       const name = argv[i]!;
       const q = store.lookupQueue(name);
-      const job = q && !q.pausedOut ? store.fetchJob(q) : undefined;
+      const job = q && !q.pausedOut ? store.deliverJob(q) : undefined;
+      // Held back by the queue's QPOLICY: it has jobs, none to ask for.
+      if (job === null) continue;
       if (!job) {
         cluster.federation.needJobs(q ?? store.queueFor(name), false);
         continue;
