@@ -21,6 +21,7 @@ import { RedisHealth, closeClient, redactUrl } from './health.js';
 import { Journal, type Fsync } from './journal.js';
 import { Snapshotter } from './snapshot.js';
 import { Loader } from './loader.js';
+import { PolicyWriter } from './policies.js';
 import { readRedisTls, unusedTlsDirectives } from './redis-tls.js';
 
 /** Persistence as /metrics, /readyz and the dashboard see it. */
@@ -52,6 +53,7 @@ export class Persistence {
   private readonly journal: Journal;
   private readonly snapshots: Snapshotter;
   private readonly loader: Loader;
+  private readonly policies: PolicyWriter;
 
   constructor(private readonly node: PersistenceHost) {
     this.health = new RedisHealth(node, {
@@ -61,11 +63,13 @@ export class Persistence {
       },
       ready: () => this.maybeRecover(),
     });
+    const capturing = (): boolean =>
+      this.health.enabled && !this.loader.loadingNow && (this.health.failure === null || this.snapshots.resyncRunning);
     this.journal = new Journal(node, this.health, {
-      capturing: () =>
-        this.health.enabled && !this.loader.loadingNow && (this.health.failure === null || this.snapshots.resyncRunning),
+      capturing,
       written: () => this.maybeSnapshot(),
     });
+    this.policies = new PolicyWriter(node, this.health, capturing);
     this.snapshots = new Snapshotter(node, this.health, this.journal);
     this.loader = new Loader(node, this.health, this.journal, this.snapshots);
   }
@@ -81,6 +85,7 @@ export class Persistence {
       // still tells the copies that missed it. The reference forgets them,
       // and such copies are queued again after RETRY.
       persistAck: (job) => journal.record(job),
+      persistPolicy: (rec) => this.policies.record(rec),
     };
   }
 
@@ -147,6 +152,7 @@ export class Persistence {
     this.health.enabled = false;
     this.snapshots.abortRun();
     this.journal.clear();
+    this.policies.clear();
     this.health.failure = null;
     this.health.resyncWanted = false;
     this.loader.cancel();
@@ -171,6 +177,7 @@ export class Persistence {
   /** Periodic work: snapshot triggers and recovery attempts. */
   cron(): void {
     if (!this.health.enabled) return;
+    this.policies.flush();
     if (this.health.resyncWanted) this.maybeRecover();
     else this.maybeSnapshot();
   }
@@ -273,7 +280,10 @@ export class Persistence {
    * now wait for it (see Journal.replyGate).
    */
   replyGate(): Promise<void> | null {
-    return this.journal.replyGate();
+    const jobs = this.journal.replyGate();
+    const policies = this.policies.replyGate(this.journal.fsync === 'no');
+    if (policies === null) return jobs;
+    return jobs === null ? policies : Promise.all([jobs, policies]).then(() => undefined);
   }
 
   /** The reason writes currently fail, or null: write commands answer -MISCONF meanwhile. */

@@ -20,6 +20,7 @@ import type { PersistedState } from './reader.js';
 import { oneLine, type RedisHealth } from './health.js';
 import type { Journal } from './journal.js';
 import { CHUNK_BYTES, FORMAT_VERSION, estimateJobBytes, packChunk } from './format.js';
+import { policyFields } from './policies.js';
 
 /** Below this many journal bytes, size alone never triggers a snapshot. */
 const JOURNAL_MIN_BYTES = 1024 * 1024;
@@ -186,6 +187,10 @@ export class Snapshotter {
       if (drop.length > 0) m.unlink(...drop);
       if (run.kind === 'resync') m.del(keys.journal);
       else m.zremrangebyscore(keys.journal, '-inf', run.seq);
+      // Queue policies are rewritten whole: the newest records, as of this commit.
+      m.del(keys.policies);
+      const policies = policyFields(this.node.store.policies.records());
+      if (policies.length > 0) m.hset(keys.policies, ...policies);
       const res = await m.exec();
       check();
       throwIfFailed(res);
@@ -272,7 +277,7 @@ export class Snapshotter {
 
   /** Every key this node may have written under `keys` (the current ones), for a wipe. */
   private allKeys(keys: NodeKeys): string[] {
-    const out = [keys.meta, keys.journal];
+    const out = [keys.meta, keys.journal, keys.policies];
     if (this.committedSnap !== null) out.push(keys.snap(this.committedSnap));
     for (const s of this.abandoned) out.push(keys.snap(s));
     if (this.run !== null) out.push(keys.snap(this.run.seq));
