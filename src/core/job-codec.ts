@@ -125,7 +125,15 @@ export function writeJob(w: MsgWriter, job: AnyJob, clock: Clock, storage: boole
   w.reserve(room);
   const buf = w.buf;
   let p = w.pos;
-  buf[p++] = (storage ? 0x8f : 0x8c) + (unique === null ? 0 : 1); // fixmap of 15 or 12 entries (+ u)
+  // 12 entries (message) or 15 (storage), one more with a UNIQUE key: 16 needs a map16 header.
+  const entries = (storage ? 15 : 12) + (unique === null ? 0 : 1);
+  if (entries <= 15) {
+    buf[p++] = 0x80 | entries;
+  } else {
+    buf[p++] = 0xde;
+    buf[p++] = 0;
+    buf[p++] = entries;
+  }
   p = putRaw(buf, p, K.id);
   p = putString(buf, p, job.id);
   p = putRaw(buf, p, K.q);
