@@ -54,8 +54,10 @@ export function scheduledCard(name, signal) {
       return;
     }
     shown = sig;
+    // The unique key column only when some job here has one.
+    const keys = visible.some((j) => j.unique);
     const columns = [{ label: 'Job ID' }, { label: 'Kind' }, { label: 'Due at' }, { label: 'Due in', num: true },
-      { label: 'Nacks', num: true }, { label: 'Unique key' }, { label: 'Body' }, { label: '' }];
+      { label: 'Nacks', num: true }, ...(keys ? [{ label: 'Unique key' }] : []), { label: 'Body' }, { label: '' }];
     const rows = visible.map((j) => {
       const runNow = h('button', { type: 'button', class: 'btn primary', dataset: { action: 'run-now', job: j.id } }, 'Run now');
       const del = h('button', { type: 'button', class: 'btn danger', dataset: { action: 'delete', job: j.id } }, 'Delete');
@@ -84,7 +86,7 @@ export function scheduledCard(name, signal) {
         h('td', {}, fmtTime(j.dueAt)),
         h('td', { class: 'num due-in' }, fmtDuration(Math.ceil(j.dueIn / 1000))),
         h('td', { class: 'num' }, fmtInt(j.nacks)),
-        h('td', { class: 'mono' }, j.unique ?? ''),
+        keys ? h('td', { class: 'mono' }, j.unique ?? '') : null,
         h('td', { class: 'preview mono', title: j.bodyPreview ?? '' }, j.bodyPreview ?? ''),
         h('td', {}, h('span', { class: 'seg' }, runNow, del)));
     });
