@@ -284,9 +284,11 @@ export class QueuePolicy {
 
   /** A grant arrived. */
   receive(kind: ShareKind, amount: number): void {
-    // Grants and allocations of one version only (the caller checks): shares add up to the limit.
+    // Grants and allocations of one version only (the caller checks): the
+    // shares add up to the limit, so one share never exceeds it; a grant
+    // that would is not to be trusted past it.
     if (!this.has(kind) || amount <= 0) return;
-    this.share[kind]! += amount;
+    this.share[kind] = Math.min(this.limit(kind), this.share[kind]! + amount);
   }
 
   /**
