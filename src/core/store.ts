@@ -332,7 +332,7 @@ export class JobStore {
     const q = this.queueFor(job.queue);
     q.nacked++;
     this.totals.nacked++;
-    this.nackDelayed.set(job.rec, job.gen);
+    this.nackDelayed.add(job.rec);
     job.flags = (job.flags & ~JOB_FLAG_BCAST_QUEUED) | JOB_FLAG_BCAST_WILLQUEUE;
     job.qtime = now + delayMs;
     this.updateAwakeTime(job);
@@ -357,8 +357,8 @@ export class JobStore {
     this.hooks.persistJob?.(job);
   }
 
-  /** Jobs NACKed with a delay and not queued again yet (by record and generation): queued then as if new. */
-  private readonly nackDelayed = new Map<number, number>();
+  /** Records of jobs NACKed with a delay and not queued again yet (forgotten when they go): queued then as if new. */
+  private readonly nackDelayed = new Set<number>();
 
   /** Scheduled jobs of a queue: to be queued for the first time at their qtime (ADDJOB DELAY, NACK DELAY). */
   scheduledCount(queue: string): number {
