@@ -20,6 +20,17 @@ export function procCpuMs(pid: number): number | null {
   }
 }
 
+/** utime and stime of a process in milliseconds, or null if they cannot be read. */
+export function procUserSysMs(pid: number): { user: number; sys: number } | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return { user: (Number(f[11]) * 1000) / CLK_TCK, sys: (Number(f[12]) * 1000) / CLK_TCK };
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Time the threads of a process spent runnable but waiting for a CPU, in
  * milliseconds (second field of /proc/<pid>/task/<tid>/schedstat), or null

@@ -21,6 +21,7 @@ import { DEFAULT_SPEC, fmtRate, runLoad, WORKLOADS, type LoadSpec, type Workload
 import { describeMemory, measureMemory } from './memory.js';
 import { coreTable, DEFAULT_SIZES, parseSizes, runCore } from './core.js';
 import { fill } from './queueops.js';
+import { CPU_ROWS, cpuMarkdown, cpuRowTitle, runCpuFloor, runCpuRow, type CpuResult } from './cpu.js';
 import {
   DEFAULT_CHECKPOINTS,
   DEFAULT_REFERENCE_MAX,
@@ -106,6 +107,13 @@ What to run:
   --registered N            produce and cycle with N, then 1000, jobs registered, fresh servers (default 1000000; quick 0 = skip)
   --body N                  job body bytes (default 64)
   --scale                   add the scale workload (also: --only scale); never on unless asked
+
+CPU per job (--only cpu, run alone: fresh clusters of 1, 2, 3 and 5 nodes, ours, the reference
+and the runtime's floor; see bench/cpu.ts; about 5 minutes):
+  --cpu-rows id,id          rows to run (default all: ${CPU_ROWS.map((r) => r.id).join(',')})
+  --duration S              measured seconds per run (default 5)
+  --warmup S                warmup per run: until 30,000 jobs went through or S seconds passed (default 20)
+  --rounds N                runs per row and server, the lowest CPU per job kept (default 1)
   --pin                     pin servers to CPU 0 and the generator to CPU 1 (taskset)
   --redis-benchmark PATH    the C generator (default /usr/bin/redis-benchmark, else on PATH; Debian: redis-tools)
   --out DIR                 results directory (default bench/results)
@@ -188,6 +196,7 @@ function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
       pin: { type: 'boolean', default: false },
       scale: { type: 'boolean', default: false },
       'scale-checkpoints': { type: 'string' },
+      'cpu-rows': { type: 'string' },
       'scale-step': { type: 'string' },
       'scale-maxmemory': { type: 'string' },
       'scale-reference-max': { type: 'string' },
@@ -205,7 +214,7 @@ function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
   // Scale takes minutes and many GB: only when asked, by --only or --scale (even with --quick).
   if (a.scale) only.add('scale');
   for (const w of only)
-    if (w !== 'memory' && w !== 'scale' && w !== 'tls' && !WORKLOADS.includes(w as Workload)) throw new Error(`unknown workload ${w}`);
+    if (w !== 'memory' && w !== 'scale' && w !== 'tls' && w !== 'cpu' && !WORKLOADS.includes(w as Workload)) throw new Error(`unknown workload ${w}`);
   const maxmemory = a['scale-maxmemory'] !== undefined ? parseMemory(a['scale-maxmemory']) : holdableMemory();
   if (maxmemory === undefined || !(maxmemory > 0)) throw new Error(`bad --scale-maxmemory ${a['scale-maxmemory']}`);
   return {
@@ -506,9 +515,82 @@ async function main(): Promise<void> {
     log(`bench: the rows that need it: ${needs.join(', ')}${own.length ? `; to run only the others: --only ${own.join(',')}` : ''}`);
     process.exit(2);
   }
-  // The other workloads first, their servers stopped, then the scale fill alone.
-  if ([...o.only].some((w) => w !== 'scale')) await mainLoad(o, a);
+  // The other workloads first, their servers stopped, then CPU per job and the scale fill alone.
+  if ([...o.only].some((w) => w !== 'scale' && w !== 'cpu')) await mainLoad(o, a);
+  if (o.only.has('cpu')) await mainCpu(o, a);
   if (o.only.has('scale')) await mainScale(o, a);
+}
+
+/**
+ * --only cpu: CPU time per job of every server process on fresh clusters
+ * (bench/cpu.ts), ours and the reference alternating, then the floor.
+ * Results: bench/results/cpu-<time>.md / .json and cpu-latest.*.
+ */
+async function mainCpu(o: Opts, a: Record<string, string | boolean | undefined>): Promise<void> {
+  const t0 = Date.now();
+  const ids = a['cpu-rows'] ? new Set((a['cpu-rows'] as string).split(',')) : null;
+  const rows = CPU_ROWS.filter((r) => ids === null || ids.has(r.id));
+  if (rows.length === 0) throw new Error(`--cpu-rows: none of ${[...(ids ?? [])].join(',')} (rows: ${CPU_ROWS.map((r) => r.id).join(',')})`);
+  const seconds = Number(a.duration ?? 5);
+  const warmupSeconds = Number(a.warmup ?? 20);
+  const warmupJobs = 30_000;
+  const rounds = Number(a.rounds ?? 1);
+  const redisBin = findOnPath('redis-server');
+  const refBin = (a['reference-bin'] as string | undefined) ?? process.env.BENCH_REFERENCE_BIN;
+  const flavors: [Flavor, string][] = [];
+  if (!a['no-ours']) flavors.push(['ours', OUR_SERVER]);
+  if (refBin) flavors.push(['reference', refBin]);
+  else log('note: no reference Disque (--reference-bin PATH): the cpu rows run ours and the floor only');
+  const ports = new Set<number>();
+  const results: CpuResult[] = [];
+  const show = (r: CpuResult): void =>
+    log(
+      `cpu · ${cpuRowTitle(rows.find((x) => x.id === r.row)!)} · ${r.flavor}: ${r.usPerJob.toFixed(1)} µs/job` +
+        ` (${r.jobs} jobs, ${r.jobsPerSec.toFixed(0)} jobs/s, CPU ${r.cpuMs.toFixed(0)} ms of which kernel ${r.sysMs.toFixed(0)} ms${r.redisCpuMs ? `, Redis ${r.redisCpuMs.toFixed(0)} ms` : ''})` +
+        (r.errors ? `, ${r.errors} errors: ${r.errorSample ?? ''}` : ''),
+    );
+  for (const row of rows) {
+    for (let round = 1; round <= rounds; round++) {
+      for (const [flavor, bin] of flavors) {
+        try {
+          const r = await runCpuRow({ flavor, bin, redisBin, row, seconds, warmupSeconds, warmupJobs, bodySize: o.body, basePort: o.basePort, ports, status });
+          results.push(r);
+          show(r);
+        } catch (e) {
+          log(`cpu · ${row.id} · ${flavor}: FAILED: ${(e as Error).message}`);
+        }
+      }
+      try {
+        status(`cpu · ${row.id} · floor`);
+        const r = await runCpuFloor(row, { seconds, warmupSeconds: Math.min(warmupSeconds, 2), bodySize: o.body, basePort: o.basePort, ports });
+        results.push(r);
+        show(r);
+      } catch (e) {
+        log(`cpu · ${row.id} · floor: FAILED: ${(e as Error).message}`);
+      }
+    }
+  }
+  const header = [
+    `${new Date().toISOString()}, ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+    `machine: ${cpus()[0]?.model ?? '?'} × ${availableParallelism()} cores, Node ${process.versions.node}`,
+    `each run: fresh servers, warmup until ${warmupJobs} jobs or ${warmupSeconds} s, ${seconds} s measured, ${o.body}-byte bodies, best (lowest µs/job) of ${rounds} round(s);` +
+      ' every client repeats ADDJOB (REPLICATE R) → GETJOB NOHANG → ACKJOB, one request at a time',
+    'µs/job: utime + stime of every server process (ours with persistence: with the redis-server that takes the journal, started here) between two moments with no job left on any node, ÷ jobs acked',
+    'persistence: appendonly yes, appendfsync everysec (the reference: its AOF; ours: Redis)',
+    'floor: bare Node processes (bench/floor.ts) exchanging the same messages per job over the same socket transport, with no work; persistence rows append each record to a Redis',
+  ];
+  const md = `# disque-ts CPU per job\n\n${header.join('  \n')}\n\n${cpuMarkdown(rows, results)}\n`;
+  mkdirSync(o.out, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:]/g, '').replace(/\..*/, '');
+  const base = join(o.out, `cpu-${stamp}`);
+  const json = JSON.stringify({ header, rows, results }, null, 2);
+  writeFileSync(`${base}.json`, json);
+  writeFileSync(`${base}.md`, md);
+  writeFileSync(join(o.out, 'cpu-latest.json'), json);
+  writeFileSync(join(o.out, 'cpu-latest.md'), md);
+  if (tty) process.stderr.write('\r\x1b[K');
+  process.stdout.write('\n' + md + '\n');
+  log(`results: ${base}.md and .json`);
 }
 
 async function mainLoad(o: Opts, a: Record<string, string | boolean | undefined>): Promise<void> {

@@ -115,7 +115,8 @@ export async function startServer(flavor: Flavor, o: StartOptions): Promise<Serv
   let cmd: string[];
   switch (flavor) {
     case 'ours':
-      cmd = [process.execPath, o.bin, '--port', String(o.port), '--dir', dir, '--logfile', logFile];
+      // BENCH_OURS_NODE_ARGS: Node flags for our server (e.g. --cpu-prof --cpu-prof-dir=DIR to profile a row).
+      cmd = [process.execPath, ...(process.env.BENCH_OURS_NODE_ARGS ?? '').split(' ').filter(Boolean), o.bin, '--port', String(o.port), '--dir', dir, '--logfile', logFile];
       break;
     case 'reference':
       cmd = [o.bin, '--port', String(o.port), '--dir', dir, '--logfile', logFile];

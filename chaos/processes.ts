@@ -112,8 +112,10 @@ export interface ClusterOptions {
   /** Each node's address is `${hostPrefix}${index + 1}`. */
   hostPrefix: string;
   nodeTimeoutMs: number;
-  /** Persistence: ours to `redisUrl`, the reference to its AOF. */
+  /** Persistence: ours to `redisUrl`, the reference to its AOF (none: appendonly no). */
   redisUrl?: string;
+  /** appendonly no on every node (default: yes). */
+  noPersist?: boolean;
   workDir: string;
 }
 
@@ -153,7 +155,7 @@ export class ChaosCluster {
       'logfile log.txt',
       'loglevel notice',
       `cluster-node-timeout ${this.o.nodeTimeoutMs}`,
-      'appendonly yes',
+      `appendonly ${this.o.noPersist ? 'no' : 'yes'}`,
     ];
     if (this.o.flavor === 'ours') {
       lines.push('http-port 0');

@@ -9,7 +9,7 @@ import { isMode, MODES, type Mode } from './schedule.js';
 import { resultLine, summaryTable } from './report.js';
 
 const USAGE = `npm run chaos -- [options]
-  --mode M           kill, pause, partition, redis, mixed, or all (default mixed)
+  --mode M           none (no faults), kill, pause, partition, redis, mixed, or all (default mixed)
   --seed N           first seed (default: from the clock, printed)
   --runs K           runs per mode, seeds N, N+1, ... (default 1)
   --duration S       seconds of faults per run (default 60)
@@ -18,6 +18,7 @@ const USAGE = `npm run chaos -- [options]
   --retry S          ADDJOB RETRY seconds (default 5)
   --node-timeout MS  cluster-node-timeout (default 3000)
   --producers N      (default 5)   --consumers N (default 5)
+  --no-persist       appendonly no on every node (ours and the reference); not with Redis faults
   --reference-bin P  also run the reference's disque-server on the same seeds
   --markdown         the summary as a Markdown table (for README)
   --json FILE        every run's result as JSON
@@ -47,6 +48,7 @@ async function main(): Promise<number> {
       'from-json': { type: 'string' },
       'ours-only': { type: 'boolean', default: false },
       'trace-dups': { type: 'string', default: '0' },
+      'no-persist': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -67,7 +69,7 @@ async function main(): Promise<number> {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${v}`);
     return n;
   };
-  const modes: Mode[] = values.mode === 'all' ? (Object.keys(MODES) as Mode[]) : [];
+  const modes: Mode[] = values.mode === 'all' ? (Object.keys(MODES) as Mode[]).filter((m) => m !== 'none') : [];
   if (modes.length === 0) {
     if (!isMode(values.mode)) throw new Error(`--mode must be one of ${Object.keys(MODES).join(', ')} or all`);
     modes.push(values.mode);
@@ -88,9 +90,11 @@ async function main(): Promise<number> {
     consumers: int('consumers', values.consumers, 1),
     drainTimeoutMs: 120_000,
     traceDups: int('trace-dups', values['trace-dups'], 0),
+    noPersist: values['no-persist'],
     log: values.quiet ? () => {} : (l) => console.log(l),
   };
   if (base.replicate > base.nodes) throw new Error('--replicate cannot exceed --nodes');
+  if (base.noPersist && modes.some((m) => m === 'redis' || m === 'mixed')) throw new Error('--no-persist: the redis and mixed modes fault Redis, which then takes nothing');
   base.drainTimeoutMs = Math.max(60_000, base.retrySec * 12_000);
   console.log(`chaos: modes ${modes.join(',')}, seeds ${firstSeed}..${firstSeed + runs - 1}, ${base.durationMs / 1000}s each, ${base.nodes} nodes, REPLICATE ${base.replicate}, RETRY ${base.retrySec}`);
 

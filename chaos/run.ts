@@ -24,6 +24,8 @@ export interface RunOptions {
   nodeTimeoutMs: number;
   producers: number;
   consumers: number;
+  /** appendonly no on every node (ours then needs no Redis); modes with Redis faults refuse it. */
+  noPersist?: boolean;
   /** Longest wait, after healing, for every acknowledged job to be delivered. */
   drainTimeoutMs: number;
   /** Print the history of this many duplicated jobs, with the faults, to see where duplicates come from. */
@@ -76,7 +78,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
   let partitions: Partitions | null = null;
   let workload: Workload | null = null;
   try {
-    if (ours) redis = await ChaosRedis.start(o.redisBin, workDir);
+    if (ours && !o.noPersist) redis = await ChaosRedis.start(o.redisBin, workDir);
     if (applicable.some((f) => f.kind === 'partition')) partitions = Partitions.create();
     cluster = await ChaosCluster.start({
       flavor: o.flavor,
@@ -85,6 +87,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
       hostPrefix: `127.77.${(process.pid % 250) + 1}.`,
       nodeTimeoutMs: o.nodeTimeoutMs,
       ...(redis !== null ? { redisUrl: redis.url } : {}),
+      ...(o.noPersist ? { noPersist: true } : {}),
       workDir,
     });
     await cluster.join();

@@ -23,6 +23,8 @@ export type FaultKind =
   | 'redis-empty';
 
 export const MODES = {
+  /** No faults: the workload alone, to compare throughput. */
+  none: [],
   kill: ['kill'],
   pause: ['pause'],
   partition: ['partition'],
@@ -77,6 +79,7 @@ export function makeSchedule(o: ScheduleOptions): Fault[] {
   const rnd = prng(o.seed);
   const int = (lo: number, hi: number): number => lo + Math.floor(rnd() * (hi - lo + 1));
   const kinds: readonly FaultKind[] = MODES[o.mode];
+  if (kinds.length === 0) return [];
   const maxFaulty = Math.max(0, Math.min(o.replicate - 1, o.nodes - 1));
   const faults: Fault[] = [];
   // Faults end before the phase does, so every heal is part of the schedule.

@@ -1,8 +1,13 @@
 // The cluster bus transport: TCP on the client port + cluster-port-offset.
-// A frame is a 4-byte big-endian length and a msgpackr-encoded message whose
-// header carries the protocol version, the message type, the sender's node
-// ID, client port and flags. A bad, unknown-version or oversized frame
-// closes that link (logged); the process goes on.
+// A frame is a 4-byte big-endian length and either a msgpackr-encoded
+// message (gossip and rare messages) whose header carries the protocol
+// version, the message type, the sender's node ID, client port and flags,
+// or a job message in the fixed binary layout of job-frames.ts, told apart
+// by its first byte. A bad, unknown-version or oversized frame closes that
+// link (logged); the process goes on.
+//
+// Everything a link sends in one event-loop turn is appended to one output
+// buffer, job messages written straight into it, and goes out in one write.
 //
 // With cluster-secret set, every link starts with a mutual challenge: each
 // side proves it knows the secret with an HMAC over both sides' nonces, so
@@ -12,7 +17,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import { wrapSocket, type Transport } from '../protocol/transport.js';
 import { MsgWriter } from '../core/msgpack-writer.js';
-import { readJobFrame } from './frame-reader.js';
+import { JOB_FRAME_MARK, jobFrameHeaderRoom, writeJobFrameHeader } from './job-frames.js';
 import { BUS_PROTOCOL_VERSION, MsgType, MSG_NAMES, type BusMessage, type BusHeader } from './messages.js';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
@@ -79,6 +84,10 @@ const writer = new MsgWriter(64 * 1024);
 
 export interface LinkEvents {
   message(link: Link, msg: BusMessage): void;
+  /** A job frame (job-frames.ts), from its mark on; valid only during the call. */
+  jobFrame(link: Link, frame: Buffer): void;
+  /** A job frame of `type` was opened for sending (a frame counts as one message). */
+  jobFrameOpened(type: number): void;
   /** The messages of one read were handled. */
   read(link: Link): void;
   closed(link: Link): void;
@@ -86,38 +95,20 @@ export interface LinkEvents {
   bad(link: Link, reason: string): void;
 }
 
-/** Links with frames waiting to be written at the end of this event-loop turn. */
-const dirtyLinks = new Set<Link>();
+/** Links with output waiting to be written at the end of this event-loop turn. */
+let dirtyLinks: Link[] = [];
 let flushScheduled = false;
-/** Called at the end of the turn before links are written: senders that batch messages send them here. */
-const beforeFlush = new Set<() => void>();
 
 function flushLinks(): void {
   flushScheduled = false;
-  for (const f of beforeFlush) f();
-  const links = [...dirtyLinks];
-  dirtyLinks.clear();
+  const links = dirtyLinks;
+  dirtyLinks = [];
   for (const l of links) l.flush();
 }
 
-function scheduleFlush(): void {
-  if (flushScheduled) return;
-  flushScheduled = true;
-  setImmediate(flushLinks);
-}
-
-/**
- * Runs `f` at the end of every event-loop turn in which `requestTurnEnd`
- * was called, before the links write. Returns a function that unregisters it.
- */
-export function atTurnEnd(f: () => void): () => void {
-  beforeFlush.add(f);
-  return () => beforeFlush.delete(f);
-}
-
-export function requestTurnEnd(): void {
-  scheduleFlush();
-}
+/** A link's output buffer starts this large, and goes back to this size after a burst. */
+const OUT_SIZE = 16 * 1024;
+const OUT_KEEP_MAX = 1024 * 1024;
 
 /**
  * One TCP connection between two nodes, in either direction. Frames sent
@@ -135,10 +126,20 @@ export class Link {
   private buffered = 0;
   private nonce: Buffer | null = null;
   private peerNonce: Buffer | null = null;
-  /** Frames held until the peer proved it knows the secret. */
-  private outQueue: Buffer[] = [];
-  /** Frames to write at the end of this turn (or once connected). */
-  private pending: Buffer[] = [];
+  /**
+   * Output of this turn, written at its end; kept until the link is
+   * connected and, with cluster-secret, until the peer proved it knows it.
+   */
+  private out: Buffer = Buffer.allocUnsafe(OUT_SIZE);
+  private outLen = 0;
+  private dirty = false;
+  /** The job frame being filled: its type, aux and flags, where it starts (its length prefix) and its count is, its items. */
+  private jobType = -1;
+  private jobAux = 0;
+  private jobMflags = 0;
+  private jobStart = 0;
+  private jobCountAt = 0;
+  private jobCount = 0;
 
   constructor(
     readonly socket: net.Socket,
@@ -157,7 +158,7 @@ export class Link {
         this.attach();
         if (!this.authenticated) {
           this.nonce = randomBytes(16);
-          this.writeRaw(encodeFrame({ ...opts.myHeader(), t: MsgType.AUTH_HELLO, n: this.nonce }));
+          this.writeNow(encodeFrame({ ...opts.myHeader(), t: MsgType.AUTH_HELLO, n: this.nonce }));
         }
         this.schedule();
       });
@@ -184,41 +185,104 @@ export class Link {
     return (this.socket.localAddress ?? '').replace(/^::ffff:/, '');
   }
 
+  /** Sends a whole frame (after whatever was sent before it). */
   send(frame: Buffer): void {
     if (this.closed) return;
-    if (!this.authenticated) {
-      this.outQueue.push(frame);
-      return;
-    }
-    this.writeRaw(frame);
-  }
-
-  private writeRaw(frame: Buffer): void {
-    if (this.closed) return;
-    this.pending.push(frame);
+    this.closeJobFrame();
+    const p = this.reserve(frame.length);
+    frame.copy(this.out, p);
+    this.outLen = p + frame.length;
     this.schedule();
   }
 
-  private schedule(): void {
-    if (this.transport === null || this.pending.length === 0) return;
-    dirtyLinks.add(this);
-    scheduleFlush();
+  /**
+   * Room for one job message item of `room` bytes at the returned position
+   * of `outBuffer`: in the open job frame if it is of the same type, aux and
+   * flags, else in a new one. The caller writes the item and calls
+   * endJobItem with the position after it.
+   */
+  beginJobItem(type: number, aux: number, mflags: number, room: number): number {
+    if (this.jobType !== type || this.jobAux !== aux || this.jobMflags !== mflags) {
+      this.closeJobFrame();
+      const h = this.opts.myHeader();
+      const start = this.reserve(4 + jobFrameHeaderRoom(h.s) + room);
+      const countAt = writeJobFrameHeader(this.out, start + 4, h.v, type, mflags, aux, h.p, h.f, h.s);
+      this.jobType = type;
+      this.jobAux = aux;
+      this.jobMflags = mflags;
+      this.jobStart = start;
+      this.jobCountAt = countAt;
+      this.jobCount = 0;
+      this.outLen = countAt + 4;
+      this.events.jobFrameOpened(type);
+      this.schedule();
+      return this.outLen;
+    }
+    return this.reserve(room);
   }
 
-  /** Writes the frames of this turn at once. */
+  /** The output buffer job items are written into (see beginJobItem); valid until the next send or beginJobItem. */
+  get outBuffer(): Buffer {
+    return this.out;
+  }
+
+  endJobItem(end: number): void {
+    this.outLen = end;
+    this.jobCount++;
+  }
+
+  /** Ends the open job frame: its length and item count are known now. */
+  private closeJobFrame(): void {
+    if (this.jobType < 0) return;
+    this.out.writeUInt32BE(this.outLen - this.jobStart - 4, this.jobStart);
+    this.out.writeUInt32LE(this.jobCount, this.jobCountAt);
+    this.jobType = -1;
+  }
+
+  /** Room for `n` more bytes of output; returns where they go. */
+  private reserve(n: number): number {
+    const need = this.outLen + n;
+    if (need > this.out.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(need, this.out.length * 2));
+      this.out.copy(bigger, 0, 0, this.outLen);
+      this.out = bigger;
+    }
+    return this.outLen;
+  }
+
+  /** The secret handshake's frames go out at once, ahead of anything held for after it. */
+  private writeNow(frame: Buffer): void {
+    if (!this.closed && this.transport !== null) this.transport.write(frame);
+  }
+
+  private schedule(): void {
+    if (this.dirty || this.transport === null || !this.authenticated) return;
+    this.dirty = true;
+    dirtyLinks.push(this);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushLinks);
+    }
+  }
+
+  /** Writes this turn's output at once. */
   flush(): void {
-    if (this.closed || this.transport === null || this.pending.length === 0) return;
-    const frames = this.pending;
-    this.pending = [];
-    this.transport.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+    this.dirty = false;
+    if (this.closed || this.transport === null || !this.authenticated) return;
+    this.closeJobFrame();
+    if (this.outLen === 0) return;
+    const data = this.out.subarray(0, this.outLen);
+    // Taken by the kernel at once: the buffer is ours again. Else the
+    // transport keeps it until written, and the link takes a new one.
+    if (!this.transport.write(data) || this.out.length > OUT_KEEP_MAX) this.out = Buffer.allocUnsafe(OUT_SIZE);
+    this.outLen = 0;
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.outQueue = [];
-    this.pending = [];
-    dirtyLinks.delete(this);
+    this.outLen = 0;
+    this.jobType = -1;
     if (this.transport) this.transport.destroy();
     else this.socket.destroy();
     this.events.closed(this);
@@ -239,11 +303,26 @@ export class Link {
         }
         if (this.buffered < 4 + len) break;
         const frame = this.take(4 + len).subarray(4);
+        if (frame[0] === JOB_FRAME_MARK) {
+          // Job messages: read in place by their handlers (job-frames.ts).
+          if (frame.length < 2 || frame[1] !== BUS_PROTOCOL_VERSION) {
+            this.events.bad(this, `unknown protocol version ${String(frame[1])}`);
+            this.close();
+            return;
+          }
+          if (!this.authenticated) {
+            this.events.bad(this, 'job message before authentication');
+            this.close();
+            return;
+          }
+          this.events.jobFrame(this, frame);
+          continue;
+        }
         let msg: BusMessage;
         try {
           // Decoded byte fields may point into the read buffer: handlers
           // consume them before returning.
-          msg = readJobFrame(frame) ?? (packr.unpack(frame) as BusMessage);
+          msg = packr.unpack(frame) as BusMessage;
         } catch {
           this.events.bad(this, 'undecodable frame');
           this.close();
@@ -292,14 +371,14 @@ export class Link {
       if (!peerNonce || peerNonce.length !== 16) return fail('bad nonce');
       this.peerNonce = peerNonce;
       this.nonce = randomBytes(16);
-      this.writeRaw(
+      this.writeNow(
         encodeFrame({ ...this.opts.myHeader(), t: MsgType.AUTH_CHALLENGE, n: this.nonce, h: mac('acceptor', peerNonce, this.nonce) }),
       );
     } else if (!this.inbound && msg.t === MsgType.AUTH_CHALLENGE && this.nonce !== null) {
       const peerNonce = asBuffer(msg.n);
       const proof = asBuffer(msg.h);
       if (!peerNonce || !proof || !equal(proof, mac('acceptor', this.nonce, peerNonce))) return fail('peer does not know the secret');
-      this.writeRaw(encodeFrame({ ...this.opts.myHeader(), t: MsgType.AUTH_PROOF, h: mac('connector', peerNonce, this.nonce) }));
+      this.writeNow(encodeFrame({ ...this.opts.myHeader(), t: MsgType.AUTH_PROOF, h: mac('connector', peerNonce, this.nonce) }));
       this.becomeAuthenticated();
     } else if (this.inbound && msg.t === MsgType.AUTH_PROOF && this.nonce !== null && this.peerNonce !== null) {
       const proof = asBuffer(msg.h);
@@ -312,9 +391,7 @@ export class Link {
 
   private becomeAuthenticated(): void {
     this.authenticated = true;
-    const queued = this.outQueue;
-    this.outQueue = [];
-    for (const f of queued) this.writeRaw(f);
+    this.schedule();
   }
 
   private peek(n: number): Buffer {

@@ -4,7 +4,6 @@
 // on this one; it imports nothing of theirs.
 import { randomBytes } from 'node:crypto';
 import type { Link } from './bus.js';
-import type { AnyJob } from '../core/job-codec.js';
 
 export const NodeFlag = {
   PFAIL: 1 << 0,
@@ -25,20 +24,6 @@ export const NODE_FLAG_NAMES: readonly (readonly [number, string])[] = [
   [NodeFlag.NOADDR, 'noaddr'],
   [NodeFlag.LEAVING, 'leaving'],
 ];
-
-/**
- * Consecutive job messages of one kind to one node, sent as one message at
- * the end of the event-loop turn, or before any other message to that node
- * so the order of messages is kept: job-ID messages list their IDs (`ids`),
- * REPLJOB its jobs (`js`, written when the batch is sent). See links.ts.
- */
-export interface Batch {
-  type: number;
-  aux: number;
-  mflags: number;
-  ids: string[];
-  jobs: AnyJob[];
-}
 
 export class ClusterNode {
   readonly ctime = Date.now();
@@ -61,8 +46,6 @@ export class ClusterNode {
   /** Reconnection backoff. */
   reconnectAt = 0;
   reconnectDelay = 0;
-  /** Job messages to it not sent yet (see Batch). */
-  batch: Batch | null = null;
 
   constructor(
     public id: string,

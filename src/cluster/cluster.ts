@@ -25,6 +25,9 @@ import { Federation } from './federation.js';
 import { PolicySync } from './policies.js';
 import type { RateLimit } from '../core/policy.js';
 import { errors } from '../protocol/errors.js';
+import { carriesJobs, readJob, readJobFrameHeader, readJobId } from './job-frames.js';
+import { BUS_PROTOCOL_VERSION } from './messages.js';
+import { TIME_ERROR } from '../core/store.js';
 
 export class Cluster implements ClusterContext, LinkOwner {
   readonly table: NodeTable;
@@ -212,19 +215,51 @@ export class Cluster implements ClusterContext, LinkOwner {
       return;
     }
     try {
-      // Job-ID messages may list several IDs (see Batch): one call per ID.
-      const ids = msg.ids;
-      if (Array.isArray(ids)) {
-        for (const id of ids) {
-          if (typeof id !== 'string') continue;
+      handler(sender, msg);
+    } catch (e) {
+      this.log.warning(`Error handling ${MSG_NAMES[type] ?? type} from ${msg.s}: ${(e as Error).stack ?? e}`);
+    }
+  }
+
+  /**
+   * A frame of job messages (job-frames.ts): the handler of its type is
+   * called once per job or job ID, with one message object for the frame
+   * whose `id` (job-ID messages) or `j` (the job's fields, or null when the
+   * job is malformed) changes from call to call.
+   */
+  processJobFrame(frame: Buffer): void {
+    const f = readJobFrameHeader(frame);
+    if (f === null) {
+      this.log.warning('Received a truncated job message');
+      return;
+    }
+    const sender = this.nodes.get(f.sender);
+    if (!sender || sender.has(NodeFlag.HANDSHAKE)) return;
+    sender.dataReceived = Date.now();
+    const handler = this.handlers.get(f.type);
+    if (!handler) {
+      this.log.warning(`Received unknown packet type: ${f.type}`);
+      return;
+    }
+    if (this.log.enabled('debug')) this.log.debug(`--- Processing ${f.count} ${MSG_NAMES[f.type] ?? f.type} from ${f.sender}`);
+    const msg: BusMessage = { v: BUS_PROTOCOL_VERSION, s: f.sender, p: f.port, f: f.flags, t: f.type, m: f.mflags, a: f.aux, id: undefined, j: undefined };
+    const jobs = carriesJobs(f.type);
+    const store = this.store;
+    const intern = (id: string): string | null => this.table.internId(id);
+    const timeError = (): number => store.timeError(TIME_ERROR);
+    try {
+      for (let i = 0; i < f.count; i++) {
+        if (jobs) msg.j = readJob(frame, f, store.clock, intern, timeError);
+        else {
+          const id = readJobId(frame, f);
+          if (id === null) throw new RangeError('frame cut short');
           msg.id = id;
-          handler(sender, msg);
         }
-      } else {
         handler(sender, msg);
       }
     } catch (e) {
-      this.log.warning(`Error handling ${MSG_NAMES[type] ?? type} from ${msg.s}: ${(e as Error).stack ?? e}`);
+      if (e instanceof RangeError) this.log.warning(`Received a truncated ${MSG_NAMES[f.type] ?? f.type} message from ${f.sender}`);
+      else this.log.warning(`Error handling ${MSG_NAMES[f.type] ?? f.type} from ${f.sender}: ${(e as Error).stack ?? e}`);
     }
   }
 

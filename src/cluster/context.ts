@@ -40,8 +40,10 @@ export interface MessageSender {
   broadcast(frame: Buffer): void;
   /** A job-ID message (batched per node and turn). */
   sendJobId(n: ClusterNode | string, type: number, id: string, aux?: number, mflags?: number): void;
-  /** REPLJOB: the job is written as it is when the batch is sent (this turn). */
+  /** REPLJOB: the job as it is now. */
   sendReplJob(n: ClusterNode, job: AnyJob, mflags: number): void;
+  /** YOURJOBS: jobs handed to a node that asked for them. */
+  sendYourJobs(n: ClusterNode, jobs: readonly Job[]): void;
   broadcastQueued(job: Job, mflags: number): void;
   broadcastDelJob(job: Job): void;
   sendEnqueue(nodeId: string, id: string, delay: number): void;

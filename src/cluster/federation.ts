@@ -8,11 +8,8 @@
 import type { ClusterContext, NodeTableView, MessageSender } from './context.js';
 import type { ClusterNode } from './cluster-node.js';
 import type { Queue } from '../core/queue.js';
-import { JOB_FLAG_BCAST_QUEUED, type Job } from '../core/job.js';
-import { writeJob, decodeJob } from '../core/job-codec.js';
-import type { MsgWriter } from '../core/msgpack-writer.js';
+import { JOB_FLAG_BCAST_QUEUED, type Job, type JobFields } from '../core/job.js';
 import { MsgType, type BusMessage } from './messages.js';
-import { TIME_ERROR } from '../core/store.js';
 
 const NEEDJOBS_MIN_REQUEST = 5;
 const NEEDJOBS_MAX_REQUEST = 100;
@@ -107,47 +104,37 @@ export class Federation {
       if (!job) break;
       jobs.push(job);
     }
-    const clock = store.clock;
-    const js = (w: MsgWriter) => {
-      w.arrayHeader(jobs.length);
-      for (const j of jobs) writeJob(w, j, clock, false);
-    };
-    this.links.send(sender, this.links.frame(MsgType.YOURJOBS, { js }));
+    this.links.sendYourJobs(sender, jobs);
     // At-most-once jobs must exist in one place only: they moved.
     for (const job of jobs) if (job.retry === 0) store.unregisterJob(job);
   }
 
-  /** YOURJOBS: queue the jobs here and remember the sender as a source. */
+  /** YOURJOBS, one job of the frame (`j`: its fields, null when malformed): queue it here and remember the sender as a source. */
   private onYourJobs(sender: ClusterNode, msg: BusMessage): void {
     const cluster = this.cluster;
     const store = cluster.store;
-    if (!Array.isArray(msg.js)) return;
     const now = store.clock.now();
-    let i = 0;
-    for (const raw of msg.js) {
-      i++;
-      const fields = decodeJob(raw, store.clock, false, (id) => this.table.internId(id), () => store.timeError(TIME_ERROR));
-      if (!fields) {
-        cluster.log.warning(`The ${i}-th job received via YOURJOBS from ${sender.id} is corrupted.`);
-        return;
-      }
-      let job = store.lookupJob(fields.id);
-      if (!job) {
-        job = store.addJob(fields)!;
-        store.hooks.persistJob?.(job);
-      }
-      // Moving between queues is not a re-queue: no QUEUED message.
-      job.flags &= ~JOB_FLAG_BCAST_QUEUED;
-      // An at-most-once job is queued here exactly once.
-      if (job.retry === 0) job.qtime = now;
-      if (!store.enqueueJob(job, false)) continue;
-      const q = store.queueFor(job.queue!);
-      if (q.responders === null) q.responders = new Map();
-      if (!q.responders.has(sender.id)) q.needjobsBcastAttempt = 0;
-      q.responders.set(sender.id, now);
-      q.countImport(now);
-      q.needjobsAdhocAttempt = 0;
+    const fields = msg.j as JobFields | null;
+    if (!fields) {
+      cluster.log.warning(`A job received via YOURJOBS from ${sender.id} is corrupted.`);
+      return;
     }
+    let job = store.lookupJob(fields.id);
+    if (!job) {
+      job = store.addJob(fields)!;
+      store.hooks.persistJob?.(job);
+    }
+    // Moving between queues is not a re-queue: no QUEUED message.
+    job.flags &= ~JOB_FLAG_BCAST_QUEUED;
+    // An at-most-once job is queued here exactly once.
+    if (job.retry === 0) job.qtime = now;
+    if (!store.enqueueJob(job, false)) return;
+    const q = store.queueFor(job.queue!);
+    if (q.responders === null) q.responders = new Map();
+    if (!q.responders.has(sender.id)) q.needjobsBcastAttempt = 0;
+    q.responders.set(sender.id, now);
+    q.countImport(now);
+    q.needjobsAdhocAttempt = 0;
   }
 
   private onPause(msg: BusMessage): void {

@@ -1,20 +1,21 @@
 // Links between nodes (the reference's clusterLink) and what is sent over
 // them. The bus listener accepts inbound links; each known node gets one
 // outbound link, opened by the cron and, after a close, again with a
-// back-off. Messages go to one node, to a list of nodes or to all; the job
-// messages are batched per node and per event-loop turn (see Batch).
+// back-off. Messages go to one node, to a list of nodes or to all; job
+// messages are written straight into the link's output (job-frames.ts),
+// consecutive ones of one kind to one node sharing a frame.
 // bus.ts moves the frames; the cluster (LinkOwner) handles what arrives.
 import net from 'node:net';
 import type { ClusterHost } from './host.js';
 import type { MessageSender } from './context.js';
 import type { NodeTable } from './node-table.js';
-import { NodeFlag, type ClusterNode, type Batch } from './cluster-node.js';
-import { Link, FrameEncoder, atTurnEnd, requestTurnEnd } from './bus.js';
+import { NodeFlag, type ClusterNode } from './cluster-node.js';
+import { Link, FrameEncoder } from './bus.js';
+import { jobIdRoom, jobRoom, writeJob, writeJobId } from './job-frames.js';
 import { BusSockets } from './bus-sockets.js';
 import { MsgType, BUS_PROTOCOL_VERSION, type BusMessage, type BusHeader } from './messages.js';
-import { Job } from '../core/job.js';
-import { writeJob, type AnyJob } from '../core/job-codec.js';
-import type { MsgWriter } from '../core/msgpack-writer.js';
+import type { Job } from '../core/job.js';
+import type { AnyJob } from '../core/job-codec.js';
 
 /** Reconnection attempts back off from 100 ms up to this. */
 const RECONNECT_MAX_DELAY_MS = 500;
@@ -23,22 +24,18 @@ const RECONNECT_MAX_DELAY_MS = 500;
 export interface LinkOwner {
   /** A message arrived on a link. */
   processMessage(link: Link, msg: BusMessage): void;
+  /** A job frame arrived (job-frames.ts); valid only during the call. */
+  processJobFrame(frame: Buffer): void;
   /** PING (or MEET) with gossip over a link (gossip.ts). */
   sendPing(link: Link, type: number): void;
-}
-
-function sameJobs(a: AnyJob[], b: AnyJob[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 export class Links implements MessageSender {
   messagesSent = 0;
   messagesReceived = 0;
   /**
-   * Messages by type (MsgType), for /metrics: a batch of job messages (see
-   * Batch) counts as one, as it is one message on the wire.
+   * Messages by type (MsgType), for /metrics: a frame of job messages
+   * counts as one, as it is one message on the wire.
    */
   readonly receivedByType = new Float64Array(256);
   readonly sentByType = new Float64Array(256);
@@ -51,9 +48,11 @@ export class Links implements MessageSender {
   private busServer: net.Server | null = null;
   /** Plain TCP, or TLS with tls-cluster. */
   readonly sockets: BusSockets;
-  /** Nodes with a Batch open. */
-  private readonly batched = new Set<ClusterNode>();
-  private readonly stopBatching: () => void;
+  /** The last job written for REPLJOB, kept to copy to the next node that gets it (see sendReplJob). */
+  private replJob: AnyJob | null = null;
+  private replDelivered: readonly string[] | null = null;
+  private replBytes = Buffer.allocUnsafe(4096);
+  private replLen = 0;
 
   constructor(
     private readonly host: ClusterHost,
@@ -62,7 +61,6 @@ export class Links implements MessageSender {
   ) {
     this.nodes = table.nodes;
     this.sockets = new BusSockets(host.config, host.log);
-    this.stopBatching = atTurnEnd(this.sendBatches);
   }
 
   private get portOffset(): number {
@@ -85,7 +83,6 @@ export class Links implements MessageSender {
   }
 
   async close(): Promise<void> {
-    this.stopBatching();
     for (const n of this.nodes.values()) n.link?.close();
     for (const l of this.inbound) l.close();
     await new Promise<void>((resolve) => (this.busServer ? this.busServer.close(() => resolve()) : resolve()));
@@ -112,6 +109,15 @@ export class Links implements MessageSender {
       this.messagesReceived++;
       this.receivedByType[msg.t & 255]++;
       this.owner.processMessage(link, msg);
+    },
+    jobFrame: (_link: Link, frame: Buffer) => {
+      this.messagesReceived++;
+      this.receivedByType[frame[2]!]++;
+      this.owner.processJobFrame(frame);
+    },
+    jobFrameOpened: (type: number) => {
+      this.messagesSent++;
+      this.sentByType[type & 255]++;
     },
     // Replies and queue changes are settled once per read, as for clients.
     read: () => this.host.afterEvent(),
@@ -180,7 +186,6 @@ export class Links implements MessageSender {
   /** Sends to a node over its outbound link; dropped if not connected (best effort). */
   send(n: ClusterNode, frame: Buffer): void {
     if (!n.link || n === this.table.myself) return;
-    if (n.batch !== null) this.sendBatch(n);
     n.link.send(frame);
     this.countSent(frame);
   }
@@ -207,98 +212,63 @@ export class Links implements MessageSender {
     }
   }
 
-  // ------------------------------------------------------------ batching
-
-  private sendBatch(n: ClusterNode): void {
-    const b = n.batch!;
-    n.batch = null;
-    if (!n.link) return;
-    const shared = this.sharedReplJob;
-    if (shared !== null && b.type === MsgType.REPLJOB && b.mflags === shared.mflags && sameJobs(b.jobs, shared.jobs)) {
-      n.link.send(shared.frame);
-      this.messagesSent++;
-      this.sentByType[b.type & 255]++;
-      return;
-    }
-    let body: Record<string, unknown>;
-    if (b.type === MsgType.REPLJOB) {
-      // Written into the frame straight from the jobs (see writeJob). A job
-      // deleted since it was batched needs no copy anywhere.
-      const clock = this.host.store.clock;
-      const jobs = b.jobs.filter((j) => !(j instanceof Job) || j.registered);
-      if (jobs.length === 0) return;
-      body =
-        jobs.length === 1
-          ? { j: (w: MsgWriter) => writeJob(w, jobs[0]!, clock, false) }
-          : {
-              js: (w: MsgWriter) => {
-                w.arrayHeader(jobs.length);
-                for (const job of jobs) writeJob(w, job, clock, false);
-              },
-            };
-    } else {
-      body = b.ids.length === 1 ? { id: b.ids[0], a: b.aux } : { ids: b.ids, a: b.aux };
-    }
-    const frame = this.encoder.encode(b.type, b.mflags, body);
-    if (shared !== null && b.type === MsgType.REPLJOB) {
-      shared.jobs = b.jobs;
-      shared.mflags = b.mflags;
-      shared.frame = frame;
-    }
-    n.link.send(frame);
-    this.messagesSent++;
-    this.sentByType[b.type & 255]++;
-  }
-
-  /**
-   * While the batches of a turn go out: the last REPLJOB written, reused for
-   * the next node whose batch holds the same jobs (with REPLICATE 3 on three
-   * nodes, both peers get every job), so each job is encoded once.
-   */
-  private sharedReplJob: { jobs: AnyJob[]; mflags: number; frame: Buffer } | null = null;
-
-  /** At the end of the turn: the batched job messages go out. */
-  private readonly sendBatches = (): void => {
-    this.sharedReplJob = { jobs: [], mflags: -1, frame: Buffer.alloc(0) };
-    for (const n of this.batched) if (n.batch !== null) this.sendBatch(n);
-    this.sharedReplJob = null;
-    this.batched.clear();
-  };
-
-  /** The open batch of `type` to `n`, a new one when the last message to it differs. */
-  private batchFor(n: ClusterNode, type: number, aux: number, mflags: number): Batch {
-    const b = n.batch;
-    if (b !== null && b.type === type && b.aux === aux && b.mflags === mflags) return b;
-    if (b !== null) this.sendBatch(n);
-    const nb: Batch = { type, aux, mflags, ids: [], jobs: [] };
-    n.batch = nb;
-    this.batched.add(n);
-    requestTurnEnd();
-    return nb;
-  }
-
   /** Job messages go only to connected peers past the handshake. */
-  private takesJobMessages(n: ClusterNode | undefined): n is ClusterNode {
+  private takesJobMessages(n: ClusterNode | undefined): n is ClusterNode & { link: Link } {
     return n !== undefined && n !== this.table.myself && n.link !== null && !n.has(NodeFlag.HANDSHAKE);
   }
 
   // -------------------------------------------------------- job messages
 
-  /** REPLJOB: the job is written as it is when the batch is sent (this turn). */
+  /**
+   * REPLJOB: the job as it is now. With REPLICATE 3, two nodes get the same
+   * bytes: the job is written once, then copied to the next node.
+   */
   sendReplJob(n: ClusterNode, job: AnyJob, mflags: number): void {
-    if (this.takesJobMessages(n)) this.batchFor(n, MsgType.REPLJOB, 0, mflags).jobs.push(job);
+    if (!this.takesJobMessages(n)) return;
+    if (this.replJob !== job || this.replDelivered !== job.delivered) {
+      const room = jobRoom(job);
+      if (room > this.replBytes.length) this.replBytes = Buffer.allocUnsafe(Math.max(room, this.replBytes.length * 2));
+      this.replLen = writeJob(this.replBytes, 0, job, this.host.store.clock);
+      this.replJob = job;
+      this.replDelivered = job.delivered;
+      // Only within this turn: the job's TTL left and state move on.
+      queueMicrotask(this.forgetReplJob);
+    }
+    const link = n.link;
+    const p = link.beginJobItem(MsgType.REPLJOB, 0, mflags, this.replLen);
+    this.replBytes.copy(link.outBuffer, p, 0, this.replLen);
+    link.endJobItem(p + this.replLen);
+  }
+
+  private readonly forgetReplJob = (): void => {
+    this.replJob = null;
+    this.replDelivered = null;
+  };
+
+  /** YOURJOBS: jobs handed to a node that asked for them (federation). */
+  sendYourJobs(n: ClusterNode, jobs: readonly Job[]): void {
+    if (!this.takesJobMessages(n)) return;
+    const link = n.link;
+    const clock = this.host.store.clock;
+    for (const job of jobs) {
+      const p = link.beginJobItem(MsgType.YOURJOBS, 0, 0, jobRoom(job));
+      link.endJobItem(writeJob(link.outBuffer, p, job, clock));
+    }
   }
 
   /**
    * A message carrying a job ID and an optional number (the reference's
-   * JobID messages). Consecutive ones of the same kind to the same node are
-   * sent as one message listing the IDs (see Batch): with many clients,
-   * a turn confirms, acks or deletes many jobs, and one message per job was
-   * a large part of the cost of replication.
+   * JobID messages). Consecutive ones of the same kind to the same node
+   * share one frame listing the IDs: with many clients, a turn confirms,
+   * acks or deletes many jobs, and one frame per job was a large part of
+   * the cost of replication.
    */
   sendJobId(n: ClusterNode | string, type: number, id: string, aux = 0, mflags = 0): void {
     const node = typeof n === 'string' ? this.nodes.get(n) : n;
-    if (this.takesJobMessages(node)) this.batchFor(node, type, aux, mflags).ids.push(id);
+    if (!this.takesJobMessages(node)) return;
+    const link = node.link;
+    const p = link.beginJobItem(type, aux, mflags, jobIdRoom(id));
+    link.endJobItem(writeJobId(link.outBuffer, p, id));
   }
 
   broadcastJobId(ids: Iterable<string>, type: number, id: string, aux = 0, mflags = 0): void {

@@ -2,12 +2,12 @@
 // handshake), flags and the fields every message carries. bus.ts moves
 // frames; the files named after protocols handle the messages.
 /**
- * 2: job messages may carry several jobs or job IDs (REPLJOB `js`, job-ID
- * messages `ids`; see Batch in cluster-node.ts). A version-1 node would
- * ignore those lists and let replication time out, so nodes of different
- * versions refuse each other's links instead.
+ * 3: job messages (REPLJOB, YOURJOBS and the job-ID messages) travel in the
+ * binary layout of job-frames.ts, several per frame. (2 sent them as msgpack
+ * maps.) Nodes of different versions refuse each other's links rather than
+ * misread each other.
  */
-export const BUS_PROTOCOL_VERSION = 2;
+export const BUS_PROTOCOL_VERSION = 3;
 
 /** Message types: the reference's, ours (policies, NACK DELAY), and the secret handshake. */
 export const MsgType = {

@@ -7,11 +7,10 @@
 import type { ClusterContext, NodeTableView, MessageSender } from './context.js';
 import type { ClusterNode } from './cluster-node.js';
 import type { Client, Blocker } from '../protocol/client.js';
-import { Job, JobState, JOB_FLAG_BCAST_QUEUED, nodeListAdd } from '../core/job.js';
-import { decodeJob, type AnyJob } from '../core/job-codec.js';
+import { Job, JobState, JOB_FLAG_BCAST_QUEUED, nodeListAdd, type JobFields } from '../core/job.js';
+import type { AnyJob } from '../core/job-codec.js';
 import { MsgType, MSG_FLAG_NOREPLY, type BusMessage } from './messages.js';
 import { errors } from '../protocol/errors.js';
-import { TIME_ERROR } from '../core/store.js';
 import { Log2Histogram } from '../core/histogram.js';
 
 /** Try one more node this often while replication is short. */
@@ -155,6 +154,7 @@ export class Replication {
     if (job.delay === 0) store.enqueueJob(job, false);
     else store.updateAwakeTime(job);
     store.hooks.persistJob?.(job);
+    w?.conn.journaled();
     return true;
   }
 
@@ -171,19 +171,14 @@ export class Replication {
     if (job.confirmed.size === job.repl) this.achieved(job);
   }
 
-  /** REPLJOB carries one job (`j`) or several (`js`, see Links.sendReplJob). */
+  /** REPLJOB: one job of a job frame, decoded (`j`: its fields, null when malformed). */
   private onReplJob(sender: ClusterNode, msg: BusMessage): void {
     const reply = !((msg.m ?? 0) & MSG_FLAG_NOREPLY);
-    if (Array.isArray(msg.js)) for (const j of msg.js) this.replJob(sender, j, reply);
-    else this.replJob(sender, msg.j, reply);
-  }
-
-  private replJob(sender: ClusterNode, raw: unknown, reply: boolean): void {
     const cluster = this.cluster;
     const store = cluster.store;
     // No new copies under memory pressure or when leaving the cluster.
     if (store.memoryWarningLevel() > 0 || this.table.leaving) return;
-    const fields = decodeJob(raw, store.clock, false, (id) => this.table.internId(id), () => store.timeError(TIME_ERROR));
+    const fields = msg.j as JobFields | null;
     if (!fields) {
       cluster.log.warning(`Received corrupted job description from node ${sender.id}`);
       return;

@@ -14,4 +14,6 @@ export interface PersistenceHost {
   readonly cluster: { readonly myself: { readonly id: string }; internId(id: string): string | null };
   /** After jobs were reloaded: serve blocked clients and write their replies. */
   afterEvent(): void;
+  /** Replies held for the journal may go now (see Journal.replyGate). */
+  repliesReleased(): void;
 }

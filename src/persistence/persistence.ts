@@ -63,13 +63,12 @@ export class Persistence {
       },
       ready: () => this.maybeRecover(),
     });
-    const capturing = (): boolean =>
-      this.health.enabled && !this.loader.loadingNow && (this.health.failure === null || this.snapshots.resyncRunning);
     this.journal = new Journal(node, this.health, {
-      capturing,
+      capturing: () =>
+        this.health.enabled && !this.loader.loadingNow && (this.health.failure === null || this.snapshots.resyncRunning),
       written: () => this.maybeSnapshot(),
     });
-    this.policies = new PolicyWriter(node, this.health, capturing);
+    this.policies = new PolicyWriter(this.journal);
     this.snapshots = new Snapshotter(node, this.health, this.journal);
     this.loader = new Loader(node, this.health, this.journal, this.snapshots);
   }
@@ -152,7 +151,6 @@ export class Persistence {
     this.health.enabled = false;
     this.snapshots.abortRun();
     this.journal.clear();
-    this.policies.clear();
     this.health.failure = null;
     this.health.resyncWanted = false;
     this.loader.cancel();
@@ -168,6 +166,7 @@ export class Persistence {
   private async detachAndWipe(wipe: boolean): Promise<void> {
     const keys = this.health.keys;
     const names = this.snapshots.detach(keys);
+    this.journal.closeLink();
     const redis = this.health.detach();
     if (redis === null) return;
     if (wipe && keys !== null && redis.status === 'ready') await this.snapshots.wipe(redis, keys, names);
@@ -177,7 +176,6 @@ export class Persistence {
   /** Periodic work: snapshot triggers and recovery attempts. */
   cron(): void {
     if (!this.health.enabled) return;
-    this.policies.flush();
     if (this.health.resyncWanted) this.maybeRecover();
     else this.maybeSnapshot();
   }
@@ -275,15 +273,22 @@ export class Persistence {
   }
 
   /**
-   * A promise that resolves once every journal record produced so far is
-   * confirmed by Redis, or null when nothing waits. Client replies produced
-   * now wait for it (see Journal.replyGate).
+   * The gate of replies produced now: a number that must be released
+   * (isReleased) before they are written, once Redis confirmed every journal
+   * record produced so far; 0 when nothing waits (see Journal.replyGate).
+   * The node is told when gates are released (PersistenceHost.repliesReleased).
    */
-  replyGate(): Promise<void> | null {
-    const jobs = this.journal.replyGate();
-    const policies = this.policies.replyGate(this.journal.fsync === 'no');
-    if (policies === null) return jobs;
-    return jobs === null ? policies : Promise.all([jobs, policies]).then(() => undefined);
+  replyGate(): number {
+    return this.journal.replyGate();
+  }
+
+  /** Journal records captured since start (see Node.execute: which replies wait). */
+  get capturedRecords(): number {
+    return this.journal.captured;
+  }
+
+  isReleased(gate: number): boolean {
+    return this.journal.isReleased(gate);
   }
 
   /** The reason writes currently fail, or null: write commands answer -MISCONF meanwhile. */

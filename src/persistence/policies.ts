@@ -3,29 +3,19 @@
 // messages carry, core/policy.ts policyToWire), cleared policies included
 // so an older version heard later cannot bring one back.
 //
-// They are not in the journal: a policy changes rarely and each write is
-// the whole record, so an HSET per change (gathered per event-loop turn)
-// is all it takes, and the journal keeps one kind of record. Snapshots
-// rewrite the hash whole (snapshot.ts), which also covers changes captured
-// while Redis was failing. A QPOLICY reply waits for its write as a job's
-// does for the journal (replyGate).
+// They are not journal entries: a policy changes rarely and each write is
+// the whole record, so an HSET per change is all it takes, and the journal
+// keeps one kind of record. The HSET goes over the journal's connection as
+// an extra command of its next write (Journal.recordCommand), so a QPOLICY
+// reply waits for it exactly as a job's reply waits for its journal entry.
+// Snapshots rewrite the hash whole (snapshot.ts), which also covers changes
+// captured while Redis was failing (a resync drops the pending HSETs).
 import { Packr } from 'msgpackr';
 import type { PersistenceHost } from './host.js';
-import type { RedisHealth } from './health.js';
+import type { Journal } from './journal.js';
 import { policyFromWire, policyToWire, type PolicyRecord } from '../core/policy.js';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
-
-interface Deferred {
-  promise: Promise<void>;
-  resolve: () => void;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
 
 /** A record as stored in the hash. */
 export function packPolicy(rec: PolicyRecord): Buffer {
@@ -49,91 +39,12 @@ export function policyFields(recs: Iterable<PolicyRecord>): Buffer[] {
 }
 
 export class PolicyWriter {
-  /** Records captured and not written yet, newest per queue. */
-  private pending = new Map<string, PolicyRecord>();
-  private pendingGate: Deferred | null = null;
-  private inflight: Deferred[] = [];
-  /** Replies whose write failed: released once a resync snapshot (which rewrites the hash) committed. */
-  private held: Deferred[] = [];
-  private scheduled = false;
+  constructor(private readonly journal: Journal) {}
 
-  constructor(
-    private readonly node: PersistenceHost,
-    private readonly health: RedisHealth,
-    private readonly capturing: () => boolean,
-  ) {}
-
-  /** Store hook: a policy record changed. */
+  /** Store hook: a policy record changed; its HSET goes with the next journal write. */
   record(rec: PolicyRecord): void {
-    if (!this.capturing()) return;
-    this.pending.set(rec.queue, rec);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.flush);
-    }
-  }
-
-  /** Writes what was captured, when Redis takes writes (else the cron tries again). */
-  readonly flush = (): void => {
-    this.scheduled = false;
-    const health = this.health;
-    if (this.held.length > 0 && !health.resyncWanted && health.failure === null) this.releaseHeld();
-    if (this.pending.size === 0) return;
-    // A resync snapshot rewrites the whole hash: wait for it, then write on top.
-    if (health.resyncWanted || health.failure !== null || health.redis === null || health.keys === null) return;
-    const recs = [...this.pending.values()];
-    this.pending.clear();
-    const gate = this.pendingGate ?? deferred();
-    this.pendingGate = null;
-    this.inflight.push(gate);
-    const epoch = health.epoch;
-    health.redis.call('HSET', [health.keys.policies, ...policyFields(recs)]).then(
-      () => {
-        this.settled(gate);
-        if (epoch === health.epoch) health.lastWriteStatus = 'ok';
-        gate.resolve();
-      },
-      (e: Error) => {
-        this.settled(gate);
-        if (epoch !== health.epoch) {
-          gate.resolve();
-          return;
-        }
-        this.held.push(gate);
-        health.fail(e);
-      },
-    );
-  };
-
-  private settled(gate: Deferred): void {
-    const i = this.inflight.indexOf(gate);
-    if (i >= 0) this.inflight.splice(i, 1);
-  }
-
-  private releaseHeld(): void {
-    const held = this.held;
-    this.held = [];
-    for (const g of held) g.resolve();
-  }
-
-  /** Settles when the policy changes made so far are in Redis; null when none waits. */
-  replyGate(fsyncNo: boolean): Promise<void> | null {
-    if (fsyncNo) return null;
-    if (this.pending.size > 0) return (this.pendingGate ??= deferred()).promise;
-    const last = this.inflight[this.inflight.length - 1];
-    if (last !== undefined) return last.promise;
-    const held = this.held[this.held.length - 1];
-    return held?.promise ?? null;
-  }
-
-  /** appendonly no: nothing will reach Redis; release every waiting reply. */
-  clear(): void {
-    const gates = [...this.held, ...this.inflight, ...(this.pendingGate ? [this.pendingGate] : [])];
-    this.pending.clear();
-    this.pendingGate = null;
-    this.inflight = [];
-    this.held = [];
-    for (const g of gates) g.resolve();
+    const fields = policyFields([rec]);
+    this.journal.recordCommand((keys) => ['HSET', keys.policies, ...fields]);
   }
 
   /** Loads the stored records into the store; returns how many, and how many did not decode. */

@@ -173,27 +173,31 @@ export class Snapshotter {
         bytes += buf.length;
       }
 
-      const m = redis.multi();
+      // The commit goes over the journal's connection, after every journal
+      // write sent before it: an entry it trims cannot land after it.
+      const m: (string | number | Buffer)[][] = [];
       const time = clock.base + clock.now();
       if (jobs > 0) {
-        m.hset(keys.meta, 'v', FORMAT_VERSION, 'snap', run.seq, 'time', time, 'jobs', jobs, 'bytes', bytes, 'chunks', chunks);
-        m.hdel(keys.meta, 'pending');
+        m.push(['HSET', keys.meta, 'v', FORMAT_VERSION, 'snap', run.seq, 'time', time, 'jobs', jobs, 'bytes', bytes, 'chunks', chunks]);
+        m.push(['HDEL', keys.meta, 'pending']);
       } else {
         // Nothing to keep: no meta and no snapshot key at all.
-        m.del(keys.meta);
+        m.push(['DEL', keys.meta]);
       }
       const drop = [...this.abandoned].map((s) => keys.snap(s));
       if (this.committedSnap !== null && this.committedSnap !== run.seq) drop.push(keys.snap(this.committedSnap));
-      if (drop.length > 0) m.unlink(...drop);
-      if (run.kind === 'resync') m.del(keys.journal);
-      else m.zremrangebyscore(keys.journal, '-inf', run.seq);
-      // Queue policies are rewritten whole: the newest records, as of this commit.
-      m.del(keys.policies);
+      if (drop.length > 0) m.push(['UNLINK', ...drop]);
+      if (run.kind === 'resync') m.push(['DEL', keys.journal]);
+      else m.push(['ZREMRANGEBYSCORE', keys.journal, '-inf', run.seq]);
+      // Queue policies are rewritten whole: the newest records, as of this
+      // commit. HSETs of policies captured before it and still to be sent go
+      // after it on the same connection, in order, so the newest still wins.
+      m.push(['DEL', keys.policies]);
       const policies = policyFields(this.node.store.policies.records());
-      if (policies.length > 0) m.hset(keys.policies, ...policies);
-      const res = await m.exec();
+      if (policies.length > 0) m.push(['HSET', keys.policies, ...policies]);
+      const res = await this.journal.transaction(m);
       check();
-      throwIfFailed(res);
+      for (const r of res) if (r instanceof Error) throw r;
       this.abandoned.clear();
       this.committed(run, jobs, bytes);
     } catch (e) {

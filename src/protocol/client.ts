@@ -21,4 +21,6 @@ export interface Client {
   /** Holds the client's later requests until unblock(); timeoutAt is a Date.now() time, 0 for never. */
   block(blocker: Blocker, timeoutAt: number): void;
   unblock(): void;
+  /** The reply just written reports a journaled change: it waits for Redis. */
+  journaled(): void;
 }

@@ -26,16 +26,33 @@ export function readReply(buf: Buffer): RespValue {
   return v;
 }
 
+/**
+ * The reply starting at `pos` and where it ends, or null when `buf` ends
+ * before the reply does (read more, then try again); throws on malformed input.
+ */
+export function readReplyAt(buf: Buffer, pos: number): { value: RespValue; end: number } | null {
+  const r = { pos };
+  try {
+    const value = readValue(buf, r);
+    return { value, end: r.pos };
+  } catch (e) {
+    if (e === INCOMPLETE) return null;
+    throw e;
+  }
+}
+
+const INCOMPLETE = new Error('incomplete reply');
+
 function line(buf: Buffer, r: { pos: number }): string {
   const end = buf.indexOf('\r\n', r.pos, 'latin1');
-  if (end < 0) throw new Error('incomplete reply');
+  if (end < 0) throw INCOMPLETE;
   const s = buf.latin1Slice(r.pos + 1, end);
   r.pos = end + 2;
   return s;
 }
 
 function readValue(buf: Buffer, r: { pos: number }): RespValue {
-  if (r.pos >= buf.length) throw new Error('incomplete reply');
+  if (r.pos >= buf.length) throw INCOMPLETE;
   const type = buf[r.pos];
   const text = line(buf, r);
   switch (type) {
@@ -52,7 +69,7 @@ function readValue(buf: Buffer, r: { pos: number }): RespValue {
       // $
       const len = Number(text);
       if (len < 0) return null;
-      if (r.pos + len + 2 > buf.length) throw new Error('incomplete reply');
+      if (r.pos + len + 2 > buf.length) throw INCOMPLETE;
       const b = Buffer.from(buf.subarray(r.pos, r.pos + len));
       r.pos += len + 2;
       return b;

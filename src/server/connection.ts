@@ -22,14 +22,19 @@ export interface Requester extends CommandClient {
   lastCmdName: string;
   /** CLIENT LIST's cmd. */
   lastCommand: string;
+  /** Its pending reply reports a journaled change: it waits for Redis (see Connection.flush). */
+  journaled(): void;
 }
 
 /** What a connection needs from the node that accepted it (the server's Node). */
 export interface ConnectionHost extends CommandNode {
   readonly persistence: PersistenceView & {
-    /** Settles when the changes made so far are confirmed by Redis; null when nothing waits. */
-    replyGate(): Promise<void> | null;
+    /** The gate of replies produced now (0: none); they are written once it is released. */
+    replyGate(): number;
+    isReleased(gate: number): boolean;
   };
+  /** `w` holds replies until a gate is released: call its releaseReplies() when gates are released. */
+  waitForRelease(w: ReleaseWaiter): void;
   readonly requestLimits: RequestLimits;
   /** client-output-buffer-limit normal's hard limit in bytes, 0 for none. */
   readonly outputHardLimit: number;
@@ -44,9 +49,15 @@ export interface ConnectionHost extends CommandNode {
   clientClosed(conn: Connection): void;
 }
 
+/** Something holding replies for the journal (a Connection, an InternalClient). */
+export interface ReleaseWaiter {
+  /** Writes what was released; true once nothing is held any more. */
+  releaseReplies(): boolean;
+}
+
 let nextClientId = 1;
 
-export class Connection implements Requester {
+export class Connection implements Requester, ReleaseWaiter {
   readonly id = nextClientId++;
   readonly out = new ReplyBuffer();
   readonly addr: string;
@@ -73,8 +84,10 @@ export class Connection implements Requester {
   private dirty = false;
   /** The Call every command of this client runs with (see command-table.ts). */
   readonly call: Call;
-  /** Replies held until persistence confirms, written in order. */
-  private readonly held: { data: Buffer; gate: Promise<void> | null }[] = [];
+  /** The replies buffered report a change that was journaled: they wait for the journal's gate. */
+  private gateNeeded = false;
+  /** Replies held until persistence confirms (their gate is released), written in order. */
+  private readonly held: { data: Buffer; gate: number }[] = [];
 
   constructor(
     readonly node: ConnectionHost,
@@ -141,6 +154,10 @@ export class Connection implements Requester {
     this.flush();
   }
 
+  journaled(): void {
+    this.gateNeeded = true;
+  }
+
   /** QUIT and friends: send what is buffered, then close. */
   closeAfterReplies(): void {
     this.closeAfterReply = true;
@@ -158,12 +175,14 @@ export class Connection implements Requester {
     if (this.closed) return;
     if (!this.out.empty) {
       // Replies to commands whose changes are still being written to Redis
-      // wait for the write to be confirmed (appendfsync always/everysec).
-      const gate = this.node.persistence.replyGate();
-      if (gate !== null || this.held.length > 0) {
+      // wait for the write to be confirmed (appendfsync always/everysec);
+      // the others (GETJOB, QLEN, ...) only for the held replies before them.
+      const gate = this.gateNeeded ? this.node.persistence.replyGate() : 0;
+      this.gateNeeded = false;
+      if (gate !== 0 || this.held.length > 0) {
         // In order: a reply that needs no confirmation still waits behind held ones.
         this.held.push({ data: this.out.take(), gate });
-        if (this.held.length === 1) this.writeHeld();
+        if (this.held.length === 1 && !this.releaseReplies()) this.node.waitForRelease(this);
         return;
       }
       this.node.stats.netOutputBytes += this.out.flushTo(this.writeOut);
@@ -174,20 +193,21 @@ export class Connection implements Requester {
 
   private readonly writeOut = (data: Buffer): boolean => this.transport.write(data);
 
-  /** Writes held replies from the first, each once its gate resolved. */
-  private writeHeld(): void {
+  /** Writes held replies from the first, each once its gate is released; true when none is left. */
+  releaseReplies(): boolean {
+    if (this.closed) {
+      this.held.length = 0;
+      return true;
+    }
+    const persistence = this.node.persistence;
     while (this.held.length > 0) {
       const first = this.held[0]!;
-      if (first.gate !== null) {
-        const gate = first.gate;
-        first.gate = null;
-        void gate.then(() => this.writeHeld());
-        return;
-      }
+      if (first.gate !== 0 && !persistence.isReleased(first.gate)) return false;
       this.held.shift();
       this.write(first.data);
     }
     if (this.closeAfterReply) this.end();
+    return true;
   }
 
   private write(data: Buffer): void {

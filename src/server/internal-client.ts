@@ -32,6 +32,8 @@ export class InternalClient implements CommandClient {
   lastCmdName = '';
   readonly call: Call;
   private blocker: Blocker | null = null;
+  /** Its reply reports a journaled change (see Connection.flush). */
+  private gateNeeded = false;
   private blockTimer: NodeJS.Timeout | null = null;
   private settle: ((v: RespValue) => void) | null = null;
   private fail: ((e: Error) => void) | null = null;
@@ -72,9 +74,20 @@ export class InternalClient implements CommandClient {
         fail(e as Error);
       }
     };
-    const gate = this.node.persistence.replyGate();
-    if (gate === null) read();
-    else void gate.then(read);
+    const gate = this.gateNeeded ? this.node.persistence.replyGate() : 0;
+    if (gate === 0 || this.node.persistence.isReleased(gate)) read();
+    else
+      this.node.waitForRelease({
+        releaseReplies: () => {
+          if (!this.node.persistence.isReleased(gate)) return false;
+          read();
+          return true;
+        },
+      });
+  }
+
+  journaled(): void {
+    this.gateNeeded = true;
   }
 
   markDirty(): void {

@@ -4,20 +4,20 @@
 // holds global state.
 import net from 'node:net';
 import os from 'node:os';
-import { PerformanceObserver } from 'node:perf_hooks';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { writeFileSync, unlinkSync } from 'node:fs';
 import { Config } from '../config/config.js';
 import { Logger } from '../config/log.js';
 import { VERSION, SERVER_NAME } from '../config/version.js';
 import { SystemClock, type Clock } from '../core/clock.js';
 import { JobStore, PROCESS_JOBS_BUDGET_MS } from '../core/store.js';
-import { Connection, type Requester } from './connection.js';
+import { Connection, type Requester, type ReleaseWaiter } from './connection.js';
 import { holdableMemory, maxmemoryError } from './memory-limit.js';
 import { AcceptBurst } from './accept-burst.js';
 import { ClientListeners } from './listeners.js';
 import { refuseInProtectedMode } from './protected-mode.js';
 import { refuseConnection } from './refuse.js';
-import { warmUp } from './warmup.js';
+import { warmUpSteps } from './warmup.js';
 import { CommandTable, type Command } from './command-table.js';
 import type { CommandNode, SlowlogEntry, Stats } from '../commands/context.js';
 import type { ClusterHost } from '../cluster/host.js';
@@ -26,8 +26,7 @@ import type { RequestLimits } from '../protocol/request.js';
 import { ALL_COMMANDS } from '../commands/index.js';
 import { Cluster } from '../cluster/cluster.js';
 import { Persistence } from '../persistence/persistence.js';
-import { HttpServer } from '../http/server.js';
-import { NodeHttpView } from './http-view.js';
+import type { HttpServer } from '../http/server.js';
 import { errors } from '../protocol/errors.js';
 
 export interface NodeOptions {
@@ -143,13 +142,12 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     this.checkMaxmemory();
 
     this.cluster.init();
-    if (this.opts.warmUp) {
-      warmUp();
-      // Address space for the jobs maxmemory allows, taken now (see blocks.ts).
-      this.store.blocks.reserve(cfg.int('maxmemory'));
-    }
-    // HTTP first: /readyz answers (503, loading) while persisted jobs load.
-    await this.startHttp();
+    // Address space for the jobs maxmemory allows, taken now (see blocks.ts).
+    if (this.opts.warmUp) this.store.blocks.reserve(cfg.int('maxmemory'));
+    // With jobs to load, HTTP first: /readyz answers (503, loading) meanwhile.
+    // Else the clients' port opens first, and HTTP right after it.
+    const loads = cfg.bool('appendonly') || cfg.bool('aof-enqueue-jobs-once');
+    if (loads) await this.startHttp();
     try {
       await this.persistence.start();
     } catch (e) {
@@ -167,6 +165,7 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     this.port = this.listeners.clientPort;
     this.listening = true;
     await this.cluster.listen();
+    if (!loads) await this.startHttp();
 
     if (!this.opts.embedded) {
       const pidfile = cfg.str('pidfile');
@@ -175,9 +174,22 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     this.watchGc();
     this.scheduleCron();
     this.scheduleJobs(1);
+    if (this.opts.warmUp) this.warmUpInSlices();
     const tlsPort = this.listeners.tlsPort;
     const ports = [this.listeners.plainPort !== 0 ? `port ${this.listeners.plainPort}` : '', tlsPort !== 0 ? `TLS port ${tlsPort}` : ''];
     this.log.notice(`Ready to accept connections on ${ports.filter((p) => p !== '').join(' and ')}`);
+  }
+
+  /** Runs the warm-up (warmup.ts) a slice per event-loop turn, clients served in between. */
+  private warmUpInSlices(): void {
+    const steps = warmUpSteps();
+    const t0 = performance.now();
+    const step = (): void => {
+      if (this.shuttingDown) return;
+      if (steps.next().done) this.log.verbose(`Warm-up done in ${Math.round(performance.now() - t0)} ms`);
+      else setImmediate(step);
+    };
+    setImmediate(step);
   }
 
   /**
@@ -199,6 +211,8 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
       this.log.warning(`No HTTP port: the client port + 1000 (${port}) is out of range; set http-port`);
       return;
     }
+    // Loaded here, not at start-up: the node answers its clients sooner.
+    const [{ HttpServer }, { NodeHttpView }] = await Promise.all([import('../http/server.js'), import('./http-view.js')]);
     const http = new HttpServer(new NodeHttpView(this));
     try {
       await http.listen(port, cfg.list('bind'));
@@ -314,6 +328,7 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     this.acceptBurst.forget(conn);
     this.dirty.delete(conn);
     this.monitors.delete(conn);
+    this.releaseWaiters.delete(conn);
   }
 
   /** Runs one request of a client (the reference's processCommand). */
@@ -364,8 +379,11 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     const start = performance.now();
     const call = conn.call;
     call.argv = argv;
+    const recorded = this.persistence.capturedRecords;
     try {
       cmd.spec.handler(call);
+      // Its reply reports a change Redis must have first (see Connection.flush).
+      if (this.persistence.capturedRecords !== recorded) conn.journaled();
     } catch (e) {
       this.log.warning(`Error running ${cmd.name}: ${(e as Error).stack ?? e}`);
       out.error('ERR internal error executing the command, see the server log');
@@ -423,6 +441,18 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
       for (const c of this.dirty) c.flush();
       this.dirty.clear();
     }
+  }
+
+  /** Clients holding replies until the journal releases their gate. */
+  private readonly releaseWaiters = new Set<ReleaseWaiter>();
+
+  waitForRelease(w: ReleaseWaiter): void {
+    this.releaseWaiters.add(w);
+  }
+
+  /** PersistenceHost: journal writes were confirmed; held replies may go. */
+  repliesReleased(): void {
+    for (const w of this.releaseWaiters) if (w.releaseReplies()) this.releaseWaiters.delete(w);
   }
 
   /** Output for a client produced outside its own request: write it this turn. */

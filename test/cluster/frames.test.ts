@@ -1,14 +1,28 @@
-// Bus frames from FrameEncoder decode to the same messages msgpackr-packed
-// frames do (the writer must not change what peers read).
+// Bus frames: FrameEncoder's msgpack frames decode to the same messages
+// msgpackr-packed frames do (the writer must not change what peers read);
+// job frames (job-frames.ts) give back the jobs and IDs written, refuse
+// what is cut short, and a link sends a turn's job messages of one kind
+// as one frame, in order with its other frames.
 import { describe, it, expect } from 'vitest';
 import { Packr } from 'msgpackr';
 import { FrameEncoder, encodeFrame } from '../../src/cluster/bus.js';
 import { type BusHeader } from '../../src/cluster/messages.js';
+import net from 'node:net';
+import { Link } from '../../src/cluster/bus.js';
 import { FakeClock } from '../../src/core/clock.js';
-import { JobState, newJobFields } from '../../src/core/job.js';
-import { encodeJob, writeJob } from '../../src/core/job-codec.js';
-import type { MsgWriter } from '../../src/core/msgpack-writer.js';
-import { readJobFrame } from '../../src/cluster/frame-reader.js';
+import { JobState, NEVER, newJobFields } from '../../src/core/job.js';
+import {
+  JOB_FRAME_MARK,
+  jobFrameHeaderRoom,
+  jobRoom,
+  readJob,
+  readJobFrameHeader,
+  readJobId,
+  writeJob,
+  writeJobFrameHeader,
+  writeJobId,
+} from '../../src/cluster/job-frames.js';
+import { BUS_PROTOCOL_VERSION, MsgType, type BusMessage } from '../../src/cluster/messages.js';
 
 const unpackr = new Packr({ useRecords: false, mapsAsObjects: true });
 const decode = (frame: Buffer) => {
@@ -44,102 +58,128 @@ describe('FrameEncoder', () => {
     header.f = 8;
     expect(decode(enc.encode(5, 0, { id: 'x' })).f).toBe(8);
   });
+});
 
-  it('writes a job given as a writer (REPLJOB, YOURJOBS) as its message form', () => {
-    const clock = new FakeClock();
-    clock.set(5000);
-    const job = newJobFields('D-aaaaaaaa-000000000000000000000001-05a1', JobState.Active, ['a'.repeat(40), 'b'.repeat(40)]);
-    job.queue = 'queue \u00e9';
-    job.body = '\u0000\u00ff body';
-    job.etime = clock.now() + 60_000;
-    job.retry = 30;
-    const header: BusHeader = { v: 1, s: 'a'.repeat(40), p: 7711, f: 0 };
-    const enc = new FrameEncoder(() => header);
-    const one = decode(enc.encode(4, 0, { j: (w: MsgWriter) => writeJob(w, job, clock, false) }));
-    const many = decode(
-      enc.encode(13, 0, {
-        js: (w: MsgWriter) => {
-          w.arrayHeader(2);
-          writeJob(w, job, clock, false);
-          writeJob(w, job, clock, false);
-        },
-      }),
-    );
-    const expected = decode(encodeFrame({ ...header, t: 4, m: 0, j: encodeJob(job, clock, false) })).j;
-    expect(one.j).toEqual(expected);
-    expect(many.js).toEqual([expected, expected]);
+const NODE_A = 'a'.repeat(40);
+const NODE_B = 'b'.repeat(40);
+
+/** A frame (from its mark) holding `items` written by `write`. */
+function jobFrame(type: number, count: number, room: number, write: (buf: Buffer, p: number) => number): Buffer {
+  const buf = Buffer.alloc(jobFrameHeaderRoom(NODE_A) + room);
+  const countAt = writeJobFrameHeader(buf, 0, BUS_PROTOCOL_VERSION, type, 1, 7, 7711, 3, NODE_A);
+  buf.writeUInt32LE(count, countAt);
+  const end = write(buf, countAt + 4);
+  return buf.subarray(0, end);
+}
+
+describe('job frames', () => {
+  const clock = new FakeClock();
+  clock.set(5000);
+  const job = newJobFields('D-aaaaaaaa-000000000000000000000001-05a1', JobState.Active, [NODE_A, NODE_B, 'c'.repeat(40)]);
+  job.queue = 'queue \u00e9';
+  job.body = Buffer.from([0, 255, 10, 13, 65]);
+  job.ctime = 1234;
+  job.cseq = 9;
+  job.etime = clock.now() + 60_000;
+  job.delay = 2;
+  job.retry = 30;
+  job.nacks = 3;
+  job.deliveries = 4;
+  job.repl = 3;
+  const known = new Set([NODE_A, NODE_B]);
+  const intern = (id: string) => (known.has(id) ? id : null);
+
+  it('gives back the header and every job written, unknown nodes dropped', () => {
+    const frame = jobFrame(MsgType.REPLJOB, 2, 2 * jobRoom(job), (buf, p) => writeJob(buf, writeJob(buf, p, job, clock), job, clock));
+    expect(frame[0]).toBe(JOB_FRAME_MARK);
+    const f = readJobFrameHeader(frame)!;
+    expect(f).toMatchObject({ version: BUS_PROTOCOL_VERSION, type: MsgType.REPLJOB, mflags: 1, aux: 7, port: 7711, flags: 3, sender: NODE_A, count: 2 });
+    clock.advance(1000); // the receiver's clock: the TTL left (60 s when sent) counts from its now
+    for (let i = 0; i < 2; i++) {
+      const got = readJob(frame, f, clock, intern, () => 5)!;
+      expect(got).toMatchObject({ id: job.id, queue: job.queue, repl: 3, ctime: 1234, cseq: 9, delay: 2, retry: 30, nacks: 3, deliveries: 4, state: JobState.Active });
+      expect(Buffer.from(got.body as Uint8Array)).toEqual(job.body);
+      expect(got.etime).toBe(clock.now() + 60_000);
+      expect(got.delivered).toEqual([NODE_A, NODE_B]);
+      expect(got.qtime).toBe(clock.now() + 2000 + 30_000 + 5);
+    }
+    expect(f.pos).toBe(frame.length);
+    clock.advance(-1000);
+  });
+
+  it('reads job IDs, and an at-most-once job never to be re-queued', () => {
+    const ids = ['D-1', 'D-22', job.id];
+    const frame = jobFrame(MsgType.GOTACK, 3, 64 * 3, (buf, p) => ids.reduce((q, id) => writeJobId(buf, q, id), p));
+    const f = readJobFrameHeader(frame)!;
+    expect([readJobId(frame, f), readJobId(frame, f), readJobId(frame, f)]).toEqual(ids);
+    const once = { ...job, retry: 0 };
+    const g = jobFrame(MsgType.YOURJOBS, 1, jobRoom(once), (buf, p) => writeJob(buf, p, once, clock));
+    expect(readJob(g, readJobFrameHeader(g)!, clock, intern, () => 0)!.qtime).toBe(NEVER);
+  });
+
+  it('refuses a malformed job and a frame cut short at any byte, without reading past it', () => {
+    const bad = { ...job, id: 'not-a-job-id' };
+    const frame = jobFrame(MsgType.REPLJOB, 1, jobRoom(bad), (buf, p) => writeJob(buf, p, bad, clock));
+    expect(readJob(frame, readJobFrameHeader(frame)!, clock, intern, () => 0)).toBeNull();
+    const good = jobFrame(MsgType.REPLJOB, 1, jobRoom(job), (buf, p) => writeJob(buf, p, job, clock));
+    for (let n = 0; n < good.length; n++) {
+      const cut = Buffer.from(good.subarray(0, n));
+      const f = readJobFrameHeader(cut);
+      if (f === null) continue;
+      expect(() => readJob(cut, f, clock, intern, () => 0)).toThrow(RangeError);
+    }
   });
 });
 
-/** What readJobFrame should give: msgpackr's message, job byte fields as latin1 strings, absent fields undefined. */
-function expectedRead(frame: Buffer): Record<string, unknown> {
-  const msg = { m: undefined, a: undefined, id: undefined, ids: undefined, j: undefined, js: undefined, ...decode(frame) };
-  const job = (j: Record<string, unknown>) => ({
-    st: undefined,
-    fl: undefined,
-    qt: undefined,
-    ...j,
-    q: Buffer.from(j.q as Uint8Array).toString('latin1'),
-    b: Buffer.from(j.b as Uint8Array).toString('latin1'),
-  });
-  if (msg.j) msg.j = job(msg.j as Record<string, unknown>);
-  if (msg.js) msg.js = (msg.js as Record<string, unknown>[]).map(job);
-  return msg;
-}
-
-describe('readJobFrame', () => {
-  const clock = new FakeClock();
-  clock.set(5000);
-  const job = newJobFields('D-aaaaaaaa-000000000000000000000001-05a1', JobState.Active, ['a'.repeat(40), 'b'.repeat(40)]);
-  job.queue = 'queue \u00e9';
-  job.body = '\u0000\u00ff body'.repeat(50);
-  job.etime = clock.now() + 60_000;
-  job.retry = 30;
-  job.nacks = 300;
-  job.deliveries = 70_000;
-  const header: BusHeader = { v: 2, s: 'a'.repeat(40), p: 7711, f: 3 };
-  const enc = new FrameEncoder(() => header);
-  const one = (w: MsgWriter) => writeJob(w, job, clock, false);
-  const two = (w: MsgWriter) => {
-    w.arrayHeader(2);
-    writeJob(w, job, clock, false);
-    writeJob(w, job, clock, true);
-  };
-
-  it('reads job and job-ID messages as msgpackr does, job bytes as latin1 strings', () => {
-    const bodies: Record<string, unknown>[] = [{ j: one }, { js: two }, { id: job.id, a: 0 }, { id: job.id, a: -5 }, { ids: [job.id, 'D-x'], a: 70_000 }, {}];
-    for (const body of bodies) {
-      const frame = enc.encode(4, 1, body);
-      const msg = readJobFrame(frame.subarray(4));
-      expect(msg).toBeDefined();
-      expect(msg).toEqual(expectedRead(frame));
-    }
-  });
-
-  it('reads every integer form msgpackr writes', () => {
-    for (const a of [0, 127, 200, 70_000, 2 ** 32 - 1, -5, -100, -200, -70_000, -(2 ** 31), 2 ** 45, -(2 ** 45) + 0.5]) {
-      const frame = encodeFrame({ ...header, t: 5, id: job.id, a });
-      const msg = readJobFrame(frame.subarray(4));
-      // Forms it does not read (64-bit integers) go to msgpackr; what it reads must match.
-      if (Math.abs(a) < 2 ** 32 || !Number.isInteger(a)) expect(msg).toBeDefined();
-      if (msg) expect(msg).toEqual(expectedRead(frame));
-    }
-  });
-
-  it('leaves other messages, and malformed ones, to msgpackr', () => {
-    const others: Buffer[] = [
-      enc.encode(0, 0, { g: [{ i: 'x', p: 1 }] }),
-      enc.encode(15, 0, { q: Buffer.from('q'), a: 1 }),
-      enc.encode(4, 0, { id: 1.5 }),
-      encodeFrame({ v: 2, s: 'x', p: 1, t: 4 }), // no flags field
-      encodeFrame({ ...header, t: 4, j: { ...encodeJob(job, clock, false), r: undefined } }), // a job field missing
-      encodeFrame({ ...header, t: 4, j: { ...encodeJob(job, clock, false), extra: 1 } }),
-    ];
-    for (const frame of others) expect(readJobFrame(frame.subarray(4))).toBeUndefined();
-    // Truncated anywhere, or with bytes after the message.
-    const full = enc.encode(4, 0, { js: two }).subarray(4);
-    for (let n = 0; n < full.length; n++) expect(readJobFrame(full.subarray(0, n))).toBeUndefined();
-    expect(readJobFrame(Buffer.concat([full, Buffer.from([0])]))).toBeUndefined();
-    expect(readJobFrame(full)).toBeDefined();
+describe('Link output', () => {
+  it("sends a turn's job messages of one kind as one frame, in order with the link's other frames", async () => {
+    const got: string[] = [];
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    const header = () => ({ v: BUS_PROTOCOL_VERSION, s: NODE_A, p: 7711, f: 0 });
+    const events = (name: string) => ({
+      message: (_l: Link, m: BusMessage) => {
+        got.push(`${name} msgpack ${m.t}`);
+        if (m.t === MsgType.PING) done();
+      },
+      jobFrame: (_l: Link, frame: Buffer) => {
+        const f = readJobFrameHeader(frame)!;
+        const ids: string[] = [];
+        for (let i = 0; i < f.count; i++) ids.push(readJobId(frame, f)!);
+        got.push(`${name} ${f.type}/${f.aux}: ${ids.join(',')}`);
+      },
+      jobFrameOpened: () => {},
+      read: () => {},
+      closed: () => {},
+      bad: (_l: Link, why: string) => got.push(`bad ${why}`),
+    });
+    const opts = { secret: '', maxFrame: () => 1 << 20, myHeader: header };
+    const server = net.createServer((s) => new Link(s, true, events('in'), opts));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const out = new Link(net.connect(port, '127.0.0.1'), false, events('out'), opts);
+    const id = (type: number, aux: number, jid: string) => {
+      const p = out.beginJobItem(type, aux, 0, 64);
+      out.endJobItem(writeJobId(out.outBuffer, p, jid));
+    };
+    // Written before the link is connected: held until it is.
+    id(MsgType.GOTJOB, 0, 'D-1');
+    id(MsgType.GOTJOB, 0, 'D-2');
+    id(MsgType.SETACK, 3, 'D-3');
+    id(MsgType.SETACK, 2, 'D-4'); // another aux: another frame
+    out.send(encodeFrame({ ...header(), t: MsgType.PONG }));
+    id(MsgType.GOTJOB, 0, 'D-5');
+    out.send(encodeFrame({ ...header(), t: MsgType.PING }));
+    await finished;
+    out.close();
+    server.close();
+    expect(got).toEqual([
+      `in ${MsgType.GOTJOB}/0: D-1,D-2`,
+      `in ${MsgType.SETACK}/3: D-3`,
+      `in ${MsgType.SETACK}/2: D-4`,
+      `in msgpack ${MsgType.PONG}`,
+      `in ${MsgType.GOTJOB}/0: D-5`,
+      `in msgpack ${MsgType.PING}`,
+    ]);
   });
 });

@@ -7,8 +7,15 @@ import { Job, JobState, JOB_FLAG_BCAST_QUEUED, newJobFields } from '../../src/co
 import { generateJobId } from '../../src/core/job-id.js';
 import { decodeJob, encodeJob, writeJob } from '../../src/core/job-codec.js';
 import { MsgWriter } from '../../src/core/msgpack-writer.js';
-import { readJobFrame } from '../../src/cluster/frame-reader.js';
-import { encodeFrame } from '../../src/cluster/bus.js';
+import {
+  jobFrameHeaderRoom,
+  jobRoom,
+  readJob as readJobFromFrame,
+  readJobFrameHeader,
+  writeJob as writeJobToFrame,
+  writeJobFrameHeader,
+} from '../../src/cluster/job-frames.js';
+import { BUS_PROTOCOL_VERSION, MsgType } from '../../src/cluster/messages.js';
 import { UniqueIndex } from '../../src/core/unique-index.js';
 import { ByteArena } from '../../src/core/arena.js';
 import { Packr } from 'msgpackr';
@@ -198,7 +205,7 @@ describe('scheduled jobs', () => {
 });
 
 describe('UNIQUE key in the job codec', () => {
-  it('travels in REPLJOB (both decoders) and in storage, only on jobs that have one', () => {
+  it("travels in both msgpack forms (message, storage) and in REPLJOB's binary frame, only on jobs that have one", () => {
     const clock = new FakeClock();
     const store = new JobStore({ clock, myId: () => ME, random: () => 0.5 });
     const keyed = addJob(store, 'q', { unique: 'order-42' });
@@ -218,13 +225,12 @@ describe('UNIQUE key in the job codec', () => {
       expect('u' in raw2).toBe(false);
       expect(decodeJob(raw2, clock, storage, (id) => id, () => 0)!.unique).toBeUndefined();
     }
-    // The bus's direct reader gives the key too.
-    const w = new MsgWriter();
-    writeJob(w, keyed, clock, false);
-    const frame = encodeFrame({ v: 2, s: ME, p: 1, f: 0, t: 4, j: new Packr({ useRecords: false, mapsAsObjects: true }).unpack(w.copy()) });
-    const msg = readJobFrame(frame.subarray(4))!;
-    expect(msg).toBeDefined();
-    const job = decodeJob(msg.j, clock, false, (id) => id, () => 0)!;
+    // REPLJOB's binary layout (job-frames.ts) carries the key too.
+    const frame = Buffer.alloc(jobFrameHeaderRoom(ME) + jobRoom(keyed));
+    const countAt = writeJobFrameHeader(frame, 0, BUS_PROTOCOL_VERSION, MsgType.REPLJOB, 0, 0, 1, 0, ME);
+    frame.writeUInt32LE(1, countAt);
+    const framed = frame.subarray(0, writeJobToFrame(frame, countAt + 4, keyed, clock));
+    const job = readJobFromFrame(framed, readJobFrameHeader(framed)!, clock, (id) => id, () => 0)!;
     expect(job.unique).toBe('order-42');
     // A new store indexes it.
     const other = new JobStore({ clock, myId: () => 'b'.repeat(40), random: () => 0.5 });

@@ -2,15 +2,16 @@
 // one: writes of successive turns go out without waiting for each other
 // (up to MAX_IN_FLIGHT), replies wait for the write that holds their
 // changes, and a failed write holds back every write sent after it.
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, vi } from 'vitest';
 import { FakeClock } from '../../src/core/clock.js';
-import { Journal, MAX_IN_FLIGHT } from '../../src/persistence/journal.js';
+import { Journal, MAX_IN_FLIGHT, COALESCE_MS, type JournalConnect } from '../../src/persistence/journal.js';
 import { NodeKeys } from '../../src/persistence/keys.js';
 import type { RedisHealth } from '../../src/persistence/health.js';
 import type { PersistenceHost } from '../../src/persistence/host.js';
 
 interface Call {
-  args: unknown[];
+  /** The ZADD's arguments after the command name. */
+  args: number;
   resolve: () => void;
   reject: (e: Error) => void;
 }
@@ -25,29 +26,52 @@ function setup() {
     resyncWanted: false,
     lastWriteStatus: 'ok',
     keys: new NodeKeys('test:', 'a'.repeat(40)),
-    redis: {
-      call: (_cmd: string, args: unknown[]) =>
-        new Promise<void>((resolve, reject) => calls.push({ args, resolve, reject })),
-    },
+    redis: {},
     fail(e: Error) {
       failures.push(e);
       this.failure = e.message;
       this.resyncWanted = true;
     },
   };
-  const host = { store: { clock: new FakeClock() }, log: { warning() {} } };
-  const journal = new Journal(host as unknown as PersistenceHost, health as unknown as RedisHealth, {
-    capturing: () => true,
-    written: () => {},
-  });
+  const host = { store: { clock: new FakeClock() }, log: { warning() {} }, repliesReleased() {} };
+  // A connection whose replies the test hands out; as on a real one, an
+  // error reply fails the connection, and nothing after it is confirmed.
+  const connect: JournalConnect = (events) => {
+    const link = {
+      closed: false,
+      write(resp: Buffer) {
+        const args = Number(/^\*(\d+)/.exec(resp.latin1Slice(0, 12))![1]) - 1;
+        calls.push({
+          args,
+          resolve: () => {
+            if (!link.closed) events.confirmed();
+          },
+          reject: (e) => {
+            if (link.closed) return;
+            link.closed = true;
+            events.failed(e);
+          },
+        });
+      },
+      command() {},
+      close() {
+        link.closed = true;
+      },
+    };
+    return link;
+  };
+  const journal = new Journal(
+    host as unknown as PersistenceHost,
+    health as unknown as RedisHealth,
+    { capturing: () => true, written: () => {} },
+    connect,
+  );
   /** One event-loop turn of a write command: a record, and the gate its reply waits for. */
   const turn = (id: string) => {
     journal.record(id);
     journal.flush();
-    const gate = journal.replyGate()!;
-    let done = false;
-    void gate.then(() => (done = true));
-    return { gate, done: () => done };
+    const gate = journal.replyGate();
+    return { gate, done: () => journal.isReleased(gate) };
   };
   return { calls, failures, journal, turn, health };
 }
@@ -80,7 +104,7 @@ describe('journal writes in flight', () => {
     await settle();
     // The five waiting records went out together in one write.
     expect(calls.length).toBe(MAX_IN_FLIGHT + 1);
-    expect(calls[MAX_IN_FLIGHT]!.args.length).toBe(3); // key, seq, one entry of 5 records
+    expect(calls[MAX_IN_FLIGHT]!.args).toBe(3); // key, seq, one entry of 5 records
     for (const c of calls.slice(1)) c.resolve();
     await settle();
     expect(turns.every((t) => t.done())).toBe(true);
@@ -102,5 +126,36 @@ describe('journal writes in flight', () => {
     journal.releaseHeld(); // the resync snapshot committed
     await settle();
     expect([b.done(), c.done()]).toEqual([true, true]);
+  });
+});
+
+describe('when records go out', () => {
+  it('writes records no reply waits for together, within COALESCE_MS', async () => {
+    vi.useFakeTimers();
+    try {
+      const { calls, journal } = setup();
+      journal.record('D-1');
+      await vi.advanceTimersByTimeAsync(COALESCE_MS / 2);
+      journal.record('D-2');
+      expect(calls.length).toBe(0);
+      await vi.advanceTimersByTimeAsync(COALESCE_MS);
+      // One ZADD: key, seq, one entry holding both records.
+      expect(calls.map((c) => c.args)).toEqual([3]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('sends at the end of the turn once a reply waits, with the records before it', async () => {
+    const { calls, journal } = setup();
+    journal.record('D-1');
+    journal.record('D-2');
+    const gate = journal.replyGate();
+    expect(gate).toBeGreaterThan(0);
+    await settle();
+    expect(calls.length).toBe(1);
+    expect(journal.isReleased(gate)).toBe(false);
+    calls[0]!.resolve();
+    expect(journal.isReleased(gate)).toBe(true);
   });
 });
