@@ -93,11 +93,25 @@ export class Requeue {
     }
   }
 
-  /** NACKDELAY (ours): the sender NACKed the job with a delay; wait for it (see JobStore.nackedElsewhere). */
+  /**
+   * NACKDELAY (ours, msgpack): the sender NACKed the jobs in `ids` with a
+   * delay; wait for it (see JobStore.nackedElsewhere). The bus no longer
+   * splits a msgpack message's `ids` into calls (job-ID messages have
+   * their own frames now), so the list is walked here.
+   */
   private onNackDelay(sender: ClusterNode, msg: BusMessage): void {
-    const job = this.job(msg);
+    const ids = msg.ids;
+    if (!Array.isArray(ids)) return;
     const delay = typeof msg.a === 'number' && msg.a >= 0 ? msg.a : 0;
-    if (!job) return;
+    const store = this.cluster.store;
+    for (const id of ids) {
+      if (typeof id !== 'string') continue;
+      const job = store.lookupJob(id);
+      if (job) this.nackedWithDelay(sender, job, delay);
+    }
+  }
+
+  private nackedWithDelay(sender: ClusterNode, job: Job, delay: number): void {
     if (job.state === JobState.Acked) {
       this.acks.sendSetAck(sender, job);
       return;
