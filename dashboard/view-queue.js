@@ -1,11 +1,14 @@
 // #/queue/<name>: one queue: its figures across the cluster, pause controls,
-// its length over time, and this node's jobs of it, paged (JSCAN QUEUE).
+// its delivery limits (QPOLICY), its length over time, this node's scheduled
+// jobs of it and this node's jobs of it, paged (JSCAN QUEUE).
 import { h, table, badge, jobLink, message } from './dom.js';
 import { getJSON } from './api.js';
 import { poll } from './ui.js';
 import { fmtInt, fmtRate, fmtDuration, fmtTime, ctimeMs } from './format.js';
 import { pauseControls, pausedBadge } from './pause.js';
 import { liveChart, lastSeconds } from './charts.js';
+import { policyCard, policyBadge } from './policy.js';
+import { scheduledCard } from './scheduled.js';
 
 export const JOB_STATE_KIND = { queued: 'ok', active: 'leave', acked: 'grey', 'wait-repl': 'warn' };
 
@@ -29,7 +32,11 @@ export function queueView(el, { signal, params: [name] }) {
     h('div', { class: 'title-row' }, h('h1', { class: 'mono' }, name), pauseBox),
     status,
     stats,
+    policyCard(name, signal),
+    h('div', { class: 'section-gap' }),
     lengthCard,
+    h('div', { class: 'section-gap' }),
+    scheduledCard(name, signal),
     h('div', { class: 'section-gap' }),
     h('section', { class: 'card' },
       h('h2', {}, 'Jobs', nodeNote),
@@ -50,6 +57,8 @@ export function queueView(el, { signal, params: [name] }) {
       tile('Added/s', fmtRate(q?.addedPerSec ?? 0)),
       tile('Acked/s', fmtRate(q?.ackedPerSec ?? 0)),
       tile('Oldest job', q?.oldestAge === null || q?.oldestAge === undefined ? '–' : fmtDuration(q.oldestAge)),
+      tile('Delayed (cluster)', fmtInt(q?.delayed ?? 0)),
+      h('div', { class: 'tile' }, h('div', { class: 'label' }, 'Limits'), h('div', { class: 'value' }, policyBadge(q?.policy ?? null))),
       h('div', { class: 'tile' }, h('div', { class: 'label' }, 'State'), h('div', { class: 'value' }, pausedBadge(paused))),
     );
     if (paused !== shownPause) {

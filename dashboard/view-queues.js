@@ -4,6 +4,7 @@ import { getJSON } from './api.js';
 import { poll } from './ui.js';
 import { fmtInt, fmtRate, fmtDuration, shortId } from './format.js';
 import { pauseControls, pausedBadge } from './pause.js';
+import { policySummary } from './policy.js';
 
 export function queuesView(el, { signal }) {
   const status = h('div');
@@ -49,6 +50,8 @@ export function queuesView(el, { signal }) {
       { label: 'Queue' }, { label: 'Total', num: true },
       ...nodeIds.map((id) => ({ label: addrs.get(id) ?? shortId(id), num: true, title: `Jobs queued on node ${id}` })),
       { label: 'Added/s', num: true }, { label: 'Acked/s', num: true }, { label: 'Oldest', num: true, title: 'Age of the oldest queued job' },
+      { label: 'Delayed', num: true, title: 'Jobs scheduled for later (ADDJOB DELAY, NACK DELAY)' },
+      { label: 'Limits', title: 'Delivery limits (QPOLICY)' },
       { label: 'State' }, { label: 'Pause' },
     ];
     // Rows are updated in place while the table's shape stays the same, so a
@@ -58,7 +61,7 @@ export function queuesView(el, { signal }) {
       lastShape = shape;
       rows = new Map(queues.map((q) => [q.name, queueRow(q, nodeIds)]));
       box.replaceChildren(table(columns, [...rows.values()].map((r) => r.tr),
-        needle ? 'No queue matches the filter' : 'No queues: a queue exists while it holds jobs or is paused'));
+        needle ? 'No queue matches the filter' : 'No queues: a queue exists while it holds jobs, scheduled jobs or a policy, or is paused'));
     }
     for (const q of queues) rows.get(q.name)?.update(q);
   }
@@ -71,11 +74,13 @@ export function queuesView(el, { signal }) {
       added: h('td', { class: 'num' }),
       acked: h('td', { class: 'num' }),
       oldest: h('td', { class: 'num' }),
+      delayed: h('td', { class: 'num delayed' }),
+      policy: h('td', { class: 'policy' }),
       paused: h('td', { class: 'paused' }),
       pause: h('td', {}),
     };
     const tr = h('tr', { dataset: { queue: q.name } }, h('td', {}, queueLink(q.name)), cells.total, cells.perNode,
-      cells.added, cells.acked, cells.oldest, cells.paused, cells.pause);
+      cells.added, cells.acked, cells.oldest, cells.delayed, cells.policy, cells.paused, cells.pause);
     let shownPause = null;
     return {
       tr,
@@ -85,6 +90,8 @@ export function queuesView(el, { signal }) {
         cells.added.textContent = fmtRate(next.addedPerSec);
         cells.acked.textContent = fmtRate(next.ackedPerSec);
         cells.oldest.textContent = next.oldestAge === null || next.oldestAge === undefined ? '–' : fmtDuration(next.oldestAge);
+        cells.delayed.textContent = fmtInt(next.delayed ?? 0);
+        cells.policy.textContent = next.policy ? policySummary(next.policy) : '–';
         if (next.paused !== shownPause) {
           shownPause = next.paused;
           cells.paused.replaceChildren(pausedBadge(next.paused));

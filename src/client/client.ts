@@ -15,6 +15,7 @@ import {
   parseJobs,
   parsePauseState,
   parseQueueStats,
+  parseQueuePolicy,
   parseScanPage,
   showCreatedAt,
   text,
@@ -30,11 +31,14 @@ import type {
   Job,
   JobDetails,
   JScanOptions,
+  NackOptions,
   NodeInfo,
   PauseOption,
   PauseState,
   QScanOptions,
   QueueCounts,
+  QueuePolicy,
+  QueuePolicyUpdate,
   QueueStats,
 } from './types.js';
 
@@ -116,6 +120,10 @@ function addJobOptionArgs(options: Omit<AddJobOptions<unknown>, 'codec'>): Arg[]
   if (options.ttl !== undefined) args.push('TTL', positiveInt('ttl', options.ttl));
   if (options.maxlen !== undefined) args.push('MAXLEN', positiveInt('maxlen', options.maxlen));
   if (options.async) args.push('ASYNC');
+  if (options.unique !== undefined) {
+    if (typeof options.unique !== 'string' || options.unique === '') throw new RangeError('unique must be a non-empty string');
+    args.push('UNIQUE', options.unique);
+  }
   return args;
 }
 
@@ -353,9 +361,18 @@ export class Disque<T = Buffer> {
     return this.idsCommand('FASTACK', ids);
   }
 
-  /** NACK: puts jobs back in their queue at once, counting a NACK. Returns how many were queued. */
-  nack(ids: string | readonly string[]): Promise<number> {
-    return this.idsCommand('NACK', ids);
+  /**
+   * NACK: puts jobs back in their queue, counting a NACK: at once, or with
+   * `delay` after that many seconds (NACK ... DELAY, disque-ts: the job keeps
+   * its ID and no node queues it earlier). Returns how many were NACKed.
+   */
+  async nack(ids: string | readonly string[], options: NackOptions = {}): Promise<number> {
+    const delay = options.delay ?? 0;
+    if (!Number.isFinite(delay) || delay < 0) throw new RangeError(`delay must be a non-negative number of seconds, got ${delay}`);
+    if (delay === 0) return this.idsCommand('NACK', ids);
+    // Milliseconds are the server's precision; a delay is never rounded down to 0.
+    const seconds = Math.max(0.001, Math.ceil(delay * 1000) / 1000);
+    return num(await this.send('NACK', [...idList(ids), 'DELAY', seconds.toFixed(3).replace(/\.?0+$/, '')]));
   }
 
   /**
@@ -433,6 +450,30 @@ export class Disque<T = Buffer> {
   /** QLEN: jobs queued in `queue` on this node. */
   async qlen(queue: string): Promise<number> {
     return num(await this.send('QLEN', [queue]));
+  }
+
+  /**
+   * QPOLICY (disque-ts, docs/policies.md): a queue's delivery limits,
+   * cluster-wide. `qpolicy(queue)` reads them (null: none);
+   * `qpolicy(queue, { rate: { jobs, seconds }, concurrency })` sets the
+   * limits given (null removes one, an absent one is kept);
+   * `qpolicy(queue, null)` clears the policy.
+   */
+  async qpolicy(queue: string): Promise<QueuePolicy | null>;
+  async qpolicy(queue: string, update: QueuePolicyUpdate | null): Promise<void>;
+  async qpolicy(queue: string, update?: QueuePolicyUpdate | null): Promise<QueuePolicy | null | void> {
+    if (update === undefined) return parseQueuePolicy(await this.send('QPOLICY', [queue, 'GET']));
+    if (update === null) {
+      await this.send('QPOLICY', [queue, 'CLEAR']);
+      return;
+    }
+    const args: Arg[] = [queue, 'SET'];
+    if (update.rate === null) args.push('RATE', 'NONE');
+    else if (update.rate !== undefined) args.push('RATE', positiveInt('rate.jobs', update.rate.jobs), positiveInt('rate.seconds', update.rate.seconds));
+    if (update.concurrency === null) args.push('CONCURRENCY', 'NONE');
+    else if (update.concurrency !== undefined) args.push('CONCURRENCY', positiveInt('concurrency', update.concurrency));
+    if (args.length === 2) throw new RangeError('qpolicy: give rate and/or concurrency, or null to clear');
+    await this.send('QPOLICY', args);
   }
 
   /** QSTAT: the queue on this node, or null if the node has no such queue. */

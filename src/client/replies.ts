@@ -10,6 +10,8 @@ import type {
   JobState,
   NodeInfo,
   PauseState,
+  QueuePolicy,
+  QueuePolicyUsage,
   QueueStats,
 } from './types.js';
 
@@ -86,6 +88,7 @@ export function parseJobDetails<T>(reply: unknown, codec: Codec<T>): JobDetails<
     nodesConfirmed: list(m.get('nodes-confirmed')),
     nextRequeueWithin: num(m.get('next-requeue-within')),
     nextAwakeWithin: num(m.get('next-awake-within')),
+    unique: m.has('unique') ? text(m.get('unique')) : null,
     // An acknowledged "dummy ACK" job has no body.
     body: codec.decode(body === null || body === undefined ? Buffer.alloc(0) : asBuffer(body)),
   };
@@ -121,6 +124,30 @@ export function parseQueueStats(reply: unknown): QueueStats | null {
     jobsIn: num(m.get('jobs-in')),
     jobsOut: num(m.get('jobs-out')),
     pause: parsePauseState(m.get('pause')),
+    ...(m.has('delayed') ? { delayed: num(m.get('delayed')) } : {}),
+    ...(Array.isArray(m.get('policy')) ? { policy: parsePolicyUsage(m.get('policy') as unknown[]) } : {}),
+  };
+}
+
+function parsePolicyUsage(reply: unknown[]): QueuePolicyUsage {
+  const m = fieldMap(reply);
+  return {
+    rateShare: num(m.get('rate-share')),
+    rateUsed: num(m.get('rate-used')),
+    concurrencyShare: num(m.get('concurrency-share')),
+    inFlight: num(m.get('in-flight')),
+    heldByRate: num(m.get('held-by-rate')),
+    heldByConcurrency: num(m.get('held-by-concurrency')),
+  };
+}
+
+/** QPOLICY GET: [field, value, ...]; null when the queue has no policy. */
+export function parseQueuePolicy(reply: unknown): QueuePolicy | null {
+  if (!Array.isArray(reply) || reply.length === 0) return null;
+  const m = fieldMap(reply);
+  return {
+    rate: m.has('rate-jobs') ? { jobs: num(m.get('rate-jobs')), seconds: num(m.get('rate-seconds')) } : null,
+    concurrency: m.has('concurrency') ? num(m.get('concurrency')) : null,
   };
 }
 

@@ -3,6 +3,7 @@
 // On top of plain Disque jobs: priority levels (one queue per level, read in
 // order), results (results.ts), chains (chain.ts), revoke and reschedule
 // (control.ts) and immediate mode (immediate.ts).
+import { createHash } from 'node:crypto';
 import type { Disque } from './client.js';
 import { stepGivenUp, stepStarted, stepSucceeded, type Dispatch } from './chain.js';
 import { jsonCodec } from './codec.js';
@@ -37,6 +38,25 @@ export interface TaskOptions {
   validate?: (args: unknown) => unknown;
   /** Run calls in this process at once, without a server (see setImmediateMode). Default: the global switch. */
   immediate?: boolean;
+  /**
+   * At most `jobs` calls started per `seconds`, across every worker and node
+   * (QPOLICY RATE, disque-ts; docs/policies.md). Set on the server by
+   * `process()` (and `applyPolicy()`), on each of the task's queues.
+   */
+  rateLimit?: { jobs: number; seconds: number };
+  /**
+   * At most this many calls running at once across every worker and node
+   * (QPOLICY CONCURRENCY; a worker's own `concurrency` option is per
+   * process). Set like `rateLimit`.
+   */
+  globalConcurrency?: number;
+  /**
+   * Unique calls (ADDJOB UNIQUE, disque-ts; docs/unique.md): while a call
+   * with the same key is pending, enqueue() adds nothing and returns its
+   * job ID. `true`: the key is a hash of the arguments; a function: the key
+   * it returns. A call's `unique` option overrides it.
+   */
+  unique?: boolean | ((args: any) => string);
 }
 
 /** Options of one call. */
@@ -94,6 +114,35 @@ export class Task<A = unknown, R = unknown> {
       );
     }
     return this.queues[i]!;
+  }
+
+  /**
+   * Sets the task's `rateLimit` and `globalConcurrency` on the server
+   * (QPOLICY SET on each of its queues), unless already so. `process()`
+   * calls it; producers need not.
+   */
+  async applyPolicy(): Promise<void> {
+    const { rateLimit, globalConcurrency } = this.options;
+    if ((rateLimit === undefined && globalConcurrency === undefined) || this.immediate) return;
+    for (const queue of this.queues) {
+      const current = await this.client.qpolicy(queue);
+      const sameRate = rateLimit === undefined || (current?.rate?.jobs === rateLimit.jobs && current.rate.seconds === rateLimit.seconds);
+      const sameConcurrency = globalConcurrency === undefined || current?.concurrency === globalConcurrency;
+      if (sameRate && sameConcurrency) continue;
+      await this.client.qpolicy(queue, {
+        ...(rateLimit === undefined ? {} : { rate: rateLimit }),
+        ...(globalConcurrency === undefined ? {} : { concurrency: globalConcurrency }),
+      });
+    }
+  }
+
+  /** The UNIQUE key of a call, from its options or the task's `unique`; undefined when none. */
+  private uniqueKey(args: A, options: EnqueueOptions): string | undefined {
+    if (options.unique !== undefined) return options.unique;
+    const u = this.options.unique;
+    if (u === undefined || u === false) return undefined;
+    if (typeof u === 'function') return u(args);
+    return `${this.name}:${createHash('sha1').update(canonicalJson(args)).digest('hex')}`;
   }
 
   /** Adds a job calling this task with `args`; returns the job ID, or a ResultHandle with the `result` option. */
@@ -191,6 +240,8 @@ export class Task<A = unknown, R = unknown> {
       registerLocal(this.name, worker, jobHandler, opts);
     } else {
       worker = new Worker(this.client.withCodec(this.codec), this.queues, jobHandler, opts);
+      const w = worker;
+      this.applyPolicy().catch((e) => w.emit('error', e));
     }
     return worker;
   }
@@ -208,6 +259,12 @@ export class Task<A = unknown, R = unknown> {
     this.check(args);
     const { priority, result, ...addOptions } = options;
     const queue = this.queueFor(priority);
+    const unique = this.uniqueKey(args, options);
+    if (unique !== undefined) {
+      // A deduplicated call returns the first call's job, whose result goes to the first caller.
+      if (result !== undefined) throw new RangeError(`task ${this.name}: a unique call cannot ask for its result (the first call's caller gets it)`);
+      addOptions.unique = unique;
+    }
     const call = this.envelope(args, result, tail);
     const id = this.immediate
       ? await runLocally(queue, call.envelope)
@@ -226,6 +283,22 @@ export class Task<A = unknown, R = unknown> {
     tail: ChainTail,
   ): Promise<AddJobsResult & { handles: (ResultHandle<R> | undefined)[] }> {
     for (const args of argsList) this.check(args);
+    if (argsList.length > 0 && this.uniqueKey(argsList[0]!, options) !== undefined) {
+      // Each call has its own UNIQUE key: one ADDJOB after the other.
+      const out: AddJobsResult & { handles: (ResultHandle<R> | undefined)[] } = { ids: [], failed: [], handles: [] };
+      for (const [index, args] of argsList.entries()) {
+        try {
+          const r = await this.call(args, options, tail);
+          out.ids.push(typeof r === 'string' ? r : r.id);
+          out.handles.push(typeof r === 'string' ? undefined : r);
+        } catch (error) {
+          out.ids.push(undefined);
+          out.handles.push(undefined);
+          out.failed.push({ index, error: error as Error });
+        }
+      }
+      return out;
+    }
     const { priority, result, batchSize, ...addOptions } = options;
     const queue = this.queueFor(priority);
     const calls = argsList.map((args) => this.envelope(args, result, tail));
@@ -367,4 +440,18 @@ async function mapCalls<A, R>(first: Task<A, any>, argsList: readonly A[], optio
  */
 export function task<A = unknown, R = unknown>(client: Disque<any>, name: string, options?: TaskOptions): Task<A, R> {
   return new Task<A, R>(client as Disque<unknown>, name, options);
+}
+
+/** JSON with object keys sorted, so equal arguments give one UNIQUE key whatever their key order. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
 }

@@ -34,6 +34,12 @@ export interface AddJobOptions<T = unknown> {
   maxlen?: number;
   /** Reply at once and replicate in the background. Default false. */
   async?: boolean;
+  /**
+   * ADDJOB UNIQUE (disque-ts): while a job of this queue added with the same
+   * key is held by the node and not acknowledged, nothing is added and its
+   * ID is returned. Keys are 1 to 1024 bytes. See docs/unique.md.
+   */
+  unique?: string;
   /** Milliseconds to wait for synchronous replication before NoReplError (the ADDJOB `ms-timeout`). Default 0: no limit. */
   timeout?: number;
   /** Codec for this call instead of the client's. */
@@ -101,6 +107,8 @@ export interface JobDetails<T = Buffer> {
   nextRequeueWithin: number;
   /** Milliseconds until the node next looks at the job. */
   nextAwakeWithin: number;
+  /** The ADDJOB UNIQUE key (disque-ts), null when the job has none. */
+  unique: string | null;
   body: T;
 }
 
@@ -127,6 +135,43 @@ export interface QueueStats {
   /** Jobs ever dequeued. */
   jobsOut: number;
   pause: PauseState;
+  /** Jobs scheduled to be queued later here (ADDJOB DELAY, NACK DELAY); undefined from servers without it (the reference). */
+  delayed?: number;
+  /** With a QPOLICY (disque-ts): this node's share of its limits and what it uses. */
+  policy?: QueuePolicyUsage;
+}
+
+/** A queue's delivery limits (QPOLICY, disque-ts). */
+export interface QueuePolicy {
+  /** At most `jobs` deliveries in any `seconds`-long window, cluster-wide; null: none. */
+  rate: { jobs: number; seconds: number } | null;
+  /** At most this many jobs delivered and not yet acknowledged or NACKed, cluster-wide; null: none. */
+  concurrency: number | null;
+}
+
+/** What `qpolicy(queue, ...)` sets: each limit given replaces the old one, null removes it, absent keeps it. */
+export interface QueuePolicyUpdate {
+  rate?: { jobs: number; seconds: number } | null;
+  concurrency?: number | null;
+}
+
+/** QSTAT's policy field: this node's part of the cluster-wide limits (docs/policies.md). */
+export interface QueuePolicyUsage {
+  rateShare: number;
+  rateUsed: number;
+  concurrencyShare: number;
+  inFlight: number;
+  heldByRate: number;
+  heldByConcurrency: number;
+}
+
+/** Options of NACK. */
+export interface NackOptions {
+  /**
+   * Seconds (fractions allowed, to the millisecond) before the job goes back
+   * to its queue, keeping its ID (NACK ... DELAY, disque-ts). Default 0: at once.
+   */
+  delay?: number;
 }
 
 /** A queue's jobs across the cluster (client.counts()), each job counted once however many copies it has. */

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Disque } from './client.js';
 import { bufferCodec } from './codec.js';
 import { makeEnvelope } from './dead-letter.js';
-import { ClientClosedError, MaxAttemptsError, NoJobError, TooLateError } from './errors.js';
+import { BadIdError, ClientClosedError, MaxAttemptsError, NoJobError, TooLateError } from './errors.js';
 import { JobFetcher } from './fetcher.js';
 import type { AddJobOptions, Job, NodeInfo } from './types.js';
 
@@ -53,7 +53,13 @@ export interface WorkerOptions<T = Buffer> {
   deadLetterQueue?: string;
   /** ADDJOB options of dead-letter jobs. Default: the server's. */
   deadLetterOptions?: Omit<AddJobOptions, 'codec'>;
-  /** Delay before NACKing a failed job (WORKING keeps it meanwhile). Default 0. */
+  /**
+   * Milliseconds before a failed job is delivered again: the worker NACKs
+   * it at once with that delay (NACK ... DELAY: the server holds it back,
+   * the job keeps its ID and counters, no slot is held). Against a server
+   * without NACK DELAY (the reference Disque) the worker keeps the job with
+   * WORKING until the backoff ends, then NACKs it. Default 0.
+   */
   backoff?: Backoff<T>;
   /**
    * Milliseconds each blocking GETJOB waits before asking again. close() and
@@ -97,7 +103,7 @@ export interface WorkerStats {
   errors: number;
   /** Handlers running now. */
   inFlight: number;
-  /** Failed jobs waiting for their backoff before the NACK. */
+  /** Failed jobs this worker keeps with WORKING until their backoff ends (servers without NACK DELAY only). */
   waitingRetry: number;
 }
 
@@ -456,6 +462,14 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
       await this.nack(r, job);
       return;
     }
+    if (this.nackDelay !== false) {
+      r.done = true;
+      clearTimeout(r.heartbeat);
+      if (await this.nack(r, job, delay)) return;
+      // The server has no NACK DELAY: keep the job ourselves, as below.
+      r.done = false;
+      r.heartbeat = undefined;
+    }
     // Keep the job (WORKING goes on) until the backoff ends, without holding a slot.
     if (r.heartbeat === undefined) this.startHeartbeat(r);
     await new Promise<void>((resolve) => {
@@ -522,15 +536,29 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     }
   }
 
-  private async nack(r: Running<T>, job: Job<T>): Promise<void> {
+  /**
+   * NACKs the job, after `delayMs` with NACK DELAY when given. False only
+   * when the server refused the DELAY (a server without it, such as the
+   * reference, takes "DELAY" for a bad job ID); the caller then waits itself.
+   */
+  private async nack(r: Running<T>, job: Job<T>, delayMs = 0): Promise<boolean> {
     try {
-      await this.jobClient(r.nodeId).nack(r.raw.id);
+      await this.jobClient(r.nodeId).nack(r.raw.id, { delay: delayMs / 1000 });
+      if (delayMs > 0) this.nackDelay = true;
       this.counters.retried++;
     } catch (e) {
+      if (delayMs > 0 && this.nackDelay === undefined && e instanceof BadIdError) {
+        this.nackDelay = false;
+        return false;
+      }
       // The job is queued again anyway after its retry time.
       this.report(e, job);
     }
+    return true;
   }
+
+  /** Whether the server knows NACK DELAY: undefined until a backoff tried it. */
+  private nackDelay: boolean | undefined = undefined;
 
   // ---- WORKING ------------------------------------------------------------
 

@@ -22,6 +22,8 @@ import { Replication } from './replication.js';
 import { Requeue } from './requeue.js';
 import { Acks } from './acks.js';
 import { Federation } from './federation.js';
+import { PolicySync } from './policies.js';
+import type { RateLimit } from '../core/policy.js';
 import { errors } from '../protocol/errors.js';
 import { carriesJobs, readJob, readJobFrameHeader, readJobId } from './job-frames.js';
 import { BUS_PROTOCOL_VERSION } from './messages.js';
@@ -39,6 +41,7 @@ export class Cluster implements ClusterContext, LinkOwner {
   readonly requeue: Requeue;
   readonly acks: Acks;
   readonly federation: Federation;
+  readonly policies: PolicySync;
   private readonly handlers = new Map<number, MessageHandler>();
   private cronIteration = 0;
 
@@ -48,7 +51,8 @@ export class Cluster implements ClusterContext, LinkOwner {
     this.nodesFile = new NodesFile(node, table);
     this.links = new Links(node, table, this);
     this.failures = new FailureDetection(node, table, this.links, this.nodesFile);
-    this.gossip = new Gossip(node, table, this.links, this.failures, this.nodesFile);
+    this.policies = new PolicySync(this);
+    this.gossip = new Gossip(node, table, this.links, this.failures, this.nodesFile, () => this.policies.digest());
     this.replication = new Replication(this);
     this.acks = new Acks(this, this.replication);
     this.requeue = new Requeue(this, this.acks);
@@ -57,6 +61,7 @@ export class Cluster implements ClusterContext, LinkOwner {
     this.requeue.register();
     this.acks.register();
     this.federation.register();
+    this.policies.register();
     this.on(MsgType.FAIL, (sender, msg) => this.failures.onFail(sender, msg));
   }
 
@@ -114,6 +119,7 @@ export class Cluster implements ClusterContext, LinkOwner {
       collect: (job) => this.acks.tryJobGC(job),
       waitReplAborted: (job) => this.replication.aborted(job),
       needJobs: (q, zero) => this.federation.needJobs(q, zero),
+      policyHeld: (p) => this.policies.held(p),
     };
   }
 
@@ -171,12 +177,14 @@ export class Cluster implements ClusterContext, LinkOwner {
     this.gossip.cron(now, this.cronIteration % 10 === 0);
     this.failures.cron(now);
     this.replication.cron();
+    this.policies.cron();
   }
 
   /** About once a second: blocked consumers keep asking other nodes for jobs. */
   clientsCron(): void {
     for (const w of this.store.blockedWaiters()) {
-      for (const q of w.blockedOn ?? []) this.federation.needJobs(q, false);
+      // A queue with jobs has consumers waiting on its QPOLICY, not on other nodes.
+      for (const q of w.blockedOn ?? []) if (q.length === 0) this.federation.needJobs(q, false);
     }
   }
 
@@ -195,6 +203,8 @@ export class Cluster implements ClusterContext, LinkOwner {
 
     if (type === MsgType.PING || type === MsgType.PONG || type === MsgType.MEET) {
       this.gossip.processPingPong(link, msg, sender ?? null);
+      const known = this.nodes.get(msg.s);
+      if (known !== undefined && !known.has(NodeFlag.HANDSHAKE)) this.policies.digestSeen(known, msg.pd);
       return;
     }
     // Every other message must come from a known node.
@@ -270,6 +280,16 @@ export class Cluster implements ClusterContext, LinkOwner {
 
   broadcastPause(queue: string, flags: number): void {
     this.links.broadcastPause(queue, flags);
+  }
+
+  /** NACK DELAY: the job's other owners wait for the delay plus their retry (NACKDELAY). */
+  broadcastNackDelay(job: Job, delayMs: number): void {
+    this.links.sendToIds(job.delivered, this.links.frame(MsgType.NACKDELAY, { ids: [job.id], a: delayMs }));
+  }
+
+  /** QPOLICY SET/CLEAR (see policies.ts). */
+  publishPolicy(queue: string, rate: RateLimit | null, concurrency: number | null): void {
+    this.policies.publish(queue, rate, concurrency);
   }
 
   /** ENQUEUE: ask a node holding a copy to queue the job (after `delay` seconds). */

@@ -20,6 +20,8 @@ export class Gossip {
     private readonly links: Links,
     private readonly failures: FailureDetection,
     private readonly nodesFile: NodesFile,
+    /** The digest of our queue policies for PING and PONG (policies.ts), undefined when none. */
+    private readonly policyDigest: () => number | undefined = () => undefined,
   ) {}
 
   /** PING, PONG or MEET; `senderIn` is the sender if we know it. */
@@ -177,7 +179,10 @@ export class Gossip {
     // Our TLS and HTTP ports, when we have them (older nodes ignore the fields).
     const tp = this.host.tlsPort;
     const hp = this.host.httpPort;
-    this.links.sendOnLink(link, this.links.frame(type, { g: gossip, tp: tp !== 0 ? tp : undefined, hp: hp !== 0 ? hp : undefined }));
+    this.links.sendOnLink(
+      link,
+      this.links.frame(type, { g: gossip, tp: tp !== 0 ? tp : undefined, hp: hp !== 0 ? hp : undefined, pd: this.policyDigest() }),
+    );
   }
 
   /**

@@ -17,13 +17,19 @@
 //     job (message form, the reference's serializeJob for the bus):
 //       u8 n + job ID; u32 n + queue; u32 n + body; u16 repl; f64 ctime
 //       (Unix ms); u32 cseq; f64 TTL left (ms: clocks of nodes may differ);
-//       u32 delay, retry, nacks, deliveries; u16 n, then n × (u8 n + node ID)
+//       u32 delay, retry, nacks, deliveries; u16 n, then n × (u8 n + node ID);
+//       then, only when the high bit (0x8000) of that u16 is set, the job's
+//       ADDJOB UNIQUE key: u16 n + n bytes (1 to UNIQUE_KEY_MAX, 1024; a
+//       longer or empty one makes the job malformed). The node count is the
+//       low 15 bits. A job without a key costs no byte more, and its frame
+//       reads the same as before the key existed.
 // Integers are little-endian. Consecutive messages of one kind to one node
 // in one event-loop turn share a frame (see Link.jobItem in bus.ts).
 import type { Clock } from '../core/clock.js';
 import { Job, JobState, NEVER, JOB_FLAG_BCAST_WILLQUEUE, newJobFields, type JobFields } from '../core/job.js';
 import { isValidJobId } from '../core/job-id.js';
 import type { AnyJob } from '../core/job-codec.js';
+import { UNIQUE_KEY_MAX } from '../core/unique-index.js';
 
 export const JOB_FRAME_MARK = 0xc1;
 /** Bytes of the header before the sender's ID. */
@@ -72,11 +78,21 @@ export function writeJobId(buf: Buffer, p: number, id: string): number {
   return p + 1 + buf.latin1Write(id, p + 1);
 }
 
+/** Set in the node-count u16 when the job's UNIQUE key follows its node list. */
+const HAS_UNIQUE = 0x8000;
+
+/** The job's ADDJOB UNIQUE key (latin1), or null: cheap for a job without one. */
+function uniqueKey(job: AnyJob): string | null {
+  return job instanceof Job ? job.unique : (job.unique ?? null);
+}
+
 /** Bytes writeJob needs for this job, at most. */
 export function jobRoom(job: AnyJob): number {
   const body = job instanceof Job ? job.bodyLength : job.body === null ? 0 : job.body.length;
   let n = 1 + job.id.length + 4 + (job.queue?.length ?? 0) + 4 + body + 2 + 8 + 4 + 8 + 16 + 2;
   for (const id of job.delivered) n += 1 + id.length;
+  const unique = uniqueKey(job);
+  if (unique !== null) n += 2 + unique.length;
   return n;
 }
 
@@ -113,9 +129,14 @@ export function writeJob(buf: Buffer, p: number, job: AnyJob, clock: Clock): num
   buf.writeUInt32LE(job.nacks >>> 0, p + 30);
   buf.writeUInt32LE(job.deliveries >>> 0, p + 34);
   const nodes = job.delivered;
-  buf.writeUInt16LE(nodes.length, p + 38);
+  const unique = uniqueKey(job);
+  buf.writeUInt16LE(unique === null ? nodes.length : nodes.length | HAS_UNIQUE, p + 38);
   p += 40;
   for (const id of nodes) p = writeJobId(buf, p, id);
+  if (unique !== null) {
+    buf.writeUInt16LE(unique.length, p);
+    p += 2 + buf.latin1Write(unique, p + 2);
+  }
   return p;
 }
 
@@ -235,10 +256,22 @@ export function readJob(
   const retry = buf.readUInt32LE(p + 26);
   const nacks = buf.readUInt32LE(p + 30);
   const deliveries = buf.readUInt32LE(p + 34);
-  const nodes = buf.readUInt16LE(p + 38);
+  const nodeWord = buf.readUInt16LE(p + 38);
+  const nodes = nodeWord & ~HAS_UNIQUE;
   f.pos = p + 40;
   const delivered = readNodeList(buf, f, nodes, internId);
-  if (!isValidJobId(id) || !Number.isFinite(ctime) || !Number.isFinite(ttl)) return null;
+  let unique: string | null = null;
+  let badUnique = false;
+  if (nodeWord & HAS_UNIQUE) {
+    p = f.pos;
+    if (p + 2 > f.end) throw new RangeError('frame cut short');
+    const uLen = buf.readUInt16LE(p);
+    if (p + 2 + uLen > f.end) throw new RangeError('frame cut short');
+    f.pos = p + 2 + uLen;
+    if (uLen === 0 || uLen > UNIQUE_KEY_MAX) badUnique = true;
+    else unique = buf.latin1Slice(p + 2, p + 2 + uLen);
+  }
+  if (badUnique || !isValidJobId(id) || !Number.isFinite(ctime) || !Number.isFinite(ttl)) return null;
   const now = clock.now();
   const job = newJobFields(id, JobState.Active, delivered);
   job.queue = queue;
@@ -251,6 +284,7 @@ export function readJob(
   job.retry = retry;
   job.nacks = nacks;
   job.deliveries = deliveries;
+  if (unique !== null) job.unique = unique;
   if (retry) {
     job.flags |= JOB_FLAG_BCAST_WILLQUEUE;
     job.qtime = now + delay * 1000 + retry * 1000 + timeError();

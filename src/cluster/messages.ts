@@ -9,7 +9,7 @@
  */
 export const BUS_PROTOCOL_VERSION = 3;
 
-/** Message types: the reference's, plus the secret handshake. */
+/** Message types: the reference's, ours (policies, NACK DELAY), and the secret handshake. */
 export const MsgType = {
   PING: 0,
   PONG: 1,
@@ -27,6 +27,13 @@ export const MsgType = {
   YOURJOBS: 13,
   WORKING: 14,
   PAUSE: 15,
+  // Ours (msgpack, like gossip; nodes that do not know them ignore them):
+  /** NACK ... DELAY: the other owners wait for the delay (`ids`, `a`: delay in ms). */
+  NACKDELAY: 16,
+  /** Queue policy records (`ps`), with the allocation when straight from the node that made the version (`a`: 1). */
+  QPOLICY: 17,
+  /** Shares of a policy's limits: a request (`w`), a grant (`g`) or a report (`rr`, `rc`). */
+  QSHARE: 18,
   AUTH_HELLO: 100,
   AUTH_CHALLENGE: 101,
   AUTH_PROOF: 102,

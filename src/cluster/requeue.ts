@@ -42,6 +42,7 @@ export class Requeue {
     c.on(MsgType.WORKING, (s, m) => this.onQueuedOrWorking(s, m, true));
     c.on(MsgType.WILLQUEUE, (s, m) => this.onWillQueue(s, m));
     c.on(MsgType.ENQUEUE, (s, m) => this.onEnqueue(s, m));
+    c.on(MsgType.NACKDELAY, (s, m) => this.onNackDelay(s, m));
   }
 
   private job(msg: BusMessage): Job | undefined {
@@ -69,6 +70,8 @@ export class Requeue {
         const m = msg.m ?? 0;
         if (m & MSG_FLAG_INCR_NACKS) job.nacks++;
         if (m & MSG_FLAG_INCR_DELIV) job.deliveries++;
+        // Queued again elsewhere: a delivery of ours counted under a concurrency cap is over.
+        store.releaseDelivery(job);
       }
     } else if (job.state === JobState.Acked) {
       // Someone queued a job we know is acked: tell it.
@@ -88,6 +91,34 @@ export class Requeue {
     } else if (job.state === JobState.Acked) {
       this.acks.sendSetAck(sender, job);
     }
+  }
+
+  /**
+   * NACKDELAY (ours, msgpack): the sender NACKed the jobs in `ids` with a
+   * delay; wait for it (see JobStore.nackedElsewhere). The bus no longer
+   * splits a msgpack message's `ids` into calls (job-ID messages have
+   * their own frames now), so the list is walked here.
+   */
+  private onNackDelay(sender: ClusterNode, msg: BusMessage): void {
+    const ids = msg.ids;
+    if (!Array.isArray(ids)) return;
+    const delay = typeof msg.a === 'number' && msg.a >= 0 ? msg.a : 0;
+    const store = this.cluster.store;
+    for (const id of ids) {
+      if (typeof id !== 'string') continue;
+      const job = store.lookupJob(id);
+      if (job) this.nackedWithDelay(sender, job, delay);
+    }
+  }
+
+  private nackedWithDelay(sender: ClusterNode, job: Job, delay: number): void {
+    if (job.state === JobState.Acked) {
+      this.acks.sendSetAck(sender, job);
+      return;
+    }
+    if (job.state === JobState.WaitRepl) return;
+    job.delivered = nodeListAdd(job.delivered, sender.id);
+    this.cluster.store.nackedElsewhere(job, delay);
   }
 
   private onEnqueue(_sender: ClusterNode, msg: BusMessage): void {

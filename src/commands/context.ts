@@ -7,6 +7,7 @@ import type { JobStore } from '../core/store.js';
 import type { Job } from '../core/job.js';
 import type { AnyJob } from '../core/job-codec.js';
 import type { Queue, QueueWaiter } from '../core/queue.js';
+import type { RateLimit } from '../core/policy.js';
 import type { Client } from '../protocol/client.js';
 import type { ReplyBuffer } from '../protocol/reply.js';
 
@@ -104,6 +105,13 @@ export interface ClusterView {
   broadcastDelJob(job: Job): void;
   broadcastDelJobId(id: string): void;
   broadcastPause(queue: string, flags: number): void;
+  /** NACK DELAY: tells the job's other owners (NACKDELAY) to wait for the delay plus their retry. */
+  broadcastNackDelay(job: Job, delayMs: number): void;
+  /**
+   * QPOLICY SET/CLEAR: a new version of the queue's policy (both limits
+   * null: cleared), applied here, split among the nodes and sent to them.
+   */
+  publishPolicy(queue: string, rate: RateLimit | null, concurrency: number | null): void;
   sendEnqueue(nodeId: string, id: string, delay: number): void;
   startHandshake(ip: string, port: number): 'started' | 'busy' | 'invalid';
   forget(id: string): string | undefined;

@@ -1,10 +1,12 @@
 // GETJOB [NOHANG] [TIMEOUT ms] [COUNT n] [WITHCOUNTERS] FROM q1 ... qN
 //
 // Serves queues left to right, as many rounds as COUNT needs; blocks when
-// all are empty (asking other nodes for jobs meanwhile, see federation).
+// all are empty (asking other nodes for jobs meanwhile, see federation) or
+// held back by their QPOLICY (served when the limit frees, see store.ts).
 import type { Call, CommandSpec } from './context.js';
 import { errors, parseInteger } from '../protocol/errors.js';
 import type { Job } from '../core/job.js';
+import type { Queue } from '../core/queue.js';
 import { timeoutArg, eq, replyJob } from './util.js';
 
 function getjob(call: Call): void {
@@ -42,12 +44,20 @@ function getjob(call: Call): void {
 
   // Try to serve without blocking, round after round while jobs come.
   const jobs: Job[] = [];
+  // Queues their QPOLICY held back: not asked again in later rounds (nothing frees meanwhile).
+  let held: Queue[] | null = null;
   for (;;) {
     const before = jobs.length;
     for (let i = from; i < argv.length; i++) {
       const name = argv[i]!;
       const q = store.lookupQueue(name);
-      const job = q && !q.pausedOut ? store.fetchJob(q) : undefined;
+      if (held !== null && q !== undefined && held.includes(q)) continue;
+      const job = q && !q.pausedOut ? store.deliverJob(q) : undefined;
+      // Held back by the queue's QPOLICY: it has jobs, none to ask for.
+      if (job === null) {
+        (held ??= []).push(q!);
+        continue;
+      }
       if (!job) {
         cluster.federation.needJobs(q ?? store.queueFor(name), false);
         continue;

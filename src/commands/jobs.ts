@@ -6,6 +6,7 @@ import type { ReplyBuffer } from '../protocol/reply.js';
 import { errors, parseInteger } from '../protocol/errors.js';
 import { Job, JobState, JOB_STATE_NAMES, JOB_DEFAULT_RETRY_MAX, NEVER, newJobFields } from '../core/job.js';
 import { generateJobId, isValidJobId } from '../core/job-id.js';
+import { UNIQUE_KEY_MAX } from '../core/unique-index.js';
 import { validateJobIds, timeoutArg, eq } from './util.js';
 
 const MAX_REPLICATE = 65535;
@@ -19,6 +20,7 @@ function addjob(call: Call): void {
   let delay = 0;
   let maxlen = 0;
   let async = false;
+  let unique: string | null = null;
   const leaving = cluster.leaving;
   // Under memory pressure, or when leaving the cluster, the job is
   // replicated to other nodes only ("external replication").
@@ -49,6 +51,9 @@ function addjob(call: Call): void {
       maxlen = n;
     } else if (eq(opt, 'async')) {
       async = true;
+    } else if (eq(opt, 'unique') && !last) {
+      unique = argv[++j]!;
+      if (unique.length === 0 || unique.length > UNIQUE_KEY_MAX) return reply.error(`ERR UNIQUE key must be 1 to ${UNIQUE_KEY_MAX} bytes`);
     } else {
       return reply.error(errors.syntax);
     }
@@ -71,6 +76,14 @@ function addjob(call: Call): void {
     if (retry === 0) retry = 1;
   }
 
+  const qname = argv[1]!;
+  // UNIQUE: while a job of this queue with this key is held here and not
+  // acknowledged, nothing is added and its ID is the answer (docs/unique.md).
+  if (unique !== null) {
+    const existing = store.lookupUnique(qname, unique);
+    if (existing !== undefined) return reply.status(existing.id);
+  }
+
   const additional = extrepl ? replicate : replicate - 1;
   if (additional > cluster.reachableCount) {
     if (extrepl && additional - 1 === cluster.reachableCount) {
@@ -81,7 +94,6 @@ function addjob(call: Call): void {
     return reply.error(errors.noreplNotEnough);
   }
 
-  const qname = argv[1]!;
   const q = store.lookupQueue(qname);
   if (maxlen && q && q.length >= maxlen) return reply.error(errors.maxlen);
   if (q && q.pausedIn) return reply.error(errors.paused);
@@ -93,6 +105,7 @@ function addjob(call: Call): void {
   fields.queue = qname;
   fields.body = argv[2]!;
   fields.repl = replicate;
+  if (unique !== null) fields.unique = unique;
   store.nextCtime(fields);
   fields.etime = now + ttl * 1000;
   fields.delay = delay;
@@ -136,7 +149,8 @@ function addjob(call: Call): void {
 export function replyJobInfo(call: Call, out: ReplyBuffer, job: Job): void {
   const { store } = call.node;
   const now = store.clock.now();
-  out.arrayLen(30);
+  const unique = job.unique;
+  out.arrayLen(unique === null ? 30 : 32);
   out.bulk('id');
   out.bulk(job.id);
   out.bulk('queue');
@@ -174,6 +188,11 @@ export function replyJobInfo(call: Call, out: ReplyBuffer, job: Job): void {
   out.bulk('body');
   if (job.queue === null) out.nullBulk(); // a dummy ack
   else out.bulkBytes(job.bodyBytes(), job.bodyOffset(), job.bodyLength);
+  // Ours: only jobs added with ADDJOB UNIQUE carry it.
+  if (unique !== null) {
+    out.bulk('unique');
+    out.bulk(unique);
+  }
 }
 
 function show(call: Call): void {

@@ -1,7 +1,17 @@
 // Queue commands: QLEN, QPEEK, QSTAT, ENQUEUE, NACK, DEQUEUE, WORKING, PAUSE
-// (the reference's README, "Other commands").
+// (the reference's README, "Other commands"), and QPOLICY (ours: rate
+// limits and concurrency caps, docs/policies.md).
 import type { Call, CommandSpec } from './context.js';
-import { errors } from '../protocol/errors.js';
+import { errors, parseInteger } from '../protocol/errors.js';
+import {
+  policyFields,
+  POLICY_CONCURRENCY_MAX,
+  POLICY_RATE_MAX_JOBS,
+  POLICY_RATE_MAX_SECONDS,
+  RATE,
+  CONCURRENCY,
+  type RateLimit,
+} from '../core/policy.js';
 import { JobState, JOB_FLAG_BCAST_WILLQUEUE } from '../core/job.js';
 import { QUEUE_FLAG_PAUSED_IN, QUEUE_FLAG_PAUSED_OUT, QUEUE_FLAG_PAUSED_ALL, pausedStateName } from '../core/queue.js';
 import { TIME_ERROR } from '../core/store.js';
@@ -29,7 +39,7 @@ function qstat(call: Call): void {
   if (!q) return call.reply.nullArray();
   const now = store.clock.now();
   const out = call.reply;
-  out.arrayLen(20);
+  out.arrayLen(store.policies.get(q.name) === undefined ? 22 : 24);
   out.bulk('name');
   out.bulk(q.name);
   out.bulk('len');
@@ -52,6 +62,26 @@ function qstat(call: Call): void {
   out.int(q.jobsOut);
   out.bulk('pause');
   out.bulk(pausedStateName(q.flags));
+  // Ours, after the reference's fields: jobs scheduled here (ADDJOB DELAY,
+  // NACK DELAY) and, with a QPOLICY, this node's share of it and its use.
+  out.bulk('delayed');
+  out.int(store.scheduledCount(q.name));
+  const p = store.policies.get(q.name);
+  if (p === undefined) return;
+  out.bulk('policy');
+  out.arrayLen(12);
+  out.bulk('rate-share');
+  out.int(p.share[RATE]!);
+  out.bulk('rate-used');
+  out.int(p.used(now));
+  out.bulk('concurrency-share');
+  out.int(p.share[CONCURRENCY]!);
+  out.bulk('in-flight');
+  out.int(p.inflight);
+  out.bulk('held-by-rate');
+  out.int(p.held[RATE]!);
+  out.bulk('held-by-concurrency');
+  out.int(p.held[CONCURRENCY]!);
 }
 
 /**
@@ -68,6 +98,50 @@ function enqueueGeneric(call: Call, nack: boolean): void {
     if (job && job.state === JobState.Active && store.enqueueJob(job, nack)) enqueued++;
   }
   call.reply.int(enqueued);
+}
+
+/** A DELAY in seconds, decimals allowed (ms precision): milliseconds, or undefined after replying the error. */
+function delayArg(call: Call, s: string): number | undefined {
+  const ms = /^\d{1,9}(\.\d{1,3})?$/.test(s) ? Math.round(Number(s) * 1000) : NaN;
+  if (Number.isNaN(ms)) {
+    call.reply.error('ERR DELAY time must be a non negative number');
+    return undefined;
+  }
+  return ms;
+}
+
+/**
+ * NACK id ... [DELAY seconds]: without DELAY (or DELAY 0) the reference's
+ * NACK. With it, each active job goes back to its queue after the delay,
+ * not before, keeping its ID and counting one NACK; the other owners are
+ * told (NACKDELAY), so they wait for the delay plus their retry before
+ * they would queue it. Replies how many jobs were NACKed.
+ */
+function nack(call: Call): void {
+  const { argv } = call;
+  let end = argv.length;
+  let delayMs = 0;
+  if (end >= 2 && eq(argv[end - 1]!, 'delay')) return call.reply.error(errors.syntax);
+  if (end >= 3 && eq(argv[end - 2]!, 'delay')) {
+    const ms = delayArg(call, argv[end - 1]!);
+    if (ms === undefined) return;
+    delayMs = ms;
+    end -= 2;
+  }
+  if (!validateJobIds(call, 1, end)) return;
+  if (delayMs === 0) {
+    if (end !== argv.length) call.argv = argv.slice(0, end);
+    return enqueueGeneric(call, true);
+  }
+  const { store, cluster } = call.node;
+  let nacked = 0;
+  for (let i = 1; i < end; i++) {
+    const job = store.lookupJob(argv[i]!);
+    if (!job || !store.nackWithDelay(job, delayMs)) continue;
+    cluster.broadcastNackDelay(job, delayMs);
+    nacked++;
+  }
+  call.reply.int(nacked);
 }
 
 function dequeue(call: Call): void {
@@ -143,13 +217,92 @@ function pause(call: Call): void {
   call.reply.status(pausedStateName(state));
 }
 
+/** RATE <jobs> <seconds> | RATE NONE, from argv[j]: [limit, next index], or undefined after replying. */
+function rateArg(call: Call, j: number): [RateLimit | null, number] | undefined {
+  const { argv } = call;
+  if (j < argv.length && eq(argv[j]!, 'none')) return [null, j + 1];
+  if (j + 1 >= argv.length) {
+    call.reply.error(errors.syntax);
+    return undefined;
+  }
+  const jobs = parseInteger(argv[j]!);
+  if (jobs === undefined || jobs < 1 || jobs > POLICY_RATE_MAX_JOBS) {
+    call.reply.error(`ERR RATE jobs must be between 1 and ${POLICY_RATE_MAX_JOBS}`);
+    return undefined;
+  }
+  const seconds = parseInteger(argv[j + 1]!);
+  if (seconds === undefined || seconds < 1 || seconds > POLICY_RATE_MAX_SECONDS) {
+    call.reply.error(`ERR RATE seconds must be between 1 and ${POLICY_RATE_MAX_SECONDS}`);
+    return undefined;
+  }
+  return [{ jobs, seconds }, j + 2];
+}
+
+/**
+ * QPOLICY queue SET [RATE jobs seconds | RATE NONE] [CONCURRENCY n | CONCURRENCY NONE]
+ * QPOLICY queue GET | CLEAR
+ *
+ * A queue's delivery limits, cluster-wide (docs/policies.md): SET changes
+ * the limits it names and keeps the other; the new policy is sent to every
+ * node and reaches later ones through gossip. GET: the policy as flat
+ * field/value pairs (rate-jobs, rate-seconds, concurrency), empty when none.
+ */
+function qpolicy(call: Call): void {
+  const { argv, reply } = call;
+  const { store, cluster } = call.node;
+  const name = argv[1]!;
+  const sub = argv[2]!;
+  const current = store.policies.record(name);
+  if (eq(sub, 'get') && argv.length === 3) {
+    const fields = policyFields(current);
+    reply.arrayLen(fields.length);
+    for (const f of fields) {
+      if (typeof f === 'number') reply.int(f);
+      else reply.bulk(f);
+    }
+    return;
+  }
+  if (eq(sub, 'clear') && argv.length === 3) {
+    cluster.publishPolicy(name, null, null);
+    return reply.ok();
+  }
+  if (!eq(sub, 'set') || argv.length === 3) return reply.error(errors.syntax);
+  let rate = current?.rate ?? null;
+  let concurrency = current?.concurrency ?? null;
+  for (let j = 3; j < argv.length; ) {
+    const opt = argv[j]!;
+    if (eq(opt, 'rate')) {
+      const r = rateArg(call, j + 1);
+      if (r === undefined) return;
+      [rate, j] = r;
+    } else if (eq(opt, 'concurrency') && j + 1 < argv.length) {
+      const v = argv[j + 1]!;
+      if (eq(v, 'none')) {
+        concurrency = null;
+      } else {
+        const n = parseInteger(v);
+        if (n === undefined || n < 1 || n > POLICY_CONCURRENCY_MAX) {
+          return reply.error(`ERR CONCURRENCY must be between 1 and ${POLICY_CONCURRENCY_MAX}`);
+        }
+        concurrency = n;
+      }
+      j += 2;
+    } else {
+      return reply.error(errors.syntax);
+    }
+  }
+  cluster.publishPolicy(name, rate, concurrency);
+  reply.ok();
+}
+
 export const queueCommands: CommandSpec[] = [
   { name: 'qlen', arity: 2, flags: ['readonly', 'fast'], handler: qlen },
   { name: 'qpeek', arity: 3, flags: ['readonly'], handler: qpeek },
   { name: 'qstat', arity: 2, flags: ['readonly', 'fast'], handler: qstat },
   { name: 'enqueue', arity: -1, flags: ['denyoom', 'write', 'fast'], handler: (c) => enqueueGeneric(c, false) },
-  { name: 'nack', arity: -1, flags: ['denyoom', 'write', 'fast'], handler: (c) => enqueueGeneric(c, true) },
+  { name: 'nack', arity: -1, flags: ['denyoom', 'write', 'fast'], handler: nack },
   { name: 'dequeue', arity: -1, flags: ['write', 'fast'], handler: dequeue },
   { name: 'working', arity: 2, flags: ['write', 'fast'], handler: working },
   { name: 'pause', arity: -3, flags: ['readonly', 'fast'], handler: pause },
+  { name: 'qpolicy', arity: -3, flags: ['write', 'fast'], handler: qpolicy },
 ];

@@ -74,6 +74,11 @@ export class QueueNames {
     return this.names[id] ?? null;
   }
 
+  /** The id of a name in use (or idle), 0 when none. */
+  idOf(name: string): number {
+    return this.ids.get(name) ?? 0;
+  }
+
   /** Names in use. */
   get size(): number {
     return this.inUse;

@@ -11,7 +11,8 @@
 // from its record, its body copied from the arena into the frame or record;
 // a decoded job comes back as JobFields, for JobStore.addJob.
 import type { Clock } from './clock.js';
-import { Job, JobState, NEVER, JOB_FLAG_BCAST_WILLQUEUE, JOB_INTERNAL_FLAGS, newJobFields, type JobFields } from './job.js';
+import { Job, JobState, NEVER, JOB_FLAG_BCAST_QUEUED, JOB_FLAG_BCAST_WILLQUEUE, JOB_INTERNAL_FLAGS, newJobFields, type JobFields } from './job.js';
+import { UNIQUE_KEY_MAX } from './unique-index.js';
 import { isValidJobId } from './job-id.js';
 import { MsgWriter, putBytes, putLatin1Bytes, putLength, putNumber, putRaw, putString } from './msgpack-writer.js';
 
@@ -36,6 +37,8 @@ export interface WireJob {
   st?: number;
   fl?: number;
   qt?: number;
+  /** ADDJOB UNIQUE's key (bytes), only on jobs that have one (both forms). */
+  u?: Uint8Array | string;
 }
 
 /** A job the store holds, or one as plain fields (a job this node keeps no copy of). */
@@ -67,6 +70,8 @@ export function encodeJob(job: AnyJob, clock: Clock, storage: boolean): WireJob 
     dl: job.deliveries,
     nd: [...job.delivered],
   };
+  const unique = uniqueOf(job);
+  if (unique !== null) w.u = Buffer.from(unique, 'latin1');
   if (storage) {
     w.st = job.state;
     w.fl = job.flags & ~JOB_INTERNAL_FLAGS;
@@ -92,7 +97,12 @@ const K = {
   st: MsgWriter.encodedKey('st'),
   fl: MsgWriter.encodedKey('fl'),
   qt: MsgWriter.encodedKey('qt'),
+  u: MsgWriter.encodedKey('u'),
 };
+
+function uniqueOf(job: AnyJob): string | null {
+  return job instanceof Job ? job.unique : (job.unique ?? null);
+}
 
 /**
  * Writes what encodeJob(job, clock, storage) returns, as msgpack, straight
@@ -107,13 +117,23 @@ export function writeJob(w: MsgWriter, job: AnyJob, clock: Clock, storage: boole
   const noBody = storage && job.state === JobState.Acked;
   const bodyLen = noBody ? 0 : stored ? job.bodyLength : job.body === null ? 0 : job.body.length;
   const nodes = job.delivered;
+  // The UNIQUE key, an extra entry only on jobs that have one.
+  const unique = noBody ? null : uniqueOf(job);
   // Keys, numbers and headers take under 200 bytes; an ID up to 3 bytes per char.
-  let room = 200 + 3 * 40 + queue.length + bodyLen;
+  let room = 200 + 3 * 40 + queue.length + bodyLen + (unique === null ? 0 : unique.length + 8);
   for (const id of nodes) room += 5 + 3 * id.length;
   w.reserve(room);
   const buf = w.buf;
   let p = w.pos;
-  buf[p++] = storage ? 0x8f : 0x8c; // fixmap of 15 or 12 entries
+  // 12 entries (message) or 15 (storage), one more with a UNIQUE key: 16 needs a map16 header.
+  const entries = (storage ? 15 : 12) + (unique === null ? 0 : 1);
+  if (entries <= 15) {
+    buf[p++] = 0x80 | entries;
+  } else {
+    buf[p++] = 0xde;
+    buf[p++] = 0;
+    buf[p++] = entries;
+  }
   p = putRaw(buf, p, K.id);
   p = putString(buf, p, job.id);
   p = putRaw(buf, p, K.q);
@@ -149,6 +169,10 @@ export function writeJob(w: MsgWriter, job: AnyJob, clock: Clock, storage: boole
     p = putNumber(buf, p, job.flags & ~JOB_INTERNAL_FLAGS);
     p = putRaw(buf, p, K.qt);
     p = putNumber(buf, p, job.qtime === NEVER ? -1 : clock.base + job.qtime);
+  }
+  if (unique !== null) {
+    p = putRaw(buf, p, K.u);
+    p = putLatin1Bytes(buf, p, unique);
   }
   w.pos = p;
 }
@@ -214,6 +238,11 @@ export function decodeJob(
   job.retry = w.rt;
   job.nacks = w.n;
   job.deliveries = w.dl;
+  if (w.u !== undefined) {
+    const unique = bytesToLatin1(w.u);
+    if (unique === null || unique.length > UNIQUE_KEY_MAX) return null;
+    job.unique = unique;
+  }
   if (storage) {
     if (!isInt(w.st) || w.st < JobState.WaitRepl || w.st > JobState.Acked) return null;
     job.state = w.st;
@@ -225,6 +254,11 @@ export function decodeJob(
     job.qtime = now + job.delay * 1000 + job.retry * 1000 + timeError();
   } else {
     job.qtime = NEVER;
+  }
+  // Except a job this node was to queue for the first time at a set time
+  // (ADDJOB DELAY, NACK DELAY): reloaded, it keeps that time.
+  if (storage && job.state === JobState.Active && !(job.flags & JOB_FLAG_BCAST_QUEUED) && isInt(w.qt) && w.qt >= 0) {
+    job.qtime = Math.max(now, w.qt - clock.base);
   }
   return job;
 }

@@ -166,6 +166,22 @@ export class JobList {
     return out;
   }
 
+  /** Up to `count` records from the `offset`-th (oldest first). */
+  range(offset: number, count: number): number[] {
+    const out: number[] = [];
+    let skip = Math.max(0, offset);
+    for (const chunk of this.chunks) {
+      if (out.length >= count) break;
+      if (skip >= chunk.size) {
+        skip -= chunk.size;
+        continue;
+      }
+      for (let i = chunk.start + skip; i < chunk.end && out.length < count; i++) out.push(chunk.recs[i]!);
+      skip = 0;
+    }
+    return out;
+  }
+
   /** Every record, oldest first (a new array). */
   all(): number[] {
     return this.peek(this.count, false);

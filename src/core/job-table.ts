@@ -5,6 +5,9 @@
 // (intern.ts). It stores and finds jobs and answers what a Job handle reads;
 // what happens to a job over time (queues, schedule, acks) is the store's.
 import {
+  JobState,
+  NEVER,
+  JOB_FLAG_BCAST_QUEUED,
   JOB_FLAG_REGISTERED,
   JOB_FLAG_RAW_ID,
   JOB_FLAG_LARGE,
@@ -19,7 +22,8 @@ import { JobIndex } from './job-index.js';
 import { ByteArena, SMALL_MAX } from './arena.js';
 import { NodeLists, QueueNames } from './intern.js';
 import type { BlockSource } from './blocks.js';
-import type { RecordOrder } from './job-list.js';
+import { JobList, ChunkPool, type RecordOrder } from './job-list.js';
+import { UniqueIndex } from './unique-index.js';
 import {
   JobRecords,
   PAGE_SHIFT,
@@ -60,6 +64,17 @@ export class JobTable implements JobStoreInternals {
   private readonly confirmations = new Map<number, Set<string>>();
   /** Jobs by state (wait-repl, active, queued, acked). */
   private readonly stateCounts = [0, 0, 0, 0];
+  /** Keys of jobs added with UNIQUE (see unique-index.ts). */
+  readonly unique: UniqueIndex;
+  /**
+   * Scheduled jobs by queue name id: jobs this node will queue for the
+   * first time at their qtime (ADDJOB DELAY, NACK DELAY), ordered by that
+   * time. A job is in its list exactly while isScheduled holds; the Job
+   * setters of state, flags and qtime keep it so (see leaveScheduled).
+   */
+  private readonly scheduled: (JobList | undefined)[] = [];
+  /** Chunks of the scheduled lists (counted in used_memory). */
+  readonly scheduledChunks = new ChunkPool();
 
   // The ID being looked up: packed into keyWords, or kept raw.
   private readonly keyBytes = new Uint8Array(PACKED_ID_LEN);
@@ -74,6 +89,7 @@ export class JobTable implements JobStoreInternals {
     this.records = new JobRecords(blocks);
     this.arena = new ByteArena(blocks);
     this.index = new JobIndex(this.records, (rec) => this.hashOfRecord(rec));
+    this.unique = new UniqueIndex(this.arena, (rec) => this.queueNames.name(this.queueIdOf(rec)));
   }
 
   get size(): number {
@@ -166,6 +182,11 @@ export class JobTable implements JobStoreInternals {
     this.index.add(rec, h);
     if (fields.confirmed !== null) this.confirmations.set(rec, fields.confirmed);
     this.stateCounts[fields.state & 3]!++;
+    // An acked job holds no key: a new job may take it.
+    if (fields.unique !== undefined && fields.unique !== null && fields.queue !== null && fields.state !== JobState.Acked) {
+      this.unique.add(rec, fields.queue, fields.unique);
+    }
+    this.enterScheduled(rec);
     return rec;
   }
 
@@ -173,6 +194,8 @@ export class JobTable implements JobStoreInternals {
   remove(rec: number): void {
     const u = this.records.u32[rec >>> PAGE_SHIFT]!;
     const o = (rec & PAGE_MASK) * REC_WORDS;
+    this.leaveScheduled(rec);
+    this.unique.remove(rec);
     this.index.remove(rec, this.hashOfRecord(rec));
     const flags = u[o + W_FLAGS]! >>> FLAGS_SHIFT;
     const size = this.storedSize(u, o, flags);
@@ -309,6 +332,89 @@ export class JobTable implements JobStoreInternals {
     if (s === null) this.confirmations.delete(rec);
     else this.confirmations.set(rec, s);
   }
+
+  uniqueKeyOf(rec: number): string | null {
+    return this.unique.keyOf(rec);
+  }
+
+  // ------------------------------------------------------- scheduled jobs
+
+  private queueIdOf(rec: number): number {
+    return this.records.u32[rec >>> PAGE_SHIFT]![(rec & PAGE_MASK) * REC_WORDS + W_FLAGS]! & QUEUE_MASK;
+  }
+
+  /**
+   * The job waits here to be queued for the first time at its qtime: active,
+   * never queued by this node (or NACKed with a DELAY, which queues it again
+   * as new), with a queue time. Copies replicated from other nodes are
+   * queued-before (JOB_FLAG_BCAST_QUEUED): their qtime is a retry, not a schedule.
+   */
+  private isScheduled(u: Uint32Array, o: number, f: Float64Array): boolean {
+    const w = u[o + W_FLAGS]!;
+    return (
+      ((w >>> FLAGS_SHIFT) & (JOB_FLAG_REGISTERED | JOB_FLAG_BCAST_QUEUED)) === JOB_FLAG_REGISTERED &&
+      (w & QUEUE_MASK) !== 0 &&
+      ((u[o + W_STATE]! >>> STATE_SHIFT) & 3) === JobState.Active &&
+      f[(o >> 1) + F_QTIME] !== NEVER
+    );
+  }
+
+  /** Before a change of state, flags or qtime: out of its scheduled list if in it. */
+  leaveScheduled(rec: number): void {
+    const page = rec >>> PAGE_SHIFT;
+    const u = this.records.u32[page]!;
+    const o = (rec & PAGE_MASK) * REC_WORDS;
+    if (!this.isScheduled(u, o, this.records.f64[page]!)) return;
+    const qid = u[o + W_FLAGS]! & QUEUE_MASK;
+    const list = this.scheduled[qid];
+    if (list === undefined) return;
+    list.remove(rec);
+    if (list.size === 0) {
+      list.clear();
+      this.scheduled[qid] = undefined;
+    }
+  }
+
+  /** After the change: into its queue's scheduled list if it is scheduled now. */
+  enterScheduled(rec: number): void {
+    const page = rec >>> PAGE_SHIFT;
+    const u = this.records.u32[page]!;
+    const o = (rec & PAGE_MASK) * REC_WORDS;
+    if (!this.isScheduled(u, o, this.records.f64[page]!)) return;
+    const qid = u[o + W_FLAGS]! & QUEUE_MASK;
+    (this.scheduled[qid] ??= new JobList(this.byQtime, this.scheduledChunks)).insert(rec);
+  }
+
+  /** Scheduled jobs of a queue (see isScheduled). */
+  scheduledCount(queue: string): number {
+    const id = this.queueNames.idOf(queue);
+    return id === 0 ? 0 : (this.scheduled[id]?.size ?? 0);
+  }
+
+  /** Names of the queues with scheduled jobs, and how many each. */
+  scheduledQueues(): [string, number][] {
+    const out: [string, number][] = [];
+    this.scheduled.forEach((list, id) => {
+      const name = list === undefined ? null : this.queueNames.name(id);
+      if (name !== null && list!.size > 0) out.push([name, list!.size]);
+    });
+    return out;
+  }
+
+  /** Up to `count` scheduled jobs of a queue from the `offset`-th, soonest first. */
+  scheduledRange(queue: string, offset: number, count: number): number[] {
+    const id = this.queueNames.idOf(queue);
+    const list = id === 0 ? undefined : this.scheduled[id];
+    return list === undefined ? [] : list.range(offset, count);
+  }
+
+  /** Order of a scheduled list: queue time, then record number. */
+  private readonly byQtime: RecordOrder = (a: number, b: number): number => {
+    const fa = this.records.f64[a >>> PAGE_SHIFT]!;
+    const fb = this.records.f64[b >>> PAGE_SHIFT]!;
+    const d = fa[(((a & PAGE_MASK) * REC_WORDS) >> 1) + F_QTIME]! - fb[(((b & PAGE_MASK) * REC_WORDS) >> 1) + F_QTIME]!;
+    return d !== 0 ? d : a - b;
+  };
 
   // ------------------------------------------------------------- internals
 

@@ -111,6 +111,8 @@ export interface JobFields {
   delivered: NodeIdList;
   /** Nodes that confirmed: GOTJOB while replicating, GOTACK while collecting. */
   confirmed: Set<string> | null;
+  /** ADDJOB UNIQUE's key (latin1), when it had one. */
+  unique?: string | null;
 }
 
 /** A job's fields with every number at its zero value. */
@@ -184,8 +186,18 @@ export class Job {
   }
   set state(v: number) {
     const w = this.u[this.o + W_STATE]!;
-    this.store.stateChanged((w >>> STATE_SHIFT) & 3, v);
+    const old = (w >>> STATE_SHIFT) & 3;
+    this.store.stateChanged(old, v);
+    // Scheduled jobs are active ones (JobTable.isScheduled): only that edge can move one.
+    const watch = (old === JobState.Active) !== (v === JobState.Active) && this.mayBeScheduled();
+    if (watch) this.store.leaveScheduled(this.rec);
     this.u[this.o + W_STATE] = (w & ~(3 << STATE_SHIFT)) | ((v & 3) << STATE_SHIFT);
+    if (watch) this.store.enterScheduled(this.rec);
+  }
+
+  /** Never queued by this node: the scheduled list may hold it (cheap pre-check). */
+  private mayBeScheduled(): boolean {
+    return ((this.u[this.o + W_FLAGS]! >>> FLAGS_SHIFT) & JOB_FLAG_BCAST_QUEUED) === 0;
   }
 
   get gcRetry(): number {
@@ -201,7 +213,10 @@ export class Job {
   }
   set flags(v: number) {
     const w = this.u[this.o + W_FLAGS]!;
+    const watch = ((w >>> FLAGS_SHIFT) ^ v) & JOB_FLAG_BCAST_QUEUED;
+    if (watch) this.store.leaveScheduled(this.rec);
     this.u[this.o + W_FLAGS] = (w & QUEUE_MASK) | ((v & 0xff) << FLAGS_SHIFT);
+    if (watch) this.store.enterScheduled(this.rec);
   }
 
   get repl(): number {
@@ -230,7 +245,11 @@ export class Job {
     return this.f[(this.o >> 1) + F_QTIME]!;
   }
   set qtime(v: number) {
+    // A scheduled list is ordered by qtime: out before the change, back in after.
+    const watch = this.mayBeScheduled() && ((this.u[this.o + W_STATE]! >>> STATE_SHIFT) & 3) === JobState.Active;
+    if (watch) this.store.leaveScheduled(this.rec);
     this.f[(this.o >> 1) + F_QTIME] = v;
+    if (watch) this.store.enterScheduled(this.rec);
   }
 
   get cseq(): number {
@@ -326,6 +345,11 @@ export class Job {
     this.store.setConfirmed(this.rec, s);
   }
 
+  /** The key ADDJOB UNIQUE gave it (while not acknowledged), or null. */
+  get unique(): string | null {
+    return this.store.uniqueKeyOf(this.rec);
+  }
+
   get isDummyAck(): boolean {
     return (this.u[this.o + W_STATE]! & NODES_MASK) === 0;
   }
@@ -347,6 +371,10 @@ export interface JobStoreInternals {
   addNode(rec: number, node: string): void;
   confirmedOf(rec: number): Set<string> | null;
   setConfirmed(rec: number, s: Set<string> | null): void;
+  uniqueKeyOf(rec: number): string | null;
+  /** Around changes of state, flags and qtime: keeps the scheduled lists right. */
+  leaveScheduled(rec: number): void;
+  enterScheduled(rec: number): void;
 }
 
 export function nodeListHas(list: NodeIdList, id: string): boolean {

@@ -34,6 +34,7 @@ import { QueueTable, QUEUE_MAX_IDLE_SECONDS } from './queue-table.js';
 import { JobTable } from './job-table.js';
 import { Schedule } from './schedule.js';
 import { BlockSource } from './blocks.js';
+import { Policies, type QueuePolicy, type PolicyRecord, type Allocation } from './policy.js';
 import {
   JobRecords,
   PAGE_SHIFT,
@@ -64,10 +65,14 @@ export interface StoreHooks {
   waitReplAborted?(job: Job): void;
   /** Federation: clients wait on an empty queue, or a queue just ran empty. */
   needJobs?(queue: Queue, reachedZero: boolean): void;
+  /** A queue's policy held a delivery back: this node may ask the others for more of the limit. */
+  policyHeld?(policy: QueuePolicy): void;
   /** Journal records. */
   persistJob?(job: Job): void;
   persistDelete?(job: Job): void;
   persistAck?(job: Job): void;
+  /** A queue policy record changed (QPOLICY): persistence keeps the newest of each queue. */
+  persistPolicy?(rec: PolicyRecord): void;
 }
 
 export interface StoreOptions {
@@ -126,6 +131,8 @@ export class JobStore {
   private readonly schedule: Schedule;
   /** The job table's records, read directly on the schedule's paths. */
   readonly records: JobRecords;
+  /** Queue policies (QPOLICY): rate limits and concurrency caps (policy.ts). */
+  readonly policies = new Policies();
 
   private readonly myId: () => string;
   private readonly random: () => number;
@@ -220,6 +227,8 @@ export class JobStore {
     if (job.state === JobState.Queued) this.dequeueJob(job);
     if (job.state === JobState.WaitRepl) this.hooks.waitReplAborted?.(job);
     if (!job.registered) return true; // a hook removed it meanwhile
+    if (this.policies.tracked !== 0) this.releaseDelivery(job);
+    if (this.nackDelayed.size !== 0) this.nackDelayed.delete(job.rec);
     this.schedule.remove(job.rec);
     this.jobs.remove(job.rec);
     return true;
@@ -258,6 +267,9 @@ export class JobStore {
     if (job.state === JobState.Queued || job.qtime === NEVER) return false;
     if (job.retry === 0 && job.flags & JOB_FLAG_DELIVERED) return false;
     const now = this.clock.now();
+    // Queued again: the delivery it was counted for under a concurrency cap is over.
+    if (this.policies.tracked !== 0) this.releaseDelivery(job);
+    const renacked = this.nackDelayed.size !== 0 && this.nackDelayed.delete(job.rec);
     job.state = JobState.Queued;
     if (job.retry) {
       job.flags |= JOB_FLAG_BCAST_WILLQUEUE;
@@ -282,7 +294,7 @@ export class JobStore {
     q.jobs.insert(job.rec);
     q.atime = now;
     q.jobsIn++;
-    if (first) {
+    if (first && !renacked) {
       q.added++;
       this.totals.added++;
     } else if (nack) {
@@ -301,6 +313,139 @@ export class JobStore {
     q.jobs.remove(job.rec);
     job.state = JobState.Active;
     return true;
+  }
+
+  /**
+   * NACK <id> DELAY: the job goes back to its queue in `delayMs`, not
+   * before, counting one NACK now. Until then it is scheduled here as a
+   * delayed ADDJOB is (queued then without a QUEUED message or another
+   * count; the other owners were told by the caller and wait for their own
+   * retry after the delay). False unless the job is active (delivered).
+   */
+  nackWithDelay(job: Job, delayMs: number): boolean {
+    if (job.state !== JobState.Active || job.queue === null) return false;
+    // As enqueueJob: an at-most-once job already delivered is never queued again.
+    if (job.retry === 0 && job.flags & JOB_FLAG_DELIVERED) return false;
+    if (this.policies.tracked !== 0) this.releaseDelivery(job);
+    const now = this.clock.now();
+    job.nacks++;
+    const q = this.queueFor(job.queue);
+    q.nacked++;
+    this.totals.nacked++;
+    this.nackDelayed.add(job.rec);
+    job.flags = (job.flags & ~JOB_FLAG_BCAST_QUEUED) | JOB_FLAG_BCAST_WILLQUEUE;
+    job.qtime = now + delayMs;
+    this.updateAwakeTime(job);
+    this.hooks.persistJob?.(job);
+    return true;
+  }
+
+  /**
+   * Another owner was NACKed with a delay (its NACKDELAY message): our copy
+   * leaves our queue and waits for the delay plus its retry before we would
+   * queue it, so no node queues it before the NACKing one. Counts the NACK.
+   */
+  nackedElsewhere(job: Job, delayMs: number): void {
+    if (job.state === JobState.Queued) this.dequeueJob(job);
+    if (this.policies.tracked !== 0) this.releaseDelivery(job);
+    job.nacks++;
+    if (job.retry !== 0) {
+      job.flags |= JOB_FLAG_BCAST_WILLQUEUE;
+      job.qtime = this.clock.now() + delayMs + job.retry * 1000 + this.timeError(TIME_ERROR);
+      this.updateAwakeTime(job);
+    }
+    this.hooks.persistJob?.(job);
+  }
+
+  /** Records of jobs NACKed with a delay and not queued again yet (forgotten when they go): queued then as if new. */
+  private readonly nackDelayed = new Set<number>();
+
+  /** Scheduled jobs of a queue: to be queued for the first time at their qtime (ADDJOB DELAY, NACK DELAY). */
+  scheduledCount(queue: string): number {
+    return this.jobs.scheduledCount(queue);
+  }
+
+  /** Queues with scheduled jobs here: [name, count]. */
+  scheduledQueues(): [string, number][] {
+    return this.jobs.scheduledQueues();
+  }
+
+  /** Up to `count` scheduled jobs of a queue from the `offset`-th, soonest first. */
+  scheduledJobs(queue: string, offset: number, count: number): Job[] {
+    return this.jobs.scheduledRange(queue, offset, count).map((rec) => new Job(this.jobs, rec));
+  }
+
+  /** The job holding `key` in `queue` (ADDJOB UNIQUE), unless acknowledged. */
+  lookupUnique(queue: string, key: string): Job | undefined {
+    const rec = this.jobs.unique.find(queue, key);
+    return rec === 0 ? undefined : new Job(this.jobs, rec);
+  }
+
+  // ------------------------------------------------------------ policies
+
+  /**
+   * Pops the oldest job of a queue for a consumer, unless the queue's
+   * policy holds it back: then null, the job stays queued, and the
+   * consumer is served when the window or a slot frees (processJobs,
+   * releaseDelivery) or this node's share grows (policyChanged).
+   */
+  deliverJob(q: Queue): Job | null | undefined {
+    const p = this.policies.size !== 0 ? this.policies.get(q.name) : undefined;
+    if (p === undefined) return this.fetchJob(q);
+    if (q.jobs.size === 0) return undefined;
+    const now = this.clock.now();
+    if (!p.tryDeliver(now)) {
+      this.hooks.policyHeld?.(p);
+      return null;
+    }
+    const job = this.fetchJob(q);
+    if (job) this.policies.delivered(p, job.rec, now);
+    return job;
+  }
+
+  /**
+   * A policy record, from QPOLICY here, another node or the persisted
+   * state: taken if newer than ours (see Policies.apply), then persisted
+   * and consumers served under the new limits. Returns whether it changed.
+   */
+  applyPolicy(rec: PolicyRecord, alloc: Allocation | null): boolean {
+    const { changed, policy } = this.policies.apply(rec, alloc, this.myId());
+    if (policy !== null) this.policyChanged(policy);
+    if (!changed) return false;
+    if (policy === null) {
+      const q = this.queues.lookup(rec.queue);
+      if (q !== undefined) this.queues.signalReady(q);
+    }
+    this.hooks.persistPolicy?.(rec);
+    return true;
+  }
+
+  /** The job's delivery is over (acked, NACKed, re-queued here or elsewhere, gone): frees its concurrency slot. */
+  releaseDelivery(job: Job): void {
+    const p = this.policies.release(job.rec);
+    if (p !== undefined && p.waiting) this.policyChanged(p);
+  }
+
+  /** The policy may deliver more (a slot or window freed, a grant, a new version): serve waiting consumers. */
+  policyChanged(p: QueuePolicy): void {
+    const q = this.queues.lookup(p.queue);
+    if (q !== undefined) this.queues.signalReady(q);
+  }
+
+  /** Queues whose window freed since they held a delivery back: serve them; returns ms until the next one. */
+  private policyWakeups(now: number): number {
+    let next = Infinity;
+    for (const p of this.policies.all()) {
+      if (!p.waiting) continue;
+      const at = p.nextFree(now);
+      if (at <= now) {
+        p.waiting = false;
+        this.policyChanged(p);
+      } else if (at < next) {
+        next = at;
+      }
+    }
+    return next - now;
   }
 
   /** Pops the oldest job of a queue for delivery to a consumer. */
@@ -346,6 +491,9 @@ export class JobStore {
   acknowledgeJob(job: Job): void {
     if (job.state === JobState.Acked) return;
     this.dequeueJob(job);
+    if (this.policies.tracked !== 0) this.releaseDelivery(job);
+    // Acknowledged: its UNIQUE key is free for a new job.
+    this.jobs.unique.remove(job.rec);
     job.state = JobState.Acked;
     job.confirmed = null; // collection builds its own set of confirmations
     this.updateAwakeTime(job);
@@ -408,7 +556,8 @@ export class JobStore {
       if (performance.now() > deadline) break;
     }
     this.jobs.rehashFor(0.5);
-    const next = this.schedule.nextTime() - now;
+    let next = this.schedule.nextTime() - now;
+    if (this.policies.size !== 0) next = Math.min(next, this.policyWakeups(now));
     return next < 1 ? 1 : next > 100 ? 100 : next;
   }
 
@@ -522,7 +671,7 @@ export class JobStore {
     if (q.flags & QUEUE_FLAG_PAUSED_OUT) return;
     while (q.waiters !== null && q.waiters.length !== 0) {
       const waiter = q.waiters[0]!;
-      const job = this.fetchJob(q);
+      const job = this.deliverJob(q);
       if (!job) break;
       if (q.jobs.size === 0) this.hooks.needJobs?.(q, true);
       this.queues.unblock(waiter);
@@ -543,7 +692,8 @@ export class JobStore {
       this.jobs.arena.usedBytes +
       this.jobs.indexBytes +
       this.jobs.size * SCHEDULE_ENTRY_BYTES +
-      this.queues.memoryBytes
+      this.queues.memoryBytes +
+      this.jobs.scheduledChunks.chunkBytes
     );
   }
 
@@ -642,6 +792,8 @@ export class JobStore {
   flushAll(): void {
     for (let from = 1; from !== 0; ) from = this.eachJob(from, 65536, (job) => this.unregisterJob(job));
     this.queues.flushAll();
+    this.nackDelayed.clear();
+    this.policies.clear();
   }
 
   /** When the schedule next looks at the record (Job.awake), NEVER if not scheduled. */

@@ -1,5 +1,6 @@
 // Queues: the list (this node's, or summed over the cluster), the rates
-// for the charts, a queue's jobs page by page, and PAUSE (docs/http-api.md).
+// for the charts, a queue's jobs page by page, PAUSE, and its QPOLICY
+// (docs/http-api.md).
 import type { Router } from './router.js';
 import { HttpError, readJsonBody } from './router.js';
 import { Api, pairs, bodyPreview, plain } from './api.js';
@@ -7,6 +8,7 @@ import { askPeers } from './peers.js';
 import { sumSeries, type RatesSeries } from './rates.js';
 import { fromWire, toWire } from './names.js';
 import { pausedStateName } from '../core/queue.js';
+import { RATE, CONCURRENCY, type PolicyRecord, type RateLimit } from '../core/policy.js';
 import type { RespValue } from '../protocol/reply-reader.js';
 
 export interface QueueRow {
@@ -17,6 +19,23 @@ export interface QueueRow {
   oldestAge: number | null;
   addedPerSec: number;
   ackedPerSec: number;
+  /** Jobs scheduled for later (ADDJOB DELAY, NACK DELAY). */
+  delayed: number;
+  /** The queue's QPOLICY, null when none. */
+  policy: PolicyView | null;
+}
+
+/** A policy as JSON: the limits and the version (Unix ms, node ID). */
+export interface PolicyView {
+  rate: RateLimit | null;
+  concurrency: number | null;
+  setAt: number;
+  setBy: string;
+}
+
+function policyView(r: PolicyRecord | undefined): PolicyView | null {
+  if (r === undefined || (r.rate === null && r.concurrency === null)) return null;
+  return { rate: r.rate, concurrency: r.concurrency, setAt: r.time, setBy: r.origin };
 }
 
 const PAGE_DEFAULT = 50;
@@ -27,9 +46,11 @@ const SCAN_CALLS_MAX = 20;
 export function localQueues(api: Api): QueueRow[] {
   const { store, myId } = api.host;
   const out: QueueRow[] = [];
+  const seen = new Set<string>();
   for (const q of store.allQueues()) {
     const age = store.oldestJobAge(q);
     const { addedPerSec, ackedPerSec } = api.rates.queueRates(q);
+    seen.add(q.name);
     out.push({
       name: fromWire(q.name),
       total: q.length,
@@ -38,8 +59,28 @@ export function localQueues(api: Api): QueueRow[] {
       oldestAge: age < 0 ? null : Math.floor(age / 1000),
       addedPerSec,
       ackedPerSec,
+      delayed: store.scheduledCount(q.name),
+      policy: policyView(store.policies.record(q.name)),
     });
   }
+  // Queues known here only by scheduled jobs or a policy (nothing queued yet).
+  const extra = (name: string): void => {
+    if (seen.has(name)) return;
+    seen.add(name);
+    out.push({
+      name: fromWire(name),
+      total: 0,
+      perNode: { [myId]: 0 },
+      paused: 'none',
+      oldestAge: null,
+      addedPerSec: 0,
+      ackedPerSec: 0,
+      delayed: store.scheduledCount(name),
+      policy: policyView(store.policies.record(name)),
+    });
+  };
+  for (const [name] of store.scheduledQueues()) extra(name);
+  for (const p of store.policies.all()) extra(p.queue);
   return out;
 }
 
@@ -50,7 +91,7 @@ function mergeQueues(lists: QueueRow[][]): QueueRow[] {
     for (const row of list) {
       const m = byName.get(row.name);
       if (m === undefined) {
-        byName.set(row.name, { ...row, perNode: { ...row.perNode } });
+        byName.set(row.name, { ...row, perNode: { ...row.perNode }, delayed: row.delayed ?? 0, policy: row.policy ?? null });
         continue;
       }
       m.total += row.total;
@@ -59,6 +100,10 @@ function mergeQueues(lists: QueueRow[][]): QueueRow[] {
       if (row.oldestAge !== null && (m.oldestAge === null || row.oldestAge > m.oldestAge)) m.oldestAge = row.oldestAge;
       m.addedPerSec += row.addedPerSec;
       m.ackedPerSec += row.ackedPerSec;
+      m.delayed += row.delayed ?? 0;
+      // Nodes agree on the policy once gossip has run; meanwhile the newest one.
+      const p = row.policy ?? null;
+      if (p !== null && (m.policy === null || m.policy === undefined || p.setAt > m.policy.setAt)) m.policy = p;
     }
   }
   return [...byName.values()].sort((a, b) => b.total - a.total || (a.name < b.name ? -1 : 1));
@@ -124,6 +169,56 @@ export function registerQueueRoutes(router: Router, api: Api): void {
     const reply = await api.run(['PAUSE', name, state, 'BCAST'], addr);
     return { ok: true, paused: plain(reply) };
   });
+
+  router.on('GET', '/api/queue/:name/policy', ({ params }) => policyDetails(api, queueName(params.name!)));
+
+  // QPOLICY SET (or CLEAR when both limits are null), cluster-wide.
+  router.on('POST', '/api/queue/:name/policy', async ({ req, params, addr }) => {
+    const name = queueName(params.name!);
+    const body = await readJsonBody(req);
+    const argv = ['QPOLICY', name, 'SET'];
+    const rate = body.rate;
+    if (rate === null) argv.push('RATE', 'NONE');
+    else if (rate !== undefined) {
+      if (typeof rate !== 'object') throw new HttpError(400, 'rate must be {"jobs": n, "seconds": s} or null');
+      const r = rate as Record<string, unknown>;
+      argv.push('RATE', String(positiveInt(r.jobs, 'rate.jobs')), String(positiveInt(r.seconds, 'rate.seconds')));
+    }
+    const concurrency = body.concurrency;
+    if (concurrency === null) argv.push('CONCURRENCY', 'NONE');
+    else if (concurrency !== undefined) argv.push('CONCURRENCY', String(positiveInt(concurrency, 'concurrency')));
+    if (argv.length === 3) throw new HttpError(400, 'Give rate and/or concurrency (null removes one)');
+    if (rate === null && concurrency === null) argv.splice(2, argv.length - 2, 'CLEAR');
+    await api.run(argv, addr);
+    return { ok: true, ...policyDetails(api, name) };
+  });
+}
+
+/** QPOLICY of a queue as the dashboard reads it: the record and this node's part of it. */
+function policyDetails(api: Api, name: string): Record<string, unknown> {
+  const store = api.host.store;
+  const p = store.policies.get(name);
+  const now = store.clock.now();
+  return {
+    policy: policyView(store.policies.record(name)),
+    node: api.host.myId,
+    here:
+      p === undefined
+        ? null
+        : {
+            rateShare: p.share[RATE],
+            rateUsed: p.record.rate === null ? 0 : p.used(now),
+            concurrencyShare: p.share[CONCURRENCY],
+            inFlight: p.inflight,
+            heldByRate: p.held[RATE],
+            heldByConcurrency: p.held[CONCURRENCY],
+          },
+  };
+}
+
+function positiveInt(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new HttpError(400, `${what} must be a positive integer`);
+  return v;
 }
 
 /** A JSCAN REPLY ALL entry as a row of the queue page. */

@@ -15,6 +15,7 @@ import type { HttpHost } from './host.js';
 import type { Log2Histogram } from '../core/histogram.js';
 import { pausedStateName, type Queue } from '../core/queue.js';
 import { JOB_STATE_NAMES } from '../core/job.js';
+import { RATE, CONCURRENCY } from '../core/policy.js';
 import { fromWire } from './names.js';
 import { ExpositionWriter } from './exposition-writer.js';
 
@@ -194,6 +195,39 @@ export class Metrics {
       return ctime < 0 ? 0 : Math.max(0, now - ctime) / 1000;
     });
     family('disque_queue_paused', 'gauge', 'Paused state, by queue: 0 none, 1 in, 2 out, 3 all.', (q) => PAUSED_VALUE[pausedStateName(q.flags)]);
+    this.scheduledAndPolicies(w);
+  }
+
+  /**
+   * Jobs scheduled for later (ADDJOB DELAY, NACK DELAY) by queue, with
+   * every queue that has some (a queue may hold nothing else yet), and the
+   * QPOLICY families of queues with a policy.
+   */
+  private scheduledAndPolicies(w: ExpositionWriter): void {
+    const store = this.host.store;
+    const delayed = new Map<string, number>();
+    for (const q of store.allQueues()) delayed.set(q.name, 0);
+    for (const [name, n] of store.scheduledQueues()) delayed.set(name, n);
+    const label = (name: string) => `queue="${escapeLabel(fromWire(name))}"`;
+    let s = '# HELP disque_queue_delayed Jobs scheduled to be queued later (ADDJOB DELAY, NACK DELAY), by queue.\n# TYPE disque_queue_delayed gauge\n';
+    for (const [name, n] of delayed) s += `disque_queue_delayed{${label(name)}} ${n}\n`;
+    w.utf8(s);
+    const policies = [...store.policies.all()];
+    if (policies.length === 0) return;
+    const now = store.clock.now();
+    const kinds = [
+      ['rate', RATE],
+      ['concurrency', CONCURRENCY],
+    ] as const;
+    s = '# HELP disque_queue_policy_held_total Deliveries held back by the queue\'s QPOLICY on this node, by queue and limit.\n# TYPE disque_queue_policy_held_total counter\n';
+    for (const p of policies) for (const [k, i] of kinds) if (p.has(i)) s += `disque_queue_policy_held_total{${label(p.queue)},policy="${k}"} ${p.held[i]}\n`;
+    s += '# HELP disque_queue_policy_limit The QPOLICY limit, by queue and limit (rate: jobs per window).\n# TYPE disque_queue_policy_limit gauge\n';
+    for (const p of policies) for (const [k, i] of kinds) if (p.has(i)) s += `disque_queue_policy_limit{${label(p.queue)},policy="${k}"} ${p.limit(i)}\n`;
+    s += '# HELP disque_queue_policy_share This node\'s share of the QPOLICY limit, by queue and limit.\n# TYPE disque_queue_policy_share gauge\n';
+    for (const p of policies) for (const [k, i] of kinds) if (p.has(i)) s += `disque_queue_policy_share{${label(p.queue)},policy="${k}"} ${p.share[i]}\n`;
+    s += '# HELP disque_queue_policy_used What this node uses of its share: deliveries in the window (rate), jobs in flight (concurrency).\n# TYPE disque_queue_policy_used gauge\n';
+    for (const p of policies) for (const [k, i] of kinds) if (p.has(i)) s += `disque_queue_policy_used{${label(p.queue)},policy="${k}"} ${p.usage(i, now)}\n`;
+    w.utf8(s);
   }
 }
 

@@ -17,6 +17,7 @@ import type { Metrics } from './metrics.js';
 import { registerNodeRoutes } from './api-node.js';
 import { registerQueueRoutes } from './api-queues.js';
 import { registerJobRoutes } from './api-jobs.js';
+import { registerScheduledRoutes } from './api-scheduled.js';
 import { registerDeadLetterRoutes } from './dead-letters.js';
 import { sendAsset, sendIndex, sendLoginPage } from './static.js';
 import { protectedModeRefuses } from '../config/access.js';
@@ -45,6 +46,7 @@ export class HttpServer {
     registerNodeRoutes(this.router, api);
     registerQueueRoutes(this.router, api);
     registerJobRoutes(this.router, api);
+    registerScheduledRoutes(this.router, api);
     registerDeadLetterRoutes(this.router, api);
   }
 

@@ -16,6 +16,14 @@
 //   `released` is the highest number whose replies may go, and the node is
 //   told when it moves (PersistenceHost.repliesReleased). No promise or
 //   callback per reply or per write.
+// - A change kept outside the journal (a queue policy's HSET, policies.ts)
+//   goes over the same connection as an extra command of the next write
+//   (recordCommand): it counts as a record, is sent before that write's
+//   ZADD (or is the write, when no record is pending), and so shares its
+//   gate: Redis answers in order, so the ZADD's reply confirms it too, and an
+//   error reply to it fails the connection as a refused ZADD would. A reply
+//   to QPOLICY thus waits for its HSET exactly as an ADDJOB reply waits for
+//   its journal entry, with no second kind of gate.
 // - While a resync is wanted (Redis failing, appendonly just turned on,
 //   DEBUG FLUSHALL) nothing goes out: the resync snapshot (snapshot.ts)
 //   covers what was captured, and the replies waiting for it stay held
@@ -28,6 +36,10 @@ import type { PersistedState } from './reader.js';
 import { CHUNK_BYTES, estimateJobBytes, packJournalEntry, type JournalRecord } from './format.js';
 import { JournalLink, encodeCommand, type JournalLinkEvents } from './journal-link.js';
 import type { RespValue } from '../protocol/reply-reader.js';
+import type { NodeKeys } from './keys.js';
+
+/** A command's arguments (latin1 strings, numbers or bytes). */
+export type JournalCommand = readonly (string | number | Buffer)[];
 
 /** Bytes Redis spends per journal entry beyond the entry itself (skiplist node, dict entry). */
 const ENTRY_OVERHEAD = 64;
@@ -61,6 +73,8 @@ export class Journal {
   /** Last journal seq handed out (entries and snapshots share the sequence). */
   private seq = 0;
   private pending: (Job | string)[] = [];
+  /** Extra commands for the next write (recordCommand), made with the keys current then. */
+  private pendingCommands: ((keys: NodeKeys) => JournalCommand)[] = [];
   /** Last reply gate number handed out (see the file comment). */
   private lastGate = 0;
   /** The gate of the records in `pending` (the number their write will have), 0 until asked for. */
@@ -98,9 +112,13 @@ export class Journal {
       new JournalLink(node.config.str('redis-url'), health.tls, `disque-journal-${node.cluster.myself.id.slice(0, 8)}`, events),
   ) {}
 
-  /** Records captured and not yet sent. */
+  /** Records (and extra commands) captured and not yet sent. */
   get pendingRecords(): number {
-    return this.pending.length;
+    return this.pending.length + this.pendingCommands.length;
+  }
+
+  private get hasPending(): boolean {
+    return this.pending.length > 0 || this.pendingCommands.length > 0;
   }
 
   /** Journal writes sent and not yet confirmed by Redis. */
@@ -113,6 +131,20 @@ export class Journal {
     if (!this.owner.capturing()) return;
     this.captured++;
     this.pending.push(r);
+    if (this.fsync === 'always') this.flushSoon();
+    else this.flushLater();
+  }
+
+  /**
+   * A command to send with the next write, for a change kept outside the
+   * journal (see the file comment): counted as a record, so the reply of the
+   * command that made the change waits for that write. `make` builds it with
+   * the keys current when it is sent.
+   */
+  recordCommand(make: (keys: NodeKeys) => JournalCommand): void {
+    if (!this.owner.capturing()) return;
+    this.captured++;
+    this.pendingCommands.push(make);
     if (this.fsync === 'always') this.flushSoon();
     else this.flushLater();
   }
@@ -166,17 +198,20 @@ export class Journal {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (this.inflight.length >= MAX_IN_FLIGHT || this.pending.length === 0) return;
+    if (this.inflight.length >= MAX_IN_FLIGHT || !this.hasPending) return;
     const health = this.health;
     // Held until the resync snapshot commits: they are replayed on top of it.
     if (health.resyncWanted || health.failure !== null || health.redis === null || health.keys === null) return;
     const records = this.pending;
     this.pending = [];
+    const keys = health.keys;
+    const extra = this.pendingCommands.map((make) => make(keys));
+    this.pendingCommands = [];
     const gate = this.pendingGate !== 0 ? this.pendingGate : ++this.lastGate;
     this.pendingGate = 0;
 
     const clock = this.node.store.clock;
-    const args: (string | number | Buffer)[] = ['ZADD', health.keys.journal];
+    const args: (string | number | Buffer)[] = ['ZADD', keys.journal];
     let entry: JournalRecord[] = [];
     let est = 0;
     let count = 0;
@@ -205,7 +240,7 @@ export class Journal {
       if (est >= CHUNK_BYTES) cut();
     }
     if (entry.length > 0) cut();
-    if (args.length === 2) {
+    if (args.length === 2 && extra.length === 0) {
       // Nothing to write after all: the replies wait for what is in flight.
       const n = this.inflight.length;
       if (n > 0) this.inflight[n - 1] = gate;
@@ -214,7 +249,12 @@ export class Journal {
     }
     this.records += count;
     this.inflight.push(gate);
-    this.connection().write(encodeCommand(args));
+    const link = this.connection();
+    // The extra commands first, the last command is the write: its reply,
+    // after theirs, confirms them all (an error reply to one fails the link).
+    const last = args.length > 2 ? args : extra.pop()!;
+    for (const c of extra) link.command(c, null);
+    link.write(encodeCommand(last));
   };
 
   /** Redis confirmed the oldest write in flight (it answers in order). */
@@ -225,7 +265,7 @@ export class Journal {
     this.release(gate);
     // Records held back by MAX_IN_FLIGHT go now if a reply waits for them.
     if (this.pendingGate !== 0) this.flush();
-    else if (this.pending.length > 0) this.flushLater();
+    else if (this.hasPending) this.flushLater();
     // Checked per write, not only per cron tick, so the journal never runs far past its limits.
     this.owner.written();
   }
@@ -258,7 +298,7 @@ export class Journal {
    */
   replyGate(): number {
     if (this.fsync === 'no') return 0;
-    if (this.pending.length > 0) {
+    if (this.hasPending) {
       if (this.pendingGate === 0) this.pendingGate = ++this.lastGate;
       this.flushSoon();
       return this.pendingGate;
@@ -293,6 +333,7 @@ export class Journal {
     if (this.pendingGate !== 0) this.hold(this.pendingGate);
     this.pendingGate = 0;
     this.pending = [];
+    this.pendingCommands = [];
   }
 
   /** The resync snapshot committed: release the replies that waited for it. */
@@ -306,6 +347,7 @@ export class Journal {
   /** appendonly no: nothing will reach Redis; release every waiting reply and forget the journal. */
   clear(): void {
     this.pending = [];
+    this.pendingCommands = [];
     this.pendingGate = 0;
     this.inflight = [];
     this.heldUpTo = 0;
@@ -361,7 +403,7 @@ export class Journal {
   async drain(ms: number): Promise<void> {
     const deadline = Date.now() + ms;
     const health = this.health;
-    while ((this.pending.length > 0 || this.inflight.length > 0) && health.failure === null && !health.resyncWanted) {
+    while ((this.hasPending || this.inflight.length > 0) && health.failure === null && !health.resyncWanted) {
       const left = deadline - Date.now();
       if (left <= 0) {
         this.node.log.warning('Persistence: the last journal write did not complete before shutdown');

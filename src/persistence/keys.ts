@@ -10,15 +10,18 @@
 //                entry <seq>
 //   journal      sorted set of journal entries scored by their seq; entries
 //                with seq <= meta.snap are already in the snapshot
+//   policies     hash: queue name -> its newest QPOLICY record (policies.ts)
 export class NodeKeys {
   readonly meta: string;
   readonly journal: string;
+  readonly policies: string;
   private readonly base: string;
 
   constructor(prefix: string, nodeId: string) {
     this.base = `${prefix}{${nodeId}}:`;
     this.meta = `${this.base}meta`;
     this.journal = `${this.base}journal`;
+    this.policies = `${this.base}policies`;
   }
 
   snap(seq: number): string {

@@ -13,6 +13,7 @@ import { oneLine, redactUrl, type RedisHealth } from './health.js';
 import type { Journal } from './journal.js';
 import type { Snapshotter } from './snapshot.js';
 import { readState, replayState, type PersistedState } from './reader.js';
+import { PolicyWriter } from './policies.js';
 
 export class Loader {
   /** False while the persisted state could not be read yet (Redis down at start). */
@@ -121,6 +122,12 @@ export class Loader {
    */
   private apply(st: PersistedState, enqueue: boolean): number {
     const store = this.node.store;
+    const policies = PolicyWriter.apply(this.node, st.policies);
+    if (policies.bad > 0) {
+      st.problems += policies.bad;
+      this.node.log.warning(`Persistence: skipping ${policies.bad} queue policy records that do not decode`);
+    }
+    if (policies.loaded > 0) this.node.log.notice(`Loaded ${policies.loaded} queue policy records`);
     const cluster = this.node.cluster;
     const now = store.clock.now();
     const intern = (id: string): string => cluster.internId(id) ?? id;

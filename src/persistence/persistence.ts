@@ -21,6 +21,7 @@ import { RedisHealth, closeClient, redactUrl } from './health.js';
 import { Journal, type Fsync } from './journal.js';
 import { Snapshotter } from './snapshot.js';
 import { Loader } from './loader.js';
+import { PolicyWriter } from './policies.js';
 import { readRedisTls, unusedTlsDirectives } from './redis-tls.js';
 
 /** Persistence as /metrics, /readyz and the dashboard see it. */
@@ -52,6 +53,7 @@ export class Persistence {
   private readonly journal: Journal;
   private readonly snapshots: Snapshotter;
   private readonly loader: Loader;
+  private readonly policies: PolicyWriter;
 
   constructor(private readonly node: PersistenceHost) {
     this.health = new RedisHealth(node, {
@@ -66,6 +68,7 @@ export class Persistence {
         this.health.enabled && !this.loader.loadingNow && (this.health.failure === null || this.snapshots.resyncRunning),
       written: () => this.maybeSnapshot(),
     });
+    this.policies = new PolicyWriter(this.journal);
     this.snapshots = new Snapshotter(node, this.health, this.journal);
     this.loader = new Loader(node, this.health, this.journal, this.snapshots);
   }
@@ -81,6 +84,7 @@ export class Persistence {
       // still tells the copies that missed it. The reference forgets them,
       // and such copies are queued again after RETRY.
       persistAck: (job) => journal.record(job),
+      persistPolicy: (rec) => this.policies.record(rec),
     };
   }
 

@@ -30,6 +30,8 @@ export interface PersistedState {
   journalBytes: number;
   /** Records or keys that were skipped: the node should rewrite its state. */
   problems: number;
+  /** Queue policy records (policies.ts), as stored. */
+  policies: Buffer[];
 }
 
 export interface ReaderLog {
@@ -66,6 +68,7 @@ export async function readState(redis: Redis, keys: NodeKeys, log: ReaderLog): P
     journalRecords: 0,
     journalBytes: 0,
     problems: 0,
+    policies: [],
   };
   let warnings = 0;
   const skip = (what: string): void => {
@@ -134,6 +137,12 @@ export async function readState(redis: Redis, keys: NodeKeys, log: ReaderLog): P
       st.entries.push({ seq: score, buf: member });
     }
     if (page.length < JOURNAL_PAGE * 2) break;
+  }
+  try {
+    st.policies = await redis.hvalsBuffer(keys.policies);
+  } catch (e) {
+    if (!isWrongType(e)) throw e;
+    skip(`${keys.policies}: not a hash`);
   }
   if (warnings > MAX_RECORD_WARNINGS) log.warning(`Persistence: ${warnings - MAX_RECORD_WARNINGS} more problems not shown`);
   return st;

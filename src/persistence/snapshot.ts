@@ -20,6 +20,7 @@ import type { PersistedState } from './reader.js';
 import { oneLine, type RedisHealth } from './health.js';
 import type { Journal } from './journal.js';
 import { CHUNK_BYTES, FORMAT_VERSION, estimateJobBytes, packChunk } from './format.js';
+import { policyFields } from './policies.js';
 
 /** Below this many journal bytes, size alone never triggers a snapshot. */
 const JOURNAL_MIN_BYTES = 1024 * 1024;
@@ -174,7 +175,7 @@ export class Snapshotter {
 
       // The commit goes over the journal's connection, after every journal
       // write sent before it: an entry it trims cannot land after it.
-      const m: (string | number)[][] = [];
+      const m: (string | number | Buffer)[][] = [];
       const time = clock.base + clock.now();
       if (jobs > 0) {
         m.push(['HSET', keys.meta, 'v', FORMAT_VERSION, 'snap', run.seq, 'time', time, 'jobs', jobs, 'bytes', bytes, 'chunks', chunks]);
@@ -188,6 +189,12 @@ export class Snapshotter {
       if (drop.length > 0) m.push(['UNLINK', ...drop]);
       if (run.kind === 'resync') m.push(['DEL', keys.journal]);
       else m.push(['ZREMRANGEBYSCORE', keys.journal, '-inf', run.seq]);
+      // Queue policies are rewritten whole: the newest records, as of this
+      // commit. HSETs of policies captured before it and still to be sent go
+      // after it on the same connection, in order, so the newest still wins.
+      m.push(['DEL', keys.policies]);
+      const policies = policyFields(this.node.store.policies.records());
+      if (policies.length > 0) m.push(['HSET', keys.policies, ...policies]);
       const res = await this.journal.transaction(m);
       check();
       for (const r of res) if (r instanceof Error) throw r;
@@ -274,7 +281,7 @@ export class Snapshotter {
 
   /** Every key this node may have written under `keys` (the current ones), for a wipe. */
   private allKeys(keys: NodeKeys): string[] {
-    const out = [keys.meta, keys.journal];
+    const out = [keys.meta, keys.journal, keys.policies];
     if (this.committedSnap !== null) out.push(keys.snap(this.committedSnap));
     for (const s of this.abandoned) out.push(keys.snap(s));
     if (this.run !== null) out.push(keys.snap(this.run.seq));

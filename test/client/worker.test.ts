@@ -120,25 +120,60 @@ describe('processing', () => {
     expect(users).toEqual(['ada']);
   });
 
-  it('waits `backoff` before the NACK of a failed job', async () => {
+  it('backoff: the failed job is NACKed at once with a DELAY (no slot, no WORKING held), same ID, delivered again after it', async () => {
     const q = queue();
-    await client.addJob(q, 'x');
+    const id = await client.addJob(q, 'x', { retry: 60 });
     const times: number[] = [];
+    const ids: string[] = [];
     const w = track(
       new Worker(
         client,
         q,
-        () => {
+        (job) => {
           times.push(Date.now());
+          ids.push(job.id);
           if (times.length === 1) throw new Error('again later');
         },
-        { ...FETCH, backoff: (attempt) => attempt * 400 },
+        { ...FETCH, backoff: (attempt) => attempt * 600 },
       ),
     );
-    await waitFor(() => w.stats().waitingRetry === 1, 'the failed job waits for its backoff', 5000);
+    await waitFor(() => w.stats().retried === 1, 'the failed job is NACKed', 5000);
+    // The server holds it back: NACKed already, not queued, the worker keeps nothing.
+    const shown = await client.show(id);
+    expect(shown).toMatchObject({ state: 'active', nacks: 1 });
     expect(await client.qlen(q)).toBe(0);
+    expect(w.stats()).toMatchObject({ waitingRetry: 0, inFlight: 0 });
     await waitFor(() => w.stats().completed === 1, 'the retry completes', 5000);
-    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(380);
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(580);
+    expect(ids).toEqual([id, id]);
+  });
+
+  // A server without NACK DELAY (the reference Disque): set DISQUE_REFERENCE_BIN to its binary.
+  it.skipIf(!process.env.DISQUE_REFERENCE_BIN)('backoff against a server without NACK DELAY keeps the job with WORKING, then NACKs it', async () => {
+    const saved = process.env.DISQUE_SERVER_BIN;
+    process.env.DISQUE_SERVER_BIN = process.env.DISQUE_REFERENCE_BIN;
+    const ref = await startServer().finally(() => {
+      if (saved === undefined) delete process.env.DISQUE_SERVER_BIN;
+      else process.env.DISQUE_SERVER_BIN = saved;
+    });
+    const rc = new Disque({ nodes: ref.port });
+    try {
+      const q = queue();
+      await rc.addJob(q, 'x');
+      const times: number[] = [];
+      const w = track(new Worker(rc, q, () => {
+        times.push(Date.now());
+        if (times.length === 1) throw new Error('again later');
+      }, { ...FETCH, backoff: 500 }));
+      await waitFor(() => w.stats().waitingRetry === 1, 'the failed job waits in the worker', 5000);
+      expect(await rc.qlen(q)).toBe(0);
+      await waitFor(() => w.stats().completed === 1, 'the retry completes', 5000);
+      expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(480);
+      await w.close(1000);
+    } finally {
+      rc.disconnect();
+      await ref.destroy();
+    }
   });
 });
 
@@ -310,7 +345,7 @@ describe('close', () => {
     expect((await client.show(id))?.additionalDeliveries).toBe(1);
   });
 
-  it('close() NACKs jobs waiting for their backoff', async () => {
+  it('close() leaves a job in its backoff to the server: NACKed with a DELAY, it comes back after it to any worker', async () => {
     const q = queue();
     const id = await client.addJob(q, 'x');
     const w = track(
@@ -323,10 +358,12 @@ describe('close', () => {
         { ...FETCH, backoff: 60_000 },
       ),
     );
-    await waitFor(() => w.stats().waitingRetry === 1, 'the job waits for its backoff', 5000);
+    await waitFor(() => w.stats().retried === 1, 'the job is NACKed with its backoff', 5000);
+    const t0 = Date.now();
     await w.close();
-    const job = await client.show(id);
-    expect(job).toMatchObject({ state: 'queued', nacks: 1 });
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(await client.show(id)).toMatchObject({ state: 'active', nacks: 1 });
+    expect((await client.qstat(q))?.delayed).toBe(1);
   });
 
   it('handleSignals closes the worker on the signal', async () => {

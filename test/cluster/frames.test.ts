@@ -1,7 +1,7 @@
 // Bus frames: FrameEncoder's msgpack frames decode to the same messages
 // msgpackr-packed frames do (the writer must not change what peers read);
-// job frames (job-frames.ts) give back the jobs and IDs written, refuse
-// what is cut short, and a link sends a turn's job messages of one kind
+// job frames (job-frames.ts) give back the jobs and IDs written (with
+// their UNIQUE key when they have one), refuse what is cut short, and a link sends a turn's job messages of one kind
 // as one frame, in order with its other frames.
 import { describe, it, expect } from 'vitest';
 import { Packr } from 'msgpackr';
@@ -127,6 +127,78 @@ describe('job frames', () => {
       const f = readJobFrameHeader(cut);
       if (f === null) continue;
       expect(() => readJob(cut, f, clock, intern, () => 0)).toThrow(RangeError);
+    }
+  });
+});
+
+describe('job frames: the UNIQUE key', () => {
+  const clock = new FakeClock();
+  clock.set(5000);
+  const base = newJobFields('D-aaaaaaaa-000000000000000000000002-05a1', JobState.Active, [NODE_A, NODE_B]);
+  base.queue = 'q';
+  base.body = Buffer.from('body');
+  base.etime = clock.now() + 60_000;
+  base.retry = 30;
+  const intern = (id: string) => id;
+  const keyed = { ...base, unique: 'order-\u00e9-42' };
+  const frameOf = (jobs: (typeof base)[]) =>
+    jobFrame(
+      MsgType.REPLJOB,
+      jobs.length,
+      jobs.reduce((n, j) => n + jobRoom(j), 0),
+      (buf, p) => jobs.reduce((q, j) => writeJob(buf, q, j, clock), p),
+    );
+  /** Where the node-count u16 of the first job of a frame is. */
+  const nodeCountAt = (frame: Buffer, job: typeof base) =>
+    readJobFrameHeader(frame)!.pos + 1 + job.id.length + 4 + (job.queue?.length ?? 0) + 4 + (job.body as Buffer).length + 38;
+
+  it('round-trips with and without a key, a job without one taking no byte more', () => {
+    const plainFrame = frameOf([base]);
+    const keyedFrame = frameOf([keyed]);
+    // The key's bytes and their length only; the node count's high bit tells them.
+    expect(keyedFrame.length - plainFrame.length).toBe(2 + keyed.unique.length);
+    expect(plainFrame.readUInt16LE(nodeCountAt(plainFrame, base))).toBe(2);
+    expect(keyedFrame.readUInt16LE(nodeCountAt(keyedFrame, keyed))).toBe(0x8000 | 2);
+    expect(jobRoom(keyed) - jobRoom(base)).toBe(2 + keyed.unique.length);
+
+    const mixed = frameOf([keyed, base, keyed]);
+    const f = readJobFrameHeader(mixed)!;
+    const got = [0, 1, 2].map(() => readJob(mixed, f, clock, intern, () => 0)!);
+    expect(f.pos).toBe(mixed.length);
+    expect(got.map((j) => j.unique ?? null)).toEqual([keyed.unique, null, keyed.unique]);
+    expect(got.map((j) => j.delivered)).toEqual([[NODE_A, NODE_B], [NODE_A, NODE_B], [NODE_A, NODE_B]]);
+    expect(got[0]).toMatchObject({ id: base.id, queue: 'q', retry: 30 });
+    // The longest key a job may have goes through.
+    const longest = { ...base, unique: 'k'.repeat(1024) };
+    const lf = frameOf([longest]);
+    expect(readJob(lf, readJobFrameHeader(lf)!, clock, intern, () => 0)!.unique).toBe(longest.unique);
+  });
+
+  it('refuses a key cut short at any byte, and a key longer than 1024 bytes or empty as malformed', () => {
+    const good = frameOf([keyed]);
+    for (let n = 0; n < good.length; n++) {
+      const cut = Buffer.from(good.subarray(0, n));
+      const f = readJobFrameHeader(cut);
+      if (f === null) continue;
+      expect(() => readJob(cut, f, clock, intern, () => 0)).toThrow(RangeError);
+    }
+    // Patch the key's length in frames written by hand: the job is dropped, the frame's next job still read.
+    for (const len of [1025, 0]) {
+      const key = Buffer.alloc(len, 0x6b);
+      const head = frameOf([base, base]);
+      const f0 = readJobFrameHeader(head)!;
+      const firstEnd = (() => {
+        const g = { ...f0 };
+        readJob(head, g, clock, intern, () => 0);
+        return g.pos;
+      })();
+      const at = nodeCountAt(head, base);
+      const frame = Buffer.concat([head.subarray(0, firstEnd), Buffer.from([len & 0xff, len >> 8]), key, head.subarray(firstEnd)]);
+      frame.writeUInt16LE(0x8000 | 2, at);
+      const f = readJobFrameHeader(frame)!;
+      expect(readJob(frame, f, clock, intern, () => 0)).toBeNull();
+      expect(readJob(frame, f, clock, intern, () => 0)).toMatchObject({ id: base.id });
+      expect(f.pos).toBe(frame.length);
     }
   });
 });

@@ -129,6 +129,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<ServerHandl
   }
 
   const host = opts.host ?? '127.0.0.1';
+  const httpSetting = opts.config?.['http-port'];
+  const httpPort = Number(Array.isArray(httpSetting) ? httpSetting[httpSetting.length - 1] : (httpSetting ?? 0));
   const handle: ServerHandle = {
     host,
     port,
@@ -171,6 +173,9 @@ export async function startServer(opts: ServerOptions = {}): Promise<ServerHandl
     handle.proc = proc;
     try {
       await waitForPort(host, port, proc, 15000);
+      // Without jobs to load, HTTP opens just after the clients' port (node.ts):
+      // a test that asked for it may use it as soon as this returns.
+      if (httpPort > 0) await waitForPort(host, httpPort, proc, 15000);
     } catch (e) {
       throw new Error(`${(e as Error).message}\nstderr: ${stderr}\nlog: ${handle.log().slice(-2000)}`);
     }

@@ -178,6 +178,48 @@ describe('dashboard without a password', () => {
     expect(got?.[0]?.[1]).toBe(id);
   });
 
+  it('a queue policy set in the queue page is QPOLICY for Disque clients, and clearing it clears it', async () => {
+    await node.redis.call('ADDJOB', 'browser-pol', 'x', '0');
+    await page.goto(`${node.url}/#/queue/browser-pol`);
+    const card = page.locator('section#policy');
+    await card.getByText('no limit').waitFor();
+    await card.locator('input[name="rate-jobs"]').fill('5');
+    await card.locator('input[name="rate-seconds"]').fill('10');
+    await card.locator('input[name="concurrency"]').fill('2');
+    await card.locator('button[data-action="policy-save"]').click();
+    await page.getByText('Policy of browser-pol: 5 per 10s, 2 at once').waitFor();
+    expect(await node.redis.call('QPOLICY', 'browser-pol', 'GET')).toEqual(['rate-jobs', 5, 'rate-seconds', 10, 'concurrency', 2]);
+    // Set by a client: the page follows.
+    await node.redis.call('QPOLICY', 'browser-pol', 'SET', 'CONCURRENCY', '3');
+    await card.getByText('5 per 10s, 3 at once').waitFor();
+    // A half-given rate is refused in the page, nothing sent.
+    await card.locator('input[name="rate-seconds"]').fill('');
+    await card.locator('button[data-action="policy-save"]').click();
+    await page.getByText('Give both the jobs and the window of the rate, or neither').waitFor();
+    expect(await node.redis.call('QPOLICY', 'browser-pol', 'GET')).toEqual(['rate-jobs', 5, 'rate-seconds', 10, 'concurrency', 3]);
+    await card.locator('button[data-action="policy-clear"]').click();
+    await page.locator('#confirm-ok').click();
+    await page.getByText('Policy of browser-pol cleared').waitFor();
+    expect(await node.redis.call('QPOLICY', 'browser-pol', 'GET')).toEqual([]);
+  });
+
+  it('scheduled jobs are listed by due time; run now queues one, delete acknowledges another', async () => {
+    const later = String(await node.redis.call('ADDJOB', 'browser-sched', 'in an hour', '0', 'DELAY', '3600'));
+    const soon = String(await node.redis.call('ADDJOB', 'browser-sched', 'in a minute', '0', 'DELAY', '60'));
+    await page.goto(`${node.url}/#/queue/browser-sched`);
+    const rows = page.locator('section#scheduled tbody tr[data-job]');
+    await expect.poll(() => rows.evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset.job)), { timeout: UI_TIMEOUT }).toEqual([soon, later]);
+    await page.locator(`section#scheduled button[data-action="run-now"][data-job="${soon}"]`).click();
+    await page.getByText(`Job ${soon} queued now`).waitFor();
+    expect(await node.redis.call('QLEN', 'browser-sched')).toBe(1);
+    await page.locator(`section#scheduled button[data-action="delete"][data-job="${later}"]`).click();
+    await page.locator('#confirm-ok').click();
+    await page.getByText(`Job ${later} deleted`).waitFor();
+    // Acknowledged: a node alone collects it at once.
+    expect(await node.redis.call('SHOW', later)).toBeNull();
+    await page.getByText('This node holds no scheduled jobs of browser-sched').waitFor();
+  });
+
   it('a job acked from its page is gone from the server', async () => {
     const id = String(await node.redis.call('ADDJOB', 'browser-q3', '{"n":1,"tags":["a","b"]}', '0'));
     await page.goto(`${node.url}/#/job/${id}`);

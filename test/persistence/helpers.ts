@@ -9,9 +9,13 @@ import { infoField } from '../helpers/replies.js';
 
 export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379';
 
-/** A key prefix no other test or developer uses. */
+/**
+ * A key prefix no other test or developer uses (DISQUE_TEST_KEY_PREFIX,
+ * default `disque-test:`, then the process and a random part), so several
+ * people can run the tests against one Redis.
+ */
 export function testPrefix(): string {
-  return `disque-test:${process.pid}-${randomBytes(4).toString('hex')}:`;
+  return `${process.env.DISQUE_TEST_KEY_PREFIX ?? 'disque-test:'}${process.pid}-${randomBytes(4).toString('hex')}:`;
 }
 
 /** Every key under `prefix` (SCAN, never KEYS, on the shared Redis). */

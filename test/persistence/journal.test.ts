@@ -18,6 +18,8 @@ interface Call {
 
 function setup() {
   const calls: Call[] = [];
+  /** Every command sent on the connection, in order: the writes' names and the extra commands' arguments. */
+  const sent: string[][] = [];
   const failures: Error[] = [];
   const health = {
     enabled: true,
@@ -41,6 +43,7 @@ function setup() {
       closed: false,
       write(resp: Buffer) {
         const args = Number(/^\*(\d+)/.exec(resp.latin1Slice(0, 12))![1]) - 1;
+        sent.push(['write', /^\*\d+\r\n\$\d+\r\n(\w+)/.exec(resp.latin1Slice(0, 40))![1]!]);
         calls.push({
           args,
           resolve: () => {
@@ -53,7 +56,9 @@ function setup() {
           },
         });
       },
-      command() {},
+      command(args: readonly (string | number | Buffer)[]) {
+        sent.push(args.map((a) => (Buffer.isBuffer(a) ? a.toString('latin1') : String(a))));
+      },
       close() {
         link.closed = true;
       },
@@ -73,7 +78,7 @@ function setup() {
     const gate = journal.replyGate();
     return { gate, done: () => journal.isReleased(gate) };
   };
-  return { calls, failures, journal, turn, health };
+  return { calls, sent, failures, journal, turn, health };
 }
 
 const settle = () => new Promise((r) => setImmediate(r));
@@ -156,6 +161,53 @@ describe('when records go out', () => {
     expect(calls.length).toBe(1);
     expect(journal.isReleased(gate)).toBe(false);
     calls[0]!.resolve();
+    expect(journal.isReleased(gate)).toBe(true);
+  });
+});
+
+describe('extra commands (a queue policy HSET)', () => {
+  it('goes before the ZADD of the same write and shares its gate', async () => {
+    const { calls, sent, journal } = setup();
+    const captured = journal.captured;
+    journal.record('D-1');
+    journal.recordCommand((keys) => ['HSET', keys.policies, 'q', 'rec']);
+    expect(journal.captured).toBe(captured + 2);
+    const gate = journal.replyGate();
+    await settle();
+    expect(sent).toEqual([
+      ['HSET', `test:{${'a'.repeat(40)}}:policies`, 'q', 'rec'],
+      ['write', 'ZADD'],
+    ]);
+    expect(calls.length).toBe(1);
+    expect(journal.isReleased(gate)).toBe(false);
+    calls[0]!.resolve();
+    expect(journal.isReleased(gate)).toBe(true);
+  });
+
+  it('is the write itself when no record is pending, and its reply releases the gate', async () => {
+    const { calls, sent, journal } = setup();
+    journal.recordCommand((keys) => ['HSET', keys.policies, 'q', 'rec']);
+    const gate = journal.replyGate();
+    expect(gate).toBeGreaterThan(0);
+    await settle();
+    expect(sent).toEqual([['write', 'HSET']]);
+    expect(calls.map((c) => c.args)).toEqual([3]);
+    expect(journal.isReleased(gate)).toBe(false);
+    calls[0]!.resolve();
+    expect(journal.isReleased(gate)).toBe(true);
+  });
+
+  it('is dropped for a resync (the snapshot rewrites the policies), its reply held until it commits', async () => {
+    const { calls, journal } = setup();
+    journal.recordCommand((keys) => ['HSET', keys.policies, 'q', 'rec']);
+    const gate = journal.replyGate();
+    journal.holdPending();
+    await settle();
+    journal.flush();
+    expect(calls.length).toBe(0);
+    expect(journal.pendingRecords).toBe(0);
+    expect(journal.isReleased(gate)).toBe(false);
+    journal.releaseHeld();
     expect(journal.isReleased(gate)).toBe(true);
   });
 });
