@@ -12,7 +12,7 @@
 // (bench/scale.ts: --only scale or --scale, run after the others, alone).
 // See docs/bench.md for every option.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { cpus, availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,6 +21,7 @@ import { DEFAULT_SPEC, fmtRate, runLoad, WORKLOADS, type LoadSpec, type Workload
 import { describeMemory, measureMemory } from './memory.js';
 import { coreTable, DEFAULT_SIZES, parseSizes, runCore } from './core.js';
 import { fill } from './queueops.js';
+import { runVsBullmq } from './vs-bullmq.js';
 import { CPU_ROWS, cpuMarkdown, cpuRowTitle, runCpuFloor, runCpuRow, type CpuResult } from './cpu.js';
 import {
   DEFAULT_CHECKPOINTS,
@@ -107,6 +108,14 @@ What to run:
   --registered N            produce and cycle with N, then 1000, jobs registered, fresh servers (default 1000000; quick 0 = skip)
   --body N                  job body bytes (default 64)
   --scale                   add the scale workload (also: --only scale); never on unless asked
+
+Against BullMQ (--only vs-bullmq, run alone; bench/vs-bullmq.ts): add one at a time, add in bulk,
+process at concurrency 1/10/50, latency at a fixed rate; our node vs BullMQ on its own redis-server:
+  --vs-jobs N               jobs per row (default 20000; quick 5000)
+  --vs-rate N               jobs/s of the latency row (default 1000)
+  --vs-rows id,id           rows (add-one-c10,add-bulk,process-c1,process-c10,process-c50,latency)
+  --bullmq-redis host:port  run BullMQ on this Redis (keys under a bench prefix, deleted after) instead of starting one
+  --rounds N                rounds, best kept (default 3; quick 1)
 
 CPU per job (--only cpu, run alone: fresh clusters of 1, 2, 3 and 5 nodes, ours, the reference
 and the runtime's floor; see bench/cpu.ts; about 5 minutes):
@@ -201,6 +210,10 @@ function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
       'scale-maxmemory': { type: 'string' },
       'scale-reference-max': { type: 'string' },
       'redis-benchmark': { type: 'string' },
+      'vs-jobs': { type: 'string' },
+      'vs-rate': { type: 'string', default: '1000' },
+      'vs-rows': { type: 'string' },
+      'bullmq-redis': { type: 'string' },
       out: { type: 'string', default: join(REPO_ROOT, 'bench/results') },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -214,7 +227,7 @@ function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
   // Scale takes minutes and many GB: only when asked, by --only or --scale (even with --quick).
   if (a.scale) only.add('scale');
   for (const w of only)
-    if (w !== 'memory' && w !== 'scale' && w !== 'tls' && w !== 'cpu' && !WORKLOADS.includes(w as Workload)) throw new Error(`unknown workload ${w}`);
+    if (w !== 'memory' && w !== 'scale' && w !== 'tls' && w !== 'cpu' && w !== 'vs-bullmq' && !WORKLOADS.includes(w as Workload)) throw new Error(`unknown workload ${w}`);
   const maxmemory = a['scale-maxmemory'] !== undefined ? parseMemory(a['scale-maxmemory']) : holdableMemory();
   if (maxmemory === undefined || !(maxmemory > 0)) throw new Error(`bad --scale-maxmemory ${a['scale-maxmemory']}`);
   return {
@@ -516,9 +529,58 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   // The other workloads first, their servers stopped, then CPU per job and the scale fill alone.
-  if ([...o.only].some((w) => w !== 'scale' && w !== 'cpu')) await mainLoad(o, a);
+  if ([...o.only].some((w) => w !== 'scale' && w !== 'cpu' && w !== 'vs-bullmq')) await mainLoad(o, a);
+  if (o.only.has('vs-bullmq')) await mainVsBullmq(o, a);
   if (o.only.has('cpu')) await mainCpu(o, a);
   if (o.only.has('scale')) await mainScale(o, a);
+}
+
+/**
+ * --only vs-bullmq: our client and Worker against BullMQ (bench/vs-bullmq.ts).
+ * Results: bench/results/vs-bullmq-<time>.md and vs-bullmq-latest.md.
+ */
+async function mainVsBullmq(o: Opts, a: Record<string, string | boolean | undefined>): Promise<void> {
+  const t0 = Date.now();
+  const jobs = Number(a['vs-jobs'] ?? (o.quick ? 5000 : 20_000));
+  const rate = Number(a['vs-rate']);
+  const latencySeconds = o.quick ? 2 : 5;
+  const rounds = Number(a.rounds ?? (o.quick ? 1 : 3));
+  const table = await runVsBullmq(
+    {
+      jobs,
+      rounds,
+      body: o.body,
+      rate,
+      latencySeconds,
+      basePort: o.basePort,
+      ...(a['bullmq-redis'] ? { bullmqRedis: parseAddress(a['bullmq-redis'] as string) } : {}),
+      status,
+      log,
+    },
+    a['vs-rows'] ? new Set((a['vs-rows'] as string).split(',')) : undefined,
+  );
+  const header = [
+    `${new Date().toISOString()}, ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+    `machine: ${cpus()[0]?.model ?? '?'} × ${availableParallelism()} cores, Node ${process.versions.node}`,
+    `${jobs} jobs per row (latency row: ${rate} jobs/s for ${latencySeconds} s), ~${o.body}-byte JSON bodies, best of ${rounds} round(s), the sides alternating`,
+    `ours: disque-ts node started here, no persistence, client + Worker of this repository; BullMQ ${bullmqVersion()}: ${a['bullmq-redis'] ? `Redis at ${a['bullmq-redis'] as string}` : 'a redis-server started here (no RDB, no AOF)'}, BullMQ defaults`,
+    'CPU: utime + stime of the server process (/proc) and of this process (both clients and workers run in it) per 1000 jobs',
+  ];
+  const md = `# disque-ts vs BullMQ\n\n${header.join('  \n')}\n\n${table}\n`;
+  mkdirSync(o.out, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:]/g, '').replace(/\..*/, '');
+  writeFileSync(join(o.out, `vs-bullmq-${stamp}.md`), md);
+  writeFileSync(join(o.out, 'vs-bullmq-latest.md'), md);
+  if (tty) process.stderr.write('\r\x1b[K');
+  process.stdout.write('\n' + md + '\n');
+}
+
+function bullmqVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules/bullmq/package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '?';
+  }
 }
 
 /**
