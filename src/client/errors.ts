@@ -179,3 +179,19 @@ export class TaskTimeoutError extends DisqueError {
 export class TaskRevokedError extends DisqueError {
   override name = 'TaskRevokedError';
 }
+
+/**
+ * The reason of a handler's `ctx.signal` when the job was revoked while it
+ * ran: acknowledged (ACKJOB from any client or node, the dashboard) or
+ * deleted elsewhere. The worker neither acknowledges nor NACKs it after.
+ */
+export class JobRevokedError extends DisqueError {
+  override name = 'JobRevokedError';
+  constructor(
+    /** The job's ID. */
+    readonly jobId: string,
+    message = `job ${jobId} was revoked (acknowledged or deleted elsewhere) while its handler ran`,
+  ) {
+    super(message);
+  }
+}

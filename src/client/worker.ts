@@ -1,20 +1,29 @@
 // A Worker turns queues into a job processor: GETJOB on its own connection
-// (fetcher.ts), the handler for each job, ACKJOB on success, NACK on failure,
-// WORKING while the handler runs, dead-lettering after too many attempts;
-// and its lifecycle: ready, pause/resume, close.
+// (fetcher.ts, a few jobs ahead when handlers are quick), the handler for
+// each job, ACKJOB on success (batched per event-loop turn, ack-batch.ts),
+// NACK on failure, WORKING while a handler runs long and revocation
+// (heartbeat.ts), dead-lettering after too many attempts; and its
+// lifecycle: ready, pause/resume, close.
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { AckBatch } from './ack-batch.js';
 import type { Disque } from './client.js';
 import { bufferCodec } from './codec.js';
 import { makeEnvelope } from './dead-letter.js';
-import { BadIdError, ClientClosedError, MaxAttemptsError, NoJobError, TooLateError } from './errors.js';
+import { BadIdError, ClientClosedError, JobRevokedError, MaxAttemptsError } from './errors.js';
 import { JobFetcher } from './fetcher.js';
+import { Heartbeat } from './heartbeat.js';
 import type { AddJobOptions, Job, NodeInfo } from './types.js';
 
 /** What a handler gets besides the job. */
 export interface JobContext {
   /** This delivery's number: 1 + NACKs + additional deliveries. */
   attempt: number;
-  /** Aborted when close() stops waiting for the handler; the job is then left to the server. */
+  /**
+   * Aborted when the job is revoked while the handler runs (reason: a
+   * JobRevokedError; the job was acknowledged or deleted elsewhere), or when
+   * close() stops waiting for the handler (the job is then left to the server).
+   */
   signal: AbortSignal;
   /** ID of the node that delivered the job. */
   nodeId: string | undefined;
@@ -37,11 +46,29 @@ export interface WorkerOptions<T = Buffer> {
   /**
    * Milliseconds between WORKING commands while a handler runs, or `'auto'`:
    * half the job's retry time less the server's 250 ms jitter (at least
-   * 100 ms). The first WORKING is sent when the handler starts, since a job
-   * may be due for re-queueing soon after it is delivered. 0 disables.
-   * Default `'auto'`.
+   * 100 ms). The first WORKING is sent 250 ms after the job was delivered
+   * (or after the interval, if shorter): a handler returning before never
+   * costs one, and the shortest retry (1 s less 250 ms jitter) is still
+   * ahead. 0 disables. Default `'auto'`.
    */
   workingInterval?: number | 'auto';
+  /**
+   * Milliseconds between checks, while a handler runs past its first
+   * WORKING, that its job was not revoked (acknowledged or deleted
+   * elsewhere: SHOW on the delivering node); each WORKING checks too. A
+   * revoked job's handler sees `ctx.signal` aborted with a JobRevokedError.
+   * 0: check only with WORKING. Default 5000.
+   */
+  revocationCheck?: number;
+  /**
+   * Jobs fetched ahead of free slots, held until a slot frees, so quick
+   * handlers do not wait a round trip for each job. `'auto'`: as many as the
+   * handlers are expected to start within 100 ms (from their mean duration;
+   * none until handlers have run, at most max(100, 2 × concurrency)). A job
+   * held waits with its retry time running; pause() and close() hand held
+   * jobs back at once (ENQUEUE). 0 disables. Default `'auto'`.
+   */
+  prefetch?: number | 'auto';
   /**
    * Deliveries (1 + NACKs + additional deliveries) after which a failing job
    * is given up: moved to `deadLetterQueue` if set, then acknowledged. A job
@@ -105,6 +132,10 @@ export interface WorkerStats {
   inFlight: number;
   /** Failed jobs this worker keeps with WORKING until their backoff ends (servers without NACK DELAY only). */
   waitingRetry: number;
+  /** Jobs whose handler was told they were revoked. */
+  revoked: number;
+  /** Jobs fetched ahead and waiting for a slot. */
+  prefetched: number;
 }
 
 export interface WorkerEvents<T> {
@@ -115,6 +146,8 @@ export interface WorkerEvents<T> {
   completed: [job: Job<T>, result: unknown, info: { attempt: number; durationMs: number; startedAt: Date; finishedAt: Date }];
   failed: [job: Job<T>, error: unknown, info: { attempt: number; willRetry: boolean; retryInMs?: number; finishedAt: Date }];
   deadLettered: [job: Job<T>, error: unknown, info: { attempt: number; deadLetterQueue?: string; deadLetterId?: string }];
+  /** The job was acknowledged or deleted elsewhere while its handler ran: its signal is aborted, no ACK or NACK follows. */
+  revoked: [job: Job<T>, info: { attempt: number }];
   /** A fetch found the queues empty on the worker's node: once each time they run empty. */
   drained: [];
   /** pause() was called (fetching stops). */
@@ -131,11 +164,25 @@ interface Running<T> {
   job?: Job<T>;
   nodeId: string | undefined;
   attempt: number;
-  abort: AbortController;
-  heartbeat?: NodeJS.Timeout;
+  /** Date.now() when fetched: the server's retry time runs from then. */
+  deliveredAt: number;
+  /** Made when the handler reads ctx.signal, or to abort it. */
+  abort?: AbortController;
+  heartbeat?: Heartbeat;
   /** The worker no longer acts on this job (handler abandoned, or settled). */
   done: boolean;
+  /** Revoked while the handler ran. */
+  revoked?: boolean;
 }
+
+/** Aborts the job's signal (made now if the handler never asked for it). */
+function abortJob(r: Running<unknown>, reason: unknown): void {
+  r.abort ??= new AbortController();
+  r.abort.abort(reason);
+}
+
+/** Prefetch 'auto': jobs held ahead are expected to start within this many ms. */
+const PREFETCH_WINDOW_MS = 100;
 
 /** Waits for `p` until `deadline`; true if it settled in time. */
 async function settlesBefore(p: Promise<unknown>, deadline: number): Promise<boolean> {
@@ -158,14 +205,21 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
   private readonly pinned = new Map<string, Disque<T>>();
   private readonly running = new Set<Running<T>>();
   private readonly settling = new Set<Promise<void>>();
-  private readonly delayed = new Map<Running<T>, { timer: NodeJS.Timeout; nack: () => Promise<void> }>();
+  private readonly delayed = new Map<Running<T>, { timer: NodeJS.Timeout; nack: () => Promise<void>; resolve: () => void }>();
   private readonly stop = new AbortController();
   private slotWaiters: (() => void)[] = [];
   private started = false;
   private paused = false;
   private closing: Promise<void> | undefined;
   private signalHandlers: [NodeJS.Signals, () => void][] = [];
-  private readonly counters = { fetched: 0, completed: 0, failed: 0, retried: 0, deadLettered: 0, abandoned: 0, errors: 0 };
+  private readonly counters = { fetched: 0, completed: 0, failed: 0, retried: 0, deadLettered: 0, abandoned: 0, errors: 0, revoked: 0 };
+  /** Jobs fetched ahead, waiting for a slot. */
+  private buffered: { raw: Job<Buffer>; nodeId: string | undefined; deliveredAt: number }[] = [];
+  /** Mean handler duration in ms (exponentially weighted), for prefetch 'auto'. */
+  private meanHandlerMs: number | undefined;
+  /** ACKs of returned handlers not replied yet. */
+  private readonly acking = new Set<Promise<void>>();
+  private readonly acks = new AckBatch((nodeId, ids) => this.sendAck(nodeId, ids));
 
   constructor(
     private readonly client: Disque<T>,
@@ -178,6 +232,8 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     if (this.queues.length === 0) throw new RangeError('a Worker needs at least one queue');
     const concurrency = options.concurrency ?? 1;
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
+    const prefetch = options.prefetch ?? 'auto';
+    if (prefetch !== 'auto' && !(Number.isInteger(prefetch) && prefetch >= 0)) throw new RangeError(`prefetch must be 'auto' or a non-negative integer, got ${prefetch}`);
     const maxAttempts = options.maxAttempts ?? Infinity;
     if (!(maxAttempts >= 1)) throw new RangeError(`maxAttempts must be at least 1, got ${maxAttempts}`);
     this.opts = {
@@ -185,6 +241,8 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
       concurrency,
       maxAttempts,
       workingInterval: options.workingInterval ?? 'auto',
+      revocationCheck: options.revocationCheck ?? 5000,
+      prefetch: options.prefetch ?? 'auto',
       deadLetterOptions: options.deadLetterOptions ?? {},
       backoff: options.backoff ?? 0,
       fetchTimeout: options.fetchTimeout ?? 1000,
@@ -234,7 +292,9 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
       this.emit('paused');
     }
     await this.fetcher?.stop();
+    await this.handBackPrefetched();
     while (this.running.size > 0) await new Promise<void>((r) => this.slotWaiters.push(r));
+    await Promise.allSettled([...this.settling]);
   }
 
   /** Fetches again after pause(). */
@@ -257,7 +317,7 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
 
   /** Counters since the worker was created. */
   stats(): WorkerStats {
-    return { ...this.counters, inFlight: this.running.size, waitingRetry: this.delayed.size };
+    return { ...this.counters, inFlight: this.running.size, waitingRetry: this.delayed.size, prefetched: this.buffered.length };
   }
 
   /** The node jobs are fetched from (undefined before the first fetch connects). */
@@ -288,13 +348,14 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     this.stop.abort();
     for (const [sig, h] of this.signalHandlers) process.off(sig, h);
     if (this.fetcher && !(await settlesBefore(this.fetcher.stop(), deadline))) this.fetcher.client.disconnect();
+    await this.handBackPrefetched();
     await Promise.all([...this.delayed.values()].map((d) => (clearTimeout(d.timer), d.nack())));
     await settlesBefore(Promise.allSettled([...this.settling]), deadline);
     for (const r of this.running) {
       if (r.done) continue;
       r.done = true;
-      clearTimeout(r.heartbeat);
-      r.abort.abort(new Error('worker closed before the job finished'));
+      r.heartbeat?.stop();
+      abortJob(r, new Error('worker closed before the job finished'));
       this.counters.abandoned++;
     }
     this.running.clear();
@@ -319,14 +380,17 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
       this.client as Disque<unknown>,
       { queues: this.queues, fetchTimeout: this.opts.fetchTimeout, withCreatedAt: this.opts.withCreatedAt },
       {
-        freeSlots: () => this.opts.concurrency - this.running.size,
+        freeSlots: () => this.wanted(),
         slotFreed: (signal) => this.slotFreed(signal),
         deliver: (jobs, nodeId) => {
-          for (const raw of jobs) this.begin(raw, nodeId);
+          const deliveredAt = Date.now();
+          for (const raw of jobs) this.buffered.push({ raw, nodeId, deliveredAt });
+          this.startPrefetched();
         },
         handBack: (jobs, nodeId) => this.handBack(jobs, nodeId),
         ready: () => this.emit('ready'),
-        drained: () => this.emit('drained'),
+        // After the ACKs in flight: `drained` follows the last job's `completed`.
+        drained: () => void Promise.allSettled([...this.acking]).then(() => this.emit('drained')),
         fetchFailed: (e) => this.report(e),
       },
     );
@@ -340,6 +404,54 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     } catch (e) {
       this.report(e); // the server queues them again after their retry time
     }
+  }
+
+  /** Jobs to hold ahead of free slots now (see the prefetch option). */
+  private ahead(): number {
+    const p = this.opts.prefetch;
+    if (p !== 'auto') return p;
+    const mean = this.meanHandlerMs;
+    if (mean === undefined) return 0;
+    const c = this.opts.concurrency;
+    return Math.min(Math.max(100, 2 * c), Math.floor((c * PREFETCH_WINDOW_MS) / Math.max(mean, 0.001)));
+  }
+
+  /** Jobs to fetch now: free slots and room ahead, once the jobs held ahead are down to half. */
+  private wanted(): number {
+    const ahead = this.ahead();
+    if (this.buffered.length > ahead / 2) return 0;
+    return this.opts.concurrency - this.running.size + ahead - this.buffered.length;
+  }
+
+  /** Starts held jobs while slots are free. */
+  private startPrefetched(): void {
+    if (this.buffered.length === 0) return;
+    let n = 0;
+    while (n < this.buffered.length && this.running.size < this.opts.concurrency && !this.paused && !this.closed) {
+      const b = this.buffered[n++]!;
+      this.begin(b.raw, b.nodeId, b.deliveredAt);
+    }
+    if (n > 0) this.buffered = this.buffered.slice(n);
+  }
+
+  /** Hands jobs held ahead back to their nodes (pause, close). */
+  private async handBackPrefetched(): Promise<void> {
+    const held = this.buffered;
+    this.buffered = [];
+    const byNode = new Map<string | undefined, Job<Buffer>[]>();
+    for (const b of held) {
+      const list = byNode.get(b.nodeId) ?? [];
+      list.push(b.raw);
+      byNode.set(b.nodeId, list);
+    }
+    await Promise.all([...byNode].map(([nodeId, jobs]) => this.handBack(jobs, nodeId)));
+  }
+
+  /** A handler is done with its slot (before its ACK is sent): the next job may start. */
+  private release(r: Running<T>): void {
+    if (!this.running.delete(r)) return;
+    this.startPrefetched();
+    this.wakeSlotWaiters();
   }
 
   private slotFreed(signal: AbortSignal): Promise<void> {
@@ -359,23 +471,22 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     for (const f of w) f();
   }
 
-  private begin(raw: Job<Buffer>, nodeId: string | undefined): void {
+  private begin(raw: Job<Buffer>, nodeId: string | undefined, deliveredAt: number): void {
     this.counters.fetched++;
     const r: Running<T> = {
       raw,
       nodeId,
       attempt: (raw.nacks ?? 0) + (raw.additionalDeliveries ?? 0) + 1,
-      abort: new AbortController(),
+      deliveredAt,
       done: false,
     };
     this.running.add(r);
     const p = this.process(r)
       .catch((e) => this.report(e, r.job))
       .finally(() => {
-        clearTimeout(r.heartbeat);
-        this.running.delete(r);
+        r.heartbeat?.stop();
         this.settling.delete(p);
-        this.wakeSlotWaiters();
+        this.release(r);
       });
     this.settling.add(p);
   }
@@ -400,26 +511,28 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     r.job = job;
     this.startHeartbeat(r);
     const startedAt = new Date();
-    this.emit('active', job, { attempt: r.attempt, startedAt });
+    if (this.listenerCount('active') > 0) this.emit('active', job, { attempt: r.attempt, startedAt });
     let result: unknown;
+    const t0 = performance.now();
     try {
-      result = await this.handler(job, {
-        attempt: r.attempt,
-        signal: r.abort.signal,
-        nodeId: r.nodeId,
-        working: () => this.jobClient(r.nodeId).working(r.raw.id),
-        startedAt,
-      });
+      result = await this.handler(job, this.context(r, startedAt));
     } catch (e) {
+      this.timed(t0);
       if (r.done) return;
       await this.failed(r, e, job);
       return;
     }
-    if (r.done) return; // abandoned by close(): the server will deliver it again
+    this.timed(t0);
+    // Abandoned by close() (the server will deliver it again), or revoked.
+    if (r.done) return;
     const finishedAt = new Date();
     r.done = true;
-    clearTimeout(r.heartbeat);
-    await this.ack(r, job);
+    r.heartbeat?.stop();
+    this.release(r);
+    const acked = this.ack(r, job);
+    this.acking.add(acked);
+    await acked;
+    this.acking.delete(acked);
     this.counters.completed++;
     this.emit('completed', job, result, {
       attempt: r.attempt,
@@ -427,6 +540,26 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
       startedAt,
       finishedAt,
     });
+  }
+
+  /** What the handler gets besides the job. */
+  private context(r: Running<T>, startedAt: Date): JobContext {
+    return {
+      attempt: r.attempt,
+      get signal() {
+        r.abort ??= new AbortController();
+        return r.abort.signal;
+      },
+      nodeId: r.nodeId,
+      working: () => this.jobClient(r.nodeId).working(r.raw.id),
+      startedAt,
+    };
+  }
+
+  /** Records a handler's duration for prefetch 'auto'. */
+  private timed(t0: number): void {
+    const ms = performance.now() - t0;
+    this.meanHandlerMs = this.meanHandlerMs === undefined ? ms : this.meanHandlerMs * 0.9 + ms * 0.1;
   }
 
   /** The job as the handler would see it, or with its raw body if it does not decode. */
@@ -443,7 +576,7 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     const finishedAt = new Date();
     if (r.attempt >= this.opts.maxAttempts) {
       r.done = true;
-      clearTimeout(r.heartbeat);
+      r.heartbeat?.stop();
       this.emit('failed', job, error, { attempt: r.attempt, willRetry: false, finishedAt });
       await this.giveUp(r, error, job);
       return;
@@ -458,37 +591,36 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     this.emit('failed', job, error, { attempt: r.attempt, willRetry: true, retryInMs: delay, finishedAt });
     if (delay === 0 || this.stop.signal.aborted) {
       r.done = true;
-      clearTimeout(r.heartbeat);
+      r.heartbeat?.stop();
       await this.nack(r, job);
       return;
     }
     if (this.nackDelay !== false) {
       r.done = true;
-      clearTimeout(r.heartbeat);
+      r.heartbeat?.stop();
       if (await this.nack(r, job, delay)) return;
       // The server has no NACK DELAY: keep the job ourselves, as below.
       r.done = false;
       r.heartbeat = undefined;
     }
     // Keep the job (WORKING goes on) until the backoff ends, without holding a slot.
-    if (r.heartbeat === undefined) this.startHeartbeat(r);
+    if (r.heartbeat === undefined) this.startHeartbeat(r, true);
     await new Promise<void>((resolve) => {
       const nack = async () => {
         if (!this.delayed.delete(r)) return;
         r.done = true;
-        clearTimeout(r.heartbeat);
+        r.heartbeat?.stop();
         await this.nack(r, job);
         resolve();
       };
-      this.delayed.set(r, { timer: setTimeout(() => void nack(), delay), nack });
-      this.running.delete(r);
-      this.wakeSlotWaiters();
+      this.delayed.set(r, { timer: setTimeout(() => void nack(), delay), nack, resolve });
+      this.release(r);
     });
   }
 
   private async giveUp(r: Running<T>, error: unknown, job: Job<T>): Promise<void> {
     r.done = true;
-    clearTimeout(r.heartbeat);
+    r.heartbeat?.stop();
     if (this.opts.onGiveUp) {
       try {
         await this.opts.onGiveUp(job, error, { attempt: r.attempt });
@@ -523,15 +655,24 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     });
   }
 
+  /** Acknowledges the job with the others of this event-loop turn. */
   private async ack(r: Running<T>, job: Job<T>): Promise<void> {
     try {
-      await this.jobClient(r.nodeId).ackJob(r.raw.id);
+      await this.acks.add(r.nodeId, r.raw.id);
+    } catch (e) {
+      this.report(e, job);
+    }
+  }
+
+  private async sendAck(nodeId: string | undefined, ids: string[]): Promise<void> {
+    try {
+      await this.jobClient(nodeId).ackJob(ids);
     } catch (e) {
       // ACKJOB works from any node (the ACK is propagated): try the main client.
       try {
-        await this.client.ackJob(r.raw.id);
+        await this.client.ackJob(ids);
       } catch {
-        this.report(e, job);
+        throw e;
       }
     }
   }
@@ -562,30 +703,36 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
 
   // ---- WORKING ------------------------------------------------------------
 
-  private startHeartbeat(r: Running<T>): void {
-    const setting = this.opts.workingInterval;
-    if (setting === 0) return;
-    const beat = async () => {
-      if (r.done && !this.delayed.has(r)) return;
-      let retry: number;
-      try {
-        retry = await this.jobClient(r.nodeId).working(r.raw.id);
-      } catch (e) {
-        if (r.done && !this.delayed.has(r)) return;
-        if (e instanceof TooLateError || e instanceof NoJobError || e instanceof ClientClosedError) {
-          // Cannot postpone any more: the job may be delivered again meanwhile.
-          this.report(e, r.job);
-          return;
-        }
-        this.report(e, r.job);
-        retry = 1; // try again soon
-      }
-      if (r.done && !this.delayed.has(r)) return;
-      if (setting === 'auto' && retry === 0) return; // at most once job: nothing to postpone
-      const interval = setting === 'auto' ? Math.max(100, (retry * 1000) / 2 - 250) : setting;
-      r.heartbeat = setTimeout(() => void beat(), interval);
-    };
-    r.heartbeat = setTimeout(() => void beat(), 0);
+  /** WORKING and revocation checks for a running job (`held`: kept through a backoff, WORKING from now). */
+  private startHeartbeat(r: Running<T>, held = false): void {
+    const hb = new Heartbeat(
+      r.raw.id,
+      { interval: this.opts.workingInterval, checkEvery: this.opts.revocationCheck },
+      {
+        client: () => this.jobClient(r.nodeId) as Disque<unknown>,
+        live: () => !r.done || this.delayed.has(r),
+        revoked: () => this.revoked(r),
+        error: (e) => this.report(e, r.job),
+      },
+    );
+    r.heartbeat = hb;
+    hb.start(held ? 0 : r.deliveredAt);
+  }
+
+  /** The job was acknowledged or deleted elsewhere: tell the handler, send nothing more for it. */
+  private revoked(r: Running<T>): void {
+    const held = this.delayed.get(r);
+    if (held) {
+      clearTimeout(held.timer);
+      this.delayed.delete(r);
+      held.resolve();
+    }
+    if (r.done && !held) return;
+    r.done = true;
+    r.revoked = true;
+    this.counters.revoked++;
+    abortJob(r, new JobRevokedError(r.raw.id));
+    if (r.job) this.emit('revoked', r.job, { attempt: r.attempt });
   }
 
   /** A connection to the node that delivered the job (WORKING and NACK only work there). */
