@@ -1,0 +1,216 @@
+// What makes the Worker fast, seen from outside: ACKs batched per
+// event-loop turn (fewer ACKJOB calls than jobs, yet a killed worker's
+// unacknowledged jobs come back), jobs fetched ahead for quick handlers
+// (handed back at once on close), no WORKING for handlers that return
+// quickly; and revocation: a job acknowledged elsewhere (another node)
+// aborts the handler's signal.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { startServer, waitFor, type ServerHandle } from '../helpers/server.js';
+import { startCluster, infoField, type TestCluster } from '../helpers/cluster.js';
+import { Disque, JobRevokedError, Worker, revokeJob, type Job } from '../../src/client/index.js';
+
+let server: ServerHandle;
+let client: Disque;
+const workers: Worker<any>[] = [];
+const procs: ChildProcess[] = [];
+let qn = 0;
+const queue = () => `tq-${process.pid}-${++qn}`;
+const FETCH = { fetchTimeout: 200 } as const;
+
+function track<T>(w: Worker<T>): Worker<T> {
+  workers.push(w);
+  w.on('error', () => {});
+  return w;
+}
+
+/** Calls of a command since the last CONFIG RESETSTAT, from INFO commandstats. */
+async function calls(c: Disque, command: string): Promise<number> {
+  const text = (await c.call('INFO', 'commandstats')) as string;
+  const line = infoField(text, `cmdstat_${command}`);
+  return line ? Number(/calls=(\d+)/.exec(line)![1]) : 0;
+}
+
+beforeAll(async () => {
+  server = await startServer();
+  client = new Disque({ nodes: server.port });
+});
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.close(1000)));
+});
+afterAll(async () => {
+  for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  client?.disconnect();
+  await server?.destroy();
+});
+
+describe('ACK batching', () => {
+  it('jobs finishing in the same turn share an ACKJOB; every job is acknowledged once, after its handler', async () => {
+    const q = queue();
+    const n = 400;
+    await client.addJobs(q, Array.from({ length: n }, (_, i) => `job ${i}`));
+    await client.call('CONFIG', 'RESETSTAT');
+    const seen = new Map<string, number>();
+    const w = track(new Worker(client, q, (job) => void seen.set(job.id, (seen.get(job.id) ?? 0) + 1), { ...FETCH, concurrency: 50 }));
+    await waitFor(() => w.stats().completed === n, 'every job completes', 20_000);
+    expect(seen.size).toBe(n);
+    expect([...seen.values()].every((c) => c === 1)).toBe(true);
+    expect(await client.qlen(q)).toBe(0);
+    const acks = await calls(client, 'ackjob');
+    expect(acks).toBeGreaterThan(0);
+    expect(acks).toBeLessThan(n / 4);
+  });
+
+  it('a worker process killed -9: the jobs it acknowledged stay done, the ones it held come back, none is lost', async () => {
+    const q = queue();
+    const quick = (await client.addJobs(q, Array.from({ length: 30 }, (_, i) => `quick ${i}`), { retry: 1 })).ids as string[];
+    const held = (await client.addJobs(q, ['hold 1', 'hold 2', 'hold 3'], { retry: 1 })).ids as string[];
+    const fixture = path.join(import.meta.dirname, '../fixtures/ack-worker.mjs');
+    const proc = spawn(process.execPath, [fixture, String(server.port), q], { stdio: ['ignore', 'pipe', 'inherit'] });
+    procs.push(proc);
+    let out = '';
+    proc.stdout!.on('data', (d) => (out += d));
+    await waitFor(() => (out.match(/^held /gm) ?? []).length === 3 && (out.match(/^done /gm) ?? []).length === 30, 'the process finishes the quick jobs and holds three', 20_000);
+    proc.kill('SIGKILL');
+    await new Promise((resolve) => proc.once('exit', resolve));
+
+    const again: string[] = [];
+    const w = track(new Worker(client, q, (job: Job) => void again.push(job.id), FETCH));
+    await waitFor(() => again.length >= 3, 'the held jobs are delivered again', 15_000);
+    // Long enough for a quick job wrongly left unacknowledged to come back too (retry 1 s).
+    await new Promise((r) => setTimeout(r, 1500));
+    await w.close();
+    expect(again.sort()).toEqual([...held].sort());
+    for (const id of quick) expect(await client.show(id)).toBeNull();
+  });
+});
+
+describe('prefetch', () => {
+  it('quick handlers take jobs several per GETJOB, even at concurrency 1', async () => {
+    const q = queue();
+    const n = 600;
+    await client.addJobs(q, Array.from({ length: n }, (_, i) => `job ${i}`));
+    await client.call('CONFIG', 'RESETSTAT');
+    const w = track(new Worker(client, q, () => {}, FETCH));
+    await waitFor(() => w.stats().completed === n, 'every job completes', 20_000);
+    expect(await calls(client, 'getjob')).toBeLessThan(n / 4);
+    expect(await client.qlen(q)).toBe(0);
+  });
+
+  it('jobs held ahead are handed back at once on close, not after their retry time', async () => {
+    const q = queue();
+    const n = 50;
+    await client.addJobs(q, Array.from({ length: n }, (_, i) => `job ${i}`), { retry: 300 });
+    let release!: () => void;
+    const hold = new Promise<void>((r) => (release = r));
+    const w = track(new Worker(client, q, () => hold, { ...FETCH, prefetch: 20 }));
+    await waitFor(() => w.stats().prefetched > 0, 'jobs are held ahead', 5000);
+    release();
+    await w.close();
+    const done = w.stats().completed;
+    expect(await client.qlen(q)).toBe(n - done);
+    // Nothing is left active: another worker takes every remaining job at once.
+    let got = 0;
+    const w2 = track(new Worker(client, q, () => void got++, FETCH));
+    await waitFor(() => got === n - done, 'the rest is processed', 10_000);
+    await w2.close();
+  });
+});
+
+describe('WORKING', () => {
+  it('quick handlers cost no WORKING', async () => {
+    const q = queue();
+    await client.addJobs(q, Array.from({ length: 100 }, (_, i) => `job ${i}`), { retry: 1 });
+    await client.call('CONFIG', 'RESETSTAT');
+    const w = track(new Worker(client, q, () => {}, { ...FETCH, concurrency: 10 }));
+    await waitFor(() => w.stats().completed === 100, 'every job completes', 10_000);
+    expect(await calls(client, 'working')).toBe(0);
+  });
+
+  it('a handler running past its retry time keeps its job: WORKING starts before the server would queue it again', async () => {
+    const q = queue();
+    const id = await client.addJob(q, 'long', { retry: 1 });
+    const delivered: string[] = [];
+    const w = track(
+      new Worker(client, q, async (job) => {
+        delivered.push(job.id);
+        await new Promise((r) => setTimeout(r, 3000));
+      }, { ...FETCH, concurrency: 2 }),
+    );
+    await waitFor(() => w.stats().completed === 1, 'the long job completes', 10_000);
+    expect(delivered).toEqual([id]);
+    expect(await calls(client, 'working')).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe('revoke', () => {
+  it('revokeJob (ACKJOB) while the handler runs aborts its signal with JobRevokedError; no ACK or NACK follows', async () => {
+    const q = queue();
+    const id = await client.addJob(q, 'x', { retry: 2 });
+    let reason: unknown;
+    const revoked: string[] = [];
+    const w = track(
+      new Worker(client, q, (_job, ctx) => new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => ((reason = ctx.signal.reason), resolve()))), {
+        ...FETCH,
+        revocationCheck: 300,
+      }),
+    );
+    w.on('revoked', (job) => revoked.push(job.id));
+    await waitFor(() => w.stats().inFlight === 1, 'the handler runs', 5000);
+    const t0 = Date.now();
+    expect(await revokeJob(client, id)).toBe(true);
+    await waitFor(() => reason !== undefined, 'the handler is told', 5000);
+    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(reason).toBeInstanceOf(JobRevokedError);
+    expect((reason as JobRevokedError).jobId).toBe(id);
+    expect(revoked).toEqual([id]);
+    await waitFor(() => w.stats().inFlight === 0, 'the slot frees', 5000);
+    expect(w.stats()).toMatchObject({ revoked: 1, completed: 0, failed: 0, retried: 0 });
+  });
+});
+
+describe('revoke across nodes', () => {
+  let c: TestCluster;
+  beforeAll(async () => {
+    c = await startCluster(2);
+  }, 60_000);
+  afterAll(async () => {
+    await c?.destroy();
+  });
+
+  it('ACKJOB on node B aborts the handler running on a worker connected to node A within one WORKING interval', async () => {
+    const a = new Disque({ nodes: c.nodes[0]!.server.port, preferBestNode: false });
+    const b = new Disque({ nodes: c.nodes[1]!.server.port, preferBestNode: false });
+    try {
+      const q = queue();
+      // RETRY 2: WORKING every 750 ms; the revocation checks are left to WORKING.
+      const id = await a.addJob(q, 'long', { retry: 2, replicate: 2 });
+      let reason: unknown;
+      let nodeId: string | undefined;
+      const w = track(
+        new Worker(a, q, (_job, ctx) => {
+          nodeId = ctx.nodeId;
+          return new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => ((reason = ctx.signal.reason), resolve())));
+        }, { ...FETCH, revocationCheck: 0 }),
+      );
+      await waitFor(() => w.stats().inFlight === 1, 'the handler runs on node A', 5000);
+      expect(nodeId).toBe(c.nodes[0]!.id);
+      // Past the first WORKING: the next comes 750 ms after it.
+      await new Promise((r) => setTimeout(r, 400));
+      const t0 = Date.now();
+      expect(await b.ackJob(id)).toBe(1);
+      await waitFor(() => reason !== undefined, 'the handler on node A is told', 5000);
+      expect(Date.now() - t0).toBeLessThan(750 + 500);
+      expect(reason).toBeInstanceOf(JobRevokedError);
+      await waitFor(() => w.stats().inFlight === 0, 'the slot frees', 5000);
+      expect(w.stats()).toMatchObject({ revoked: 1, completed: 0, retried: 0 });
+      await w.close();
+      // Nobody gets the job again.
+      expect(await a.show(id)).toBeNull();
+    } finally {
+      a.disconnect();
+      b.disconnect();
+    }
+  }, 30_000);
+});
