@@ -17,11 +17,12 @@ export class AlreadyDeliveredError extends DisqueError {
 }
 
 /**
- * Revokes a job: ACKJOB, so no node delivers it again. A handler already
- * running is not interrupted (its own ACK is harmless), and a chain step
- * it finishes still enqueues the next step. Returns true if the node knew
- * the job (false: unknown here, or already acknowledged; the ACK is still
- * propagated in a cluster).
+ * Revokes a job: ACKJOB, so no node delivers it again. A Worker running it
+ * notices at its next check (WORKING, or every `revocationCheck` ms) and
+ * aborts the handler's signal with a JobRevokedError; a chain step whose
+ * handler finishes anyway still enqueues the next step. Returns true if the
+ * node knew the job (false: unknown here, or already acknowledged; the ACK
+ * is still propagated in a cluster).
  */
 export async function revokeJob(client: Disque<any>, id: string): Promise<boolean> {
   return (await client.ackJob(id)) > 0;

@@ -1,5 +1,5 @@
 // A Worker's fetching: GETJOB on a connection of its own, as many jobs as
-// it has free slots. It first asks without blocking (NOHANG), so it knows
+// the worker wants (free slots, and jobs to hold ahead). It first asks without blocking (NOHANG), so it knows
 // when the queues run empty (the `drained` event), and blocks (TIMEOUT
 // fetchTimeout) only when they are. Stopping interrupts a blocked GETJOB
 // (Disque.interrupt): jobs the server had already sent still arrive, and are
@@ -11,7 +11,7 @@ import type { Job, NodeInfo } from './types.js';
 
 /** What the fetcher needs from its worker. */
 export interface FetchTarget {
-  /** Jobs the worker can start now. */
+  /** Jobs the worker wants now: free slots, and room to hold jobs ahead. */
   freeSlots(): number;
   /** Resolves when a slot frees, or when `signal` aborts. */
   slotFreed(signal: AbortSignal): Promise<void>;
