@@ -214,7 +214,7 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
   private signalHandlers: [NodeJS.Signals, () => void][] = [];
   private readonly counters = { fetched: 0, completed: 0, failed: 0, retried: 0, deadLettered: 0, abandoned: 0, errors: 0, revoked: 0 };
   /** Jobs fetched ahead, waiting for a slot. */
-  private buffered: { raw: Job<Buffer>; nodeId: string | undefined; deliveredAt: number }[] = [];
+  private buffered: Running<T>[] = [];
   /** Mean handler duration in ms (exponentially weighted), for prefetch 'auto'. */
   private meanHandlerMs: number | undefined;
   /** ACKs of returned handlers not replied yet. */
@@ -384,7 +384,7 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
         slotFreed: (signal) => this.slotFreed(signal),
         deliver: (jobs, nodeId) => {
           const deliveredAt = Date.now();
-          for (const raw of jobs) this.buffered.push({ raw, nodeId, deliveredAt });
+          for (const raw of jobs) this.buffered.push(this.delivered(raw, nodeId, deliveredAt));
           this.startPrefetched();
         },
         handBack: (jobs, nodeId) => this.handBack(jobs, nodeId),
@@ -428,8 +428,8 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     if (this.buffered.length === 0) return;
     let n = 0;
     while (n < this.buffered.length && this.running.size < this.opts.concurrency && !this.paused && !this.closed) {
-      const b = this.buffered[n++]!;
-      this.begin(b.raw, b.nodeId, b.deliveredAt);
+      const r = this.buffered[n++]!;
+      if (!r.done) this.begin(r); // done: revoked while held
     }
     if (n > 0) this.buffered = this.buffered.slice(n);
   }
@@ -439,10 +439,13 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     const held = this.buffered;
     this.buffered = [];
     const byNode = new Map<string | undefined, Job<Buffer>[]>();
-    for (const b of held) {
-      const list = byNode.get(b.nodeId) ?? [];
-      list.push(b.raw);
-      byNode.set(b.nodeId, list);
+    for (const r of held) {
+      if (r.done) continue;
+      r.done = true;
+      r.heartbeat?.stop();
+      const list = byNode.get(r.nodeId) ?? [];
+      list.push(r.raw);
+      byNode.set(r.nodeId, list);
     }
     await Promise.all([...byNode].map(([nodeId, jobs]) => this.handBack(jobs, nodeId)));
   }
@@ -471,7 +474,11 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     for (const f of w) f();
   }
 
-  private begin(raw: Job<Buffer>, nodeId: string | undefined, deliveredAt: number): void {
+  /**
+   * A job just fetched. Its WORKING and revocation checks start now: the
+   * server's retry time runs from delivery, also while the job is held ahead.
+   */
+  private delivered(raw: Job<Buffer>, nodeId: string | undefined, deliveredAt: number): Running<T> {
     this.counters.fetched++;
     const r: Running<T> = {
       raw,
@@ -480,6 +487,11 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
       deliveredAt,
       done: false,
     };
+    this.startHeartbeat(r);
+    return r;
+  }
+
+  private begin(r: Running<T>): void {
     this.running.add(r);
     const p = this.process(r)
       .catch((e) => this.report(e, r.job))
@@ -509,7 +521,6 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
       return;
     }
     r.job = job;
-    this.startHeartbeat(r);
     const startedAt = new Date();
     if (this.listenerCount('active') > 0) this.emit('active', job, { attempt: r.attempt, startedAt });
     let result: unknown;
@@ -703,8 +714,8 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
 
   // ---- WORKING ------------------------------------------------------------
 
-  /** WORKING and revocation checks for a running job (`held`: kept through a backoff, WORKING from now). */
-  private startHeartbeat(r: Running<T>, held = false): void {
+  /** WORKING and revocation checks for a job (`beatNow`: kept through a backoff, WORKING from now on). */
+  private startHeartbeat(r: Running<T>, beatNow = false): void {
     const hb = new Heartbeat(
       r.raw.id,
       { interval: this.opts.workingInterval, checkEvery: this.opts.revocationCheck },
@@ -716,23 +727,25 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
       },
     );
     r.heartbeat = hb;
-    hb.start(held ? 0 : r.deliveredAt);
+    hb.start(beatNow ? 0 : r.deliveredAt);
   }
 
   /** The job was acknowledged or deleted elsewhere: tell the handler, send nothing more for it. */
   private revoked(r: Running<T>): void {
-    const held = this.delayed.get(r);
-    if (held) {
-      clearTimeout(held.timer);
+    const waiting = this.delayed.get(r);
+    if (waiting) {
+      clearTimeout(waiting.timer);
       this.delayed.delete(r);
-      held.resolve();
+      waiting.resolve();
     }
-    if (r.done && !held) return;
+    if (r.done && !waiting) return;
+    if (!this.running.has(r) && !waiting) this.buffered = this.buffered.filter((x) => x !== r);
     r.done = true;
     r.revoked = true;
     this.counters.revoked++;
     abortJob(r, new JobRevokedError(r.raw.id));
-    if (r.job) this.emit('revoked', r.job, { attempt: r.attempt });
+    // A job held ahead has not been decoded yet.
+    this.emit('revoked', r.job ?? this.decodeOrRaw(r), { attempt: r.attempt });
   }
 
   /** A connection to the node that delivered the job (WORKING and NACK only work there). */

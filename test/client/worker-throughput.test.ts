@@ -119,6 +119,23 @@ describe('prefetch', () => {
 });
 
 describe('WORKING', () => {
+  it('jobs held ahead behind a long handler keep their delivery (WORKING while held): each runs once', async () => {
+    const q = queue();
+    const ids = (await client.addJobs(q, ['slow', 'a', 'b', 'c'], { retry: 1 })).ids as string[];
+    const runs: string[] = [];
+    const w = track(
+      new Worker(client, q, async (job) => {
+        runs.push(job.id);
+        if (job.body.toString() === 'slow') await new Promise((r) => setTimeout(r, 2500));
+      }, { ...FETCH, prefetch: 3 }),
+    );
+    await waitFor(() => w.stats().completed === 4, 'every job completes', 10_000);
+    // A job queued again while held would come back within ~1.25 s.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect([...runs].sort()).toEqual([...ids].sort());
+  });
+
+
   it('quick handlers cost no WORKING', async () => {
     const q = queue();
     await client.addJobs(q, Array.from({ length: 100 }, (_, i) => `job ${i}`), { retry: 1 });
