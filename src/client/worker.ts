@@ -282,8 +282,9 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
 
   /**
    * Stops fetching (a GETJOB waiting for jobs is interrupted) and resolves
-   * when the handlers running now have finished and their jobs are
-   * acknowledged or NACKed. Jobs waiting for a backoff keep waiting.
+   * when the handlers running now, and the jobs held ahead, have finished
+   * and their jobs are acknowledged or NACKed. Jobs waiting for a backoff
+   * keep waiting.
    */
   async pause(): Promise<void> {
     if (this.closed) return;
@@ -292,9 +293,7 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
       this.emit('paused');
     }
     await this.fetcher?.stop();
-    await this.handBackPrefetched();
-    while (this.running.size > 0) await new Promise<void>((r) => this.slotWaiters.push(r));
-    await Promise.allSettled([...this.settling]);
+    await this.idle();
   }
 
   /** Fetches again after pause(). */
@@ -333,10 +332,11 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
   /**
    * Stops fetching (a GETJOB waiting for jobs is interrupted; jobs the
    * server had already sent are handed back with ENQUEUE), NACKs jobs
-   * waiting for a backoff, and waits for running handlers, all within
-   * `timeoutMs`. Handlers still running then are abandoned (their signal is
-   * aborted, WORKING stops, no ACK is sent) and the server queues their jobs
-   * again after their retry time. The client given to the worker stays open.
+   * waiting for a backoff, and waits for running handlers and the jobs held
+   * ahead, all within `timeoutMs`. Held jobs not started by then are handed
+   * back; handlers still running are abandoned (their signal is aborted,
+   * WORKING stops, no ACK is sent) and the server queues their jobs again
+   * after their retry time. The client given to the worker stays open.
    */
   close(timeoutMs = this.opts.closeTimeout): Promise<void> {
     this.closing ??= this.shutdown(timeoutMs);
@@ -348,9 +348,10 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     this.stop.abort();
     for (const [sig, h] of this.signalHandlers) process.off(sig, h);
     if (this.fetcher && !(await settlesBefore(this.fetcher.stop(), deadline))) this.fetcher.client.disconnect();
-    await this.handBackPrefetched();
     await Promise.all([...this.delayed.values()].map((d) => (clearTimeout(d.timer), d.nack())));
-    await settlesBefore(Promise.allSettled([...this.settling]), deadline);
+    await settlesBefore(this.idle(), deadline);
+    // Held jobs a stuck handler kept from starting: back to the queue now, not after their retry time.
+    await this.handBackPrefetched();
     for (const r of this.running) {
       if (r.done) continue;
       r.done = true;
@@ -427,7 +428,8 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
   private startPrefetched(): void {
     if (this.buffered.length === 0) return;
     let n = 0;
-    while (n < this.buffered.length && this.running.size < this.opts.concurrency && !this.paused && !this.closed) {
+    // Also while pausing or closing: held jobs are ours, expected to start within PREFETCH_WINDOW_MS.
+    while (n < this.buffered.length && this.running.size < this.opts.concurrency) {
       const r = this.buffered[n++]!;
       if (!r.done) this.begin(r); // done: revoked while held
     }
@@ -448,6 +450,16 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
       byNode.set(r.nodeId, list);
     }
     await Promise.all([...byNode].map(([nodeId, jobs]) => this.handBack(jobs, nodeId)));
+  }
+
+  /**
+   * Resolves when no job is held ahead or running, and the ACKs of those
+   * that returned are answered. Jobs waiting for a backoff do not count.
+   */
+  private async idle(): Promise<void> {
+    // A handler returning starts the next held job (release), until none is held.
+    while (this.running.size > 0 || this.buffered.length > 0) await new Promise<void>((r) => this.slotWaiters.push(r));
+    await Promise.allSettled([...this.acking]);
   }
 
   /** A handler is done with its slot (before its ACK is sent): the next job may start. */

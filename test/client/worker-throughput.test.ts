@@ -98,7 +98,7 @@ describe('prefetch', () => {
     expect(await client.qlen(q)).toBe(0);
   });
 
-  it('jobs held ahead are handed back at once on close, not after their retry time', async () => {
+  it('pause() runs the jobs held ahead before it resolves; nothing is left active', async () => {
     const q = queue();
     const n = 50;
     await client.addJobs(q, Array.from({ length: n }, (_, i) => `job ${i}`), { retry: 300 });
@@ -106,15 +106,28 @@ describe('prefetch', () => {
     const hold = new Promise<void>((r) => (release = r));
     const w = track(new Worker(client, q, () => hold, { ...FETCH, prefetch: 20 }));
     await waitFor(() => w.stats().prefetched > 0, 'jobs are held ahead', 5000);
+    const paused = w.pause();
     release();
+    await paused;
+    const s = w.stats();
+    expect(s).toMatchObject({ prefetched: 0, inFlight: 0, completed: s.fetched });
+    expect(s.fetched).toBeGreaterThan(1);
+    expect(await client.qlen(q)).toBe(n - s.completed);
+  });
+
+  it('close(): held jobs a stuck handler keeps from starting go back to the queue at once, not after their retry time', async () => {
+    const q = queue();
+    const n = 30;
+    await client.addJobs(q, Array.from({ length: n }, (_, i) => `job ${i}`), { retry: 300 });
+    const w = track(new Worker(client, q, () => new Promise<void>(() => {}), { ...FETCH, prefetch: 10, closeTimeout: 300 }));
+    await waitFor(() => w.stats().prefetched > 0, 'jobs are held ahead', 5000);
     await w.close();
-    const done = w.stats().completed;
-    expect(await client.qlen(q)).toBe(n - done);
-    // Nothing is left active: another worker takes every remaining job at once.
+    expect(w.stats()).toMatchObject({ abandoned: 1, completed: 0 });
+    // Only the abandoned job waits for its retry time; another worker takes every other one now.
+    expect(await client.qlen(q)).toBe(n - 1);
     let got = 0;
     const w2 = track(new Worker(client, q, () => void got++, FETCH));
-    await waitFor(() => got === n - done, 'the rest is processed', 10_000);
-    await w2.close();
+    await waitFor(() => got === n - 1, 'the rest is processed', 10_000);
   });
 });
 
