@@ -9,6 +9,7 @@ import path from 'node:path';
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { startServer, waitFor, type ServerHandle } from '../helpers/server.js';
 import { startCluster, infoField, type TestCluster } from '../helpers/cluster.js';
+import { postWithCsrf, startHttpServer } from '../helpers/http.js';
 import { Disque, JobRevokedError, Worker, revokeJob, type Job } from '../../src/client/index.js';
 
 let server: ServerHandle;
@@ -197,6 +198,33 @@ describe('revoke', () => {
     expect(revoked).toEqual([id]);
     await waitFor(() => w.stats().inFlight === 0, 'the slot frees', 5000);
     expect(w.stats()).toMatchObject({ revoked: 1, completed: 0, failed: 0, retried: 0 });
+  });
+});
+
+describe("revoke from the dashboard", () => {
+  it("the dashboard's ACK of a running job aborts its handler", async () => {
+    const h = await startHttpServer();
+    const c = new Disque({ nodes: h.port });
+    try {
+      const q = queue();
+      const id = await c.addJob(q, 'x', { retry: 5 });
+      let reason: unknown;
+      const w = track(
+        new Worker(c, q, (_job, ctx) => new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => ((reason = ctx.signal.reason), resolve()))), {
+          ...FETCH,
+          revocationCheck: 300,
+        }),
+      );
+      await waitFor(() => w.stats().inFlight === 1, 'the handler runs', 5000);
+      const res = await postWithCsrf(h.http, `/api/job/${encodeURIComponent(id)}/ack`);
+      expect(res.json).toEqual({ ok: true, result: 1 });
+      await waitFor(() => reason !== undefined, 'the handler is told', 5000);
+      expect(reason).toBeInstanceOf(JobRevokedError);
+      await w.close();
+    } finally {
+      c.disconnect();
+      await h.destroy();
+    }
   });
 });
 
