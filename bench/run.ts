@@ -562,7 +562,7 @@ async function mainVsBullmq(o: Opts, a: Record<string, string | boolean | undefi
   const header = [
     `${new Date().toISOString()}, ${((Date.now() - t0) / 1000).toFixed(0)} s`,
     `machine: ${cpus()[0]?.model ?? '?'} × ${availableParallelism()} cores, Node ${process.versions.node}`,
-    `${jobs} jobs per row (latency row: ${rate} jobs/s for ${latencySeconds} s), ~${o.body}-byte JSON bodies, best of ${rounds} round(s), the sides alternating`,
+    `${jobs} jobs per row (latency row: ${rate} jobs/s for ${latencySeconds} s), ~${o.body}-byte JSON bodies, best of ${rounds} round(s) (latency: lowest p50 and lowest p99 of any round; CPU of the round kept), the sides alternating`,
     `ours: disque-ts node started here, no persistence, client + Worker of this repository; BullMQ ${bullmqVersion()}: ${a['bullmq-redis'] ? `Redis at ${a['bullmq-redis'] as string}` : 'a redis-server started here (no RDB, no AOF)'}, BullMQ defaults`,
     'CPU: utime + stime of the server process (/proc) and of this process (both clients and workers run in it) per 1000 jobs',
   ];

@@ -330,9 +330,15 @@ export async function runVsBullmq(o: VsBullmqOptions, only?: Set<string>): Promi
           const m = best.get(row.id) ?? new Map<SideName, RowResult>();
           best.set(row.id, m);
           const prev = m.get(side.name);
-          // Lost or duplicated jobs in any round are kept visible.
           const keep = !prev || better(row, r, prev) ? r : prev;
-          m.set(side.name, { ...keep, lost: Math.max(keep.lost, prev?.lost ?? 0), duplicated: Math.max(keep.duplicated, prev?.duplicated ?? 0) });
+          m.set(side.name, {
+            ...keep,
+            // The lowest p99 of any round, as the lowest p50 (noise from the machine hits tails most).
+            ...(r.p99Ms !== undefined ? { p99Ms: Math.min(r.p99Ms, prev?.p99Ms ?? Infinity) } : {}),
+            // Lost or duplicated jobs in any round are kept visible.
+            lost: Math.max(keep.lost, prev?.lost ?? 0),
+            duplicated: Math.max(keep.duplicated, prev?.duplicated ?? 0),
+          });
         }
       }
     }
