@@ -65,22 +65,23 @@ describe('ACK batching', () => {
 
   it('a worker process killed -9: the jobs it acknowledged stay done, the ones it held come back, none is lost', async () => {
     const q = queue();
-    const quick = (await client.addJobs(q, Array.from({ length: 30 }, (_, i) => `quick ${i}`), { retry: 1 })).ids as string[];
-    const held = (await client.addJobs(q, ['hold 1', 'hold 2', 'hold 3'], { retry: 1 })).ids as string[];
+    const quick = (await client.addJobs(q, Array.from({ length: 30 }, (_, i) => `quick ${i}`), { retry: 2 })).ids as string[];
+    const held = (await client.addJobs(q, ['hold 1', 'hold 2', 'hold 3'], { retry: 2 })).ids as string[];
     const fixture = path.join(import.meta.dirname, '../fixtures/ack-worker.mjs');
     const proc = spawn(process.execPath, [fixture, String(server.port), q], { stdio: ['ignore', 'pipe', 'inherit'] });
     procs.push(proc);
     let out = '';
     proc.stdout!.on('data', (d) => (out += d));
-    await waitFor(() => (out.match(/^held /gm) ?? []).length === 3 && (out.match(/^done /gm) ?? []).length === 30, 'the process finishes the quick jobs and holds three', 20_000);
+    const ids = (word: string) => new Set([...out.matchAll(new RegExp(`^${word} (\\S+)`, 'gm'))].map((m) => m[1]));
+    await waitFor(() => ids('held').size === 3 && ids('done').size === 30, 'the process finishes the quick jobs and holds three', 30_000);
     proc.kill('SIGKILL');
     await new Promise((resolve) => proc.once('exit', resolve));
 
     const again: string[] = [];
     const w = track(new Worker(client, q, (job: Job) => void again.push(job.id), FETCH));
     await waitFor(() => again.length >= 3, 'the held jobs are delivered again', 15_000);
-    // Long enough for a quick job wrongly left unacknowledged to come back too (retry 1 s).
-    await new Promise((r) => setTimeout(r, 1500));
+    // Long enough for a quick job wrongly left unacknowledged to come back too (retry 2 s).
+    await new Promise((r) => setTimeout(r, 2500));
     await w.close();
     expect(again.sort()).toEqual([...held].sort());
     for (const id of quick) expect(await client.show(id)).toBeNull();
