@@ -98,9 +98,9 @@ class Slot {
 
   /** Keeps the newest report (replies may arrive out of order) and tells the listeners. */
   noteProgress(p: Progress): void {
-    if (!this.pending || (this.progress !== undefined && this.progress.seq >= p.seq)) return;
+    if (this.progress !== undefined && this.progress.seq >= p.seq) return;
     this.progress = p;
-    for (const f of this.progressListeners) f(p.value, p);
+    if (this.pending) for (const f of this.progressListeners) f(p.value, p);
   }
 
   fail(e: Error): void {
