@@ -1,26 +1,12 @@
 // Batches with callbacks: onSuccess / onComplete enqueued once, b.result();
 // on one node, and on a 3-node cluster where the process that created the
 // batch and worked on it is killed -9 with the batch half done.
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { startServer, waitFor, type ServerHandle } from '../helpers/server.js';
-import { startCluster, type TestCluster } from '../helpers/cluster.js';
-import { Disque, Worker, task, TaskFailedError } from '../../src/client/index.js';
+import { describe, it, expect } from 'vitest';
+import { waitFor } from '../helpers/server.js';
+import { FETCH, clusterWithProcesses, oneNodeClients, trackWorkers, unique } from '../helpers/tasks.js';
+import { Disque, task, TaskFailedError } from '../../src/client/index.js';
 
-const FETCH = { fetchTimeout: 200 } as const;
-let n = 0;
-const unique = (what: string) => `${what}-${process.pid}-${++n}`;
-
-const workers: Worker<any>[] = [];
-function track<T>(w: Worker<T>): Worker<T> {
-  workers.push(w);
-  w.on('error', () => {});
-  return w;
-}
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map((w) => w.close(1000)));
-});
+const track = trackWorkers();
 
 /** Resolves once no node of `clients` holds job `id` any more, or holds it only acknowledged. */
 async function goneEverywhere(clients: Disque[], id: string): Promise<boolean> {
@@ -32,99 +18,68 @@ async function goneEverywhere(clients: Disque[], id: string): Promise<boolean> {
 }
 
 describe('batches on one node', () => {
-  let server: ServerHandle;
-  let producer: Disque;
-  let consumer: Disque;
-  beforeAll(async () => {
-    server = await startServer();
-    producer = new Disque({ nodes: server.port });
-    consumer = new Disque({ nodes: server.port });
-  }, 30_000);
-  afterAll(async () => {
-    producer?.disconnect();
-    consumer?.disconnect();
-    await server?.destroy();
-  });
+  const s = oneNodeClients();
 
   it('every call succeeds: b.result() has the results; onSuccess and onComplete each run once, after the last call', async () => {
-    const square = task<number, number>(producer, unique('square'));
-    const onSuccess = task<{ tag: string }, void>(producer, unique('on-success'));
-    const onComplete = task<{ tag: string }, void>(producer, unique('on-complete'));
+    const square = task<number, number>(s.producer, unique('square'));
+    const onSuccess = task<{ tag: string }, void>(s.producer, unique('on-success'));
+    const onComplete = task<{ tag: string }, void>(s.producer, unique('on-complete'));
     const finishedCalls: number[] = [];
     const callbacks: string[] = [];
-    track(task<number, number>(consumer, square.name).process((x) => (finishedCalls.push(x), x * x), { ...FETCH, concurrency: 3 }));
-    track(task<{ tag: string }, void>(consumer, onSuccess.name).process((a) => void callbacks.push(`success ${a.tag} after ${finishedCalls.length}`), FETCH));
-    track(task<{ tag: string }, void>(consumer, onComplete.name).process((a) => void callbacks.push(`complete ${a.tag} after ${finishedCalls.length}`), FETCH));
+    track(task<number, number>(s.consumer, square.name).process((x) => (finishedCalls.push(x), x * x), { ...FETCH, concurrency: 3 }));
+    track(task<{ tag: string }, void>(s.consumer, onSuccess.name).process((a) => void callbacks.push(`success ${a.tag} after ${finishedCalls.length}`), FETCH));
+    track(task<{ tag: string }, void>(s.consumer, onComplete.name).process((a) => void callbacks.push(`complete ${a.tag} after ${finishedCalls.length}`), FETCH));
     const b = await square.batch([1, 2, 3, 4, 5], { onSuccess: { task: onSuccess, args: { tag: 's' } }, onComplete: { task: onComplete, args: { tag: 'c' } } });
     expect(b.ids).toHaveLength(5);
     expect(await b.result({ timeout: 15_000 })).toEqual([1, 4, 9, 16, 25]);
     await waitFor(() => callbacks.length === 2, 'both callbacks run', 15_000);
     expect(callbacks.sort()).toEqual(['complete c after 5', 'success s after 5']);
     // Once run, the callbacks are acknowledged: nothing can release them again.
-    await waitFor(async () => (await goneEverywhere([producer], b.callbacks.onSuccess!)) && (await goneEverywhere([producer], b.callbacks.onComplete!)), 'the callbacks are acknowledged', 5000);
+    await waitFor(async () => (await goneEverywhere([s.producer], b.callbacks.onSuccess!)) && (await goneEverywhere([s.producer], b.callbacks.onComplete!)), 'the callbacks are acknowledged', 5000);
     expect(callbacks).toHaveLength(2);
   });
 
   it('a call fails: onComplete runs once, onSuccess is cancelled; b.result() throws TaskFailedError', async () => {
-    const check = task<number, number>(producer, unique('check'));
-    const onSuccess = task<null, void>(producer, unique('on-success'));
-    const onComplete = task<null, void>(producer, unique('on-complete'));
+    const check = task<number, number>(s.producer, unique('check'));
+    const onSuccess = task<null, void>(s.producer, unique('on-success'));
+    const onComplete = task<null, void>(s.producer, unique('on-complete'));
     const callbacks: string[] = [];
     track(
-      task<number, number>(consumer, check.name).process((x) => {
+      task<number, number>(s.consumer, check.name).process((x) => {
         if (x === 2) throw new Error('two is bad');
         return x;
       }, { ...FETCH, concurrency: 2 }),
     );
-    track(task<null, void>(consumer, onSuccess.name).process(() => void callbacks.push('success'), FETCH));
-    track(task<null, void>(consumer, onComplete.name).process(() => void callbacks.push('complete'), FETCH));
+    track(task<null, void>(s.consumer, onSuccess.name).process(() => void callbacks.push('success'), FETCH));
+    track(task<null, void>(s.consumer, onComplete.name).process(() => void callbacks.push('complete'), FETCH));
     const b = await check.batch([1, 2, 3], { onSuccess: { task: onSuccess, args: null }, onComplete: { task: onComplete, args: null } });
     await expect(b.result({ timeout: 15_000 })).rejects.toBeInstanceOf(TaskFailedError);
     const settled = await b.settled({ timeout: 15_000 });
     expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     await waitFor(() => callbacks.length === 1, 'onComplete runs', 15_000);
     expect(callbacks).toEqual(['complete']);
-    expect(await goneEverywhere([producer], b.callbacks.onSuccess!)).toBe(true);
+    expect(await goneEverywhere([s.producer], b.callbacks.onSuccess!)).toBe(true);
   });
 
   it('refuses an empty batch and arguments JSON cannot carry before adding anything', async () => {
-    const t = task<unknown, unknown>(producer, unique('refused'));
+    const t = task<unknown, unknown>(s.producer, unique('refused'));
     await expect(t.batch([])).rejects.toThrow(/at least one call/);
     await expect(t.batch([1, new Date()])).rejects.toThrow(/args is a Date/);
-    expect(await producer.qlen(t.queue)).toBe(0);
+    expect(await s.producer.qlen(t.queue)).toBe(0);
   });
 });
 
 describe('a batch in a 3-node cluster whose creating process is killed -9 half done', () => {
-  let c: TestCluster;
-  const clients: Disque[] = [];
-  const procs: ChildProcess[] = [];
-  const at = (i: number) => {
-    const d = new Disque({ nodes: c.nodes[i]!.server.port, preferBestNode: false, failoverTimeout: 10_000 });
-    clients.push(d);
-    return d;
-  };
-  beforeAll(async () => {
-    c = await startCluster(3);
-  }, 60_000);
-  afterAll(async () => {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-    for (const d of clients) d.disconnect();
-    await c?.destroy();
-  });
+  const cl = clusterWithProcesses(3);
+  const at = cl.at;
 
   it('the calls it held run again elsewhere; onSuccess and onComplete run exactly once', async () => {
     const suffix = unique('batch');
     const count = 6;
-    const fixture = path.join(import.meta.dirname, '../fixtures/batch-worker.mjs');
-    const proc = spawn(process.execPath, [fixture, String(c.nodes[1]!.server.port), suffix, String(count)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    procs.push(proc);
-    let out = '';
-    proc.stdout!.on('data', (d) => (out += d));
-    await waitFor(() => (out.match(/^started /gm) ?? []).length === count, 'the process starts every call', 20_000);
-    const [, , onSuccessId, onCompleteId] = /^batch (\S+) (\S+) (\S+)$/m.exec(out)!;
-    proc.kill('SIGKILL');
-    await new Promise((resolve) => proc.once('exit', resolve));
+    const fixture = cl.spawnFixture('batch-worker.mjs', [String(cl.cluster().nodes[1]!.server.port), suffix, String(count)]);
+    await fixture.waitFor(/^started /m, count, 'the process starts every call', 20_000);
+    const [, , onSuccessId, onCompleteId] = /^batch (\S+) (\S+) (\S+)$/m.exec(fixture.output())!;
+    await fixture.kill9();
 
     // Workers on the other nodes: the odd calls come back after their retry time (2 s).
     const rescued: number[] = [];

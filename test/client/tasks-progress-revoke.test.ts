@@ -1,54 +1,23 @@
 // Progress, the default of no retries for tasks, and revoking a pending call
 // from another client, against one real node (with its HTTP port for the
 // dashboard's progress endpoint).
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { startServer, getFreeHttpPort, waitFor, type ServerHandle } from '../helpers/server.js';
+import { describe, it, expect } from 'vitest';
+import { getFreeHttpPort, waitFor } from '../helpers/server.js';
+import { FETCH, gate, oneNodeClients, trackWorkers, unique } from '../helpers/tasks.js';
 import { Disque, Worker, task, TaskFailedError, TaskRevokedError } from '../../src/client/index.js';
 
-const FETCH = { fetchTimeout: 200 } as const;
-let n = 0;
-const unique = (what: string) => `${what}-${process.pid}-${++n}`;
-
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const promise = new Promise<void>((r) => (open = r));
-  return { promise, open };
-}
-
-let server: ServerHandle;
-let httpPort: number;
-let producer: Disque;
-let consumer: Disque;
-const workers: Worker<any>[] = [];
-function track<T>(w: Worker<T>): Worker<T> {
-  workers.push(w);
-  w.on('error', () => {});
-  return w;
-}
-
-beforeAll(async () => {
-  httpPort = await getFreeHttpPort();
-  server = await startServer({ config: { 'http-port': String(httpPort) } });
-  producer = new Disque({ nodes: server.port });
-  consumer = new Disque({ nodes: server.port });
-}, 30_000);
-afterAll(async () => {
-  producer?.disconnect();
-  consumer?.disconnect();
-  await server?.destroy();
-});
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map((w) => w.close(1000)));
-});
+const httpPort = await getFreeHttpPort();
+const s = oneNodeClients({ config: { 'http-port': String(httpPort) } });
+const track = trackWorkers();
 
 describe('progress', () => {
   it('streams ctx.progress() to r.on("progress"); r.progress(), t.progress(id) and HTTP give the newest', async () => {
     const name = unique('progress');
-    const t = task<number, string>(producer, name);
+    const t = task<number, string>(s.producer, name);
     const step = gate();
     const finish = gate();
     track(
-      task<number, string>(consumer, name).process(async (steps, ctx) => {
+      task<number, string>(s.consumer, name).process(async (steps, ctx) => {
         for (let i = 1; i <= steps; i++) await ctx.progress({ done: i, of: steps });
         step.open();
         await finish.promise;
@@ -71,7 +40,7 @@ describe('progress', () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ progress: { value: { done: 3, of: 3 } } });
     // Only the newest record is kept.
-    await waitFor(async () => (await producer.qlen(`disque-ts-progress:${r.id}`)) === 1, 'older records are acknowledged', 5000);
+    await waitFor(async () => (await s.producer.qlen(`disque-ts-progress:${r.id}`)) === 1, 'older records are acknowledged', 5000);
     finish.open();
     expect(await r.result({ timeout: 10_000 })).toBe('ok');
     expect(await r.progress()).toEqual({ done: 3, of: 3, note: 'last' });
@@ -79,9 +48,9 @@ describe('progress', () => {
 
   it('refuses a progress value JSON cannot carry, and a job without progress has none', async () => {
     const name = unique('progress-bad');
-    const t = task<null, string>(producer, name);
+    const t = task<null, string>(s.producer, name);
     track(
-      task<null, string>(consumer, name).process(async (_a, ctx) => {
+      task<null, string>(s.consumer, name).process(async (_a, ctx) => {
         try {
           await ctx.progress(new Map());
           return 'accepted';
@@ -101,10 +70,10 @@ describe('progress', () => {
 describe('retries', () => {
   it('a task call whose handler throws fails at once by default: TaskFailedError after one attempt', async () => {
     const name = unique('fails-once');
-    const t = task<number, number>(producer, name);
+    const t = task<number, number>(s.producer, name);
     let runs = 0;
     const w = track(
-      task<number, number>(consumer, name).process(() => {
+      task<number, number>(s.consumer, name).process(() => {
         runs++;
         throw new Error('nope');
       }, FETCH),
@@ -120,10 +89,10 @@ describe('retries', () => {
 
   it('the task option retries: 2 runs the handler three times before TaskFailedError', async () => {
     const name = unique('fails-thrice');
-    const t = task<number, number>(producer, name, { retries: 2 });
+    const t = task<number, number>(s.producer, name, { retries: 2 });
     let runs = 0;
     track(
-      task<number, number>(consumer, name, { retries: 2 }).process(() => {
+      task<number, number>(s.consumer, name, { retries: 2 }).process(() => {
         runs++;
         throw new Error(`run ${runs}`);
       }, FETCH),
@@ -137,12 +106,12 @@ describe('retries', () => {
     const queue = unique('plain');
     let runs = 0;
     const w = track(
-      new Worker(consumer, queue, () => {
+      new Worker(s.consumer, queue, () => {
         runs++;
         throw new Error('again');
       }, FETCH),
     );
-    await producer.addJob(queue, 'x');
+    await s.producer.addJob(queue, 'x');
     await waitFor(() => runs >= 3, 'the job is tried a third time', 10_000);
     expect(w.stats().deadLettered).toBe(0);
   });
@@ -151,15 +120,15 @@ describe('retries', () => {
 describe('revoke', () => {
   it('revoking a pending call by ID from another client: the caller\'s handle throws TaskRevokedError', async () => {
     const name = unique('revoke-pending');
-    const t = task<string, string>(producer, name);
-    const elsewhere = new Disque({ nodes: server.port });
+    const t = task<string, string>(s.producer, name);
+    const elsewhere = new Disque({ nodes: s.server.port });
     try {
       const r = await t.enqueue('never runs', { delay: 30, result: { ttl: 60 } });
       const waiting = r.result({ timeout: 10_000 }).catch((e: unknown) => e);
       expect(await task(elsewhere, name).revoke(r.id)).toBe(1);
       expect(await waiting).toBeInstanceOf(TaskRevokedError);
       // Acknowledged: gone at once from a single node, or kept as acked until every copy is.
-      expect((await producer.show(r.id))?.state ?? 'gone').toMatch(/^(acked|gone)$/);
+      expect((await s.producer.show(r.id))?.state ?? 'gone').toMatch(/^(acked|gone)$/);
     } finally {
       elsewhere.disconnect();
     }

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { context, trace, SpanKind, SpanStatusCode, ROOT_CONTEXT, type Context, type ContextManager } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { startServer, type ServerHandle } from '../helpers/server.js';
-import { Disque, Worker, task } from '../../src/client/index.js';
+import { FETCH, oneNodeClients, trackWorkers, unique } from '../helpers/tasks.js';
+import { task } from '../../src/client/index.js';
 
 /** The smallest context manager (the SDK's own lives in another package): AsyncLocalStorage. */
 class AlsContextManager implements ContextManager {
@@ -33,49 +33,28 @@ class AlsContextManager implements ContextManager {
   }
 }
 
-const FETCH = { fetchTimeout: 200 } as const;
-let n = 0;
-const unique = (what: string) => `${what}-${process.pid}-${++n}`;
-
 const exporter = new InMemorySpanExporter();
-let server: ServerHandle;
-let producer: Disque;
-let consumer: Disque;
-const workers: Worker<any>[] = [];
-function track<T>(w: Worker<T>): Worker<T> {
-  workers.push(w);
-  w.on('error', () => {});
-  return w;
-}
-
-beforeAll(async () => {
+beforeAll(() => {
   context.setGlobalContextManager(new AlsContextManager());
   trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
-  server = await startServer();
-  producer = new Disque({ nodes: server.port });
-  consumer = new Disque({ nodes: server.port });
-}, 30_000);
-afterAll(async () => {
-  producer?.disconnect();
-  consumer?.disconnect();
-  await server?.destroy();
+});
+afterAll(() => {
   trace.disable();
   context.disable();
 });
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map((w) => w.close(1000)));
-  exporter.reset();
-});
+const s = oneNodeClients();
+const track = trackWorkers();
+afterEach(() => exporter.reset());
 
 const spansNamed = (name: string): ReadableSpan[] => exporter.getFinishedSpans().filter((s) => s.name === name);
 
 describe('tracing', () => {
   it('enqueue and process spans: the processing span is a child of the enqueue span, with task, job ID, queue and attempt', async () => {
     const name = unique('traced');
-    const t = task<number, number>(producer, name);
+    const t = task<number, number>(s.producer, name);
     let activeInHandler: string | undefined;
     track(
-      task<number, number>(consumer, name).process((x) => {
+      task<number, number>(s.consumer, name).process((x) => {
         activeInHandler = trace.getActiveSpan()?.spanContext().spanId;
         return x * 2;
       }, FETCH),
@@ -110,9 +89,9 @@ describe('tracing', () => {
 
   it('a failed handler records its error on the processing span', async () => {
     const name = unique('traced-fail');
-    const t = task<number, number>(producer, name);
+    const t = task<number, number>(s.producer, name);
     track(
-      task<number, number>(consumer, name).process(() => {
+      task<number, number>(s.consumer, name).process(() => {
         throw new RangeError('out of range');
       }, FETCH),
     );
@@ -125,10 +104,10 @@ describe('tracing', () => {
   });
 
   it('a chain step enqueued by a handler continues the trace', async () => {
-    const first = task<number, number>(producer, unique('first'));
-    const second = task<number, number>(producer, unique('second'));
-    track(task<number, number>(consumer, first.name).process((x) => x + 1, FETCH));
-    track(task<number, number>(consumer, second.name).process((x) => x * 10, FETCH));
+    const first = task<number, number>(s.producer, unique('first'));
+    const second = task<number, number>(s.producer, unique('second'));
+    track(task<number, number>(s.consumer, first.name).process((x) => x + 1, FETCH));
+    track(task<number, number>(s.consumer, second.name).process((x) => x * 10, FETCH));
     const r = await first.then(second).enqueue(1, { result: true });
     expect(await r.result({ timeout: 10_000 })).toBe(20);
     await expect.poll(() => spansNamed(`process ${second.name}`).length, { timeout: 5000 }).toBe(1);
