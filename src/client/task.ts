@@ -320,14 +320,14 @@ export class Task<A = unknown, R = unknown> {
       return traceProcess(trace, async () => {
         // A caller never told of the start still gets the result.
         await stepStarted(dispatch, step, ctx.startedAt).catch((e) => worker?.emit('error', e, job));
-        const progress = local ? undefined : new ProgressReporter(this.client, job.id, envelope.reply);
-        const report = progress
-          ? (value: unknown) => progress.report(value)
-          : async (value: unknown) => {
+        let progress: ProgressReporter | undefined; // made on the first report: most handlers send none
+        const report = local
+          ? async (value: unknown) => {
               assertJson(value, 'progress');
               const to = envelope.reply;
               if (to) await dispatch.reply(to, { key: to.key, kind: 'progress', jobId: job.id, value, seq: Date.now(), at: Date.now() });
-            };
+            }
+          : (value: unknown) => (progress ??= new ProgressReporter(this.client, job.id, envelope.reply)).report(value);
         let result: R;
         try {
           result = await handler(job.body.args, { ...ctx, job, progress: report });

@@ -61,6 +61,27 @@ describe('batches on one node', () => {
     expect(await goneEverywhere([s.producer], b.callbacks.onSuccess!)).toBe(true);
   });
 
+  it('a revoked call counts as finished: onComplete runs, onSuccess is cancelled, its handle throws TaskRevokedError', async () => {
+    const work = task<number, number>(s.producer, unique('work'));
+    const onSuccess = task<null, void>(s.producer, unique('on-success'));
+    const onComplete = task<null, void>(s.producer, unique('on-complete'));
+    const callbacks: string[] = [];
+    const ran: number[] = [];
+    const b = await work.batch([1, 2], { onSuccess: { task: onSuccess, args: null }, onComplete: { task: onComplete, args: null } });
+    // No worker yet: the first call is revoked while still queued.
+    expect(await work.revoke(b.group.handles[0]!)).toBe(1);
+    track(task<number, number>(s.consumer, work.name).process((x) => (ran.push(x), x), FETCH));
+    track(task<null, void>(s.consumer, onSuccess.name).process(() => void callbacks.push('success'), FETCH));
+    track(task<null, void>(s.consumer, onComplete.name).process(() => void callbacks.push('complete'), FETCH));
+    const settled = await b.settled({ timeout: 15_000 });
+    expect(settled[0]).toMatchObject({ status: 'rejected', reason: { name: 'TaskRevokedError' } });
+    expect(settled[1]).toEqual({ status: 'fulfilled', value: 2 });
+    await waitFor(() => callbacks.length === 1, 'onComplete runs', 15_000);
+    expect(callbacks).toEqual(['complete']);
+    expect(ran).toEqual([2]);
+    expect(await goneEverywhere([s.producer], b.callbacks.onSuccess!)).toBe(true);
+  });
+
   it('refuses an empty batch and arguments JSON cannot carry before adding anything', async () => {
     const t = task<unknown, unknown>(s.producer, unique('refused'));
     await expect(t.batch([])).rejects.toThrow(/at least one call/);
