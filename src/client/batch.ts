@@ -36,6 +36,9 @@ interface Tally {
   complete?: boolean;
 }
 
+/** Retry time of a callback job, unless its task's defaults set one. */
+const CALLBACK_RETRY = 60;
+
 /** Seconds before a tally taken by a worker that died is queued again. */
 const TALLY_RETRY = 5;
 
@@ -50,11 +53,16 @@ export function newBatchId(): string {
 /** Adds a parked callback (see above); returns its job ID. */
 export async function parkCallback(client: Disque<unknown>, step: ChainStep, args: unknown, ref: { id: string; ttl: number }): Promise<string> {
   assertJson(args, 'callback args');
+  // Short: the batch must finish at least this long before its TTL (see releaseOn).
+  const retry = step.options?.retry ?? Math.max(1, Math.min(CALLBACK_RETRY, Math.floor(ref.ttl / 4)));
+  if (retry * 1000 + PARKED_MARGIN_MS >= ref.ttl * 1000) {
+    throw new RangeError(`batch ttl (${ref.ttl} s) must be longer than its callback's retry time (${retry} s) and a few seconds`);
+  }
   const envelope: TaskEnvelope<unknown> = { task: step.task, args, batchCallback: { batch: ref.id, parkedUntil: Date.now() + ref.ttl * 1000 } };
   // A copy on every node: ENQUEUE only acts on a node that holds the job.
   return addRecord(client, step.queue, JSON.stringify(envelope), ref.ttl + 3600, {
     delay: ref.ttl,
-    retry: step.options?.retry ?? 300,
+    retry,
     replicate: Math.max(1, client.knownNodes().length),
   });
 }
@@ -165,8 +173,8 @@ async function releaseCallbacks(client: Disque<unknown>, ref: BatchRef, allSucce
   if (ref.onComplete !== undefined) await release(client, ref.onComplete);
 }
 
-/** ENQUEUEs a parked job on a node holding it, unless it is no longer parked. */
-async function release(client: Disque<unknown>, id: string): Promise<void> {
+/** ENQUEUEs a parked job on a node holding it, unless it is no longer parked. Exported for tests. */
+export async function release(client: Disque<unknown>, id: string): Promise<void> {
   if (await releaseOn(client, id)) return;
   for (const node of client.knownNodes()) {
     if (node.id === client.node?.id || node.host === '') continue;
@@ -182,14 +190,23 @@ async function release(client: Disque<unknown>, id: string): Promise<void> {
   throw new DisqueError(`batch callback job ${id} was found on no node`);
 }
 
-/** True when `client`'s node holds the job (released now, or already released). */
+/**
+ * True when `client`'s node holds the job (released now, or already
+ * released). Parked means due to be queued later than a delivered job can
+ * be: delivery and WORKING put its requeue time at most its retry time
+ * ahead, the parking delay much further (a second ENQUEUE of a delivered
+ * job would deliver it again).
+ */
 async function releaseOn(client: Disque<unknown>, id: string): Promise<boolean> {
   const job = await client.show(id, { codec: bufferCodec });
   if (job === null) return false;
-  const parked = job.state !== 'queued' && job.state !== 'acked' && job.createdAt.getTime() + job.delay * 1000 > Date.now();
+  const parked = job.state === 'active' && job.nextRequeueWithin > job.retry * 1000 + PARKED_MARGIN_MS;
   if (parked) await client.enqueue(id);
   return true;
 }
+
+/** Requeue times this far beyond the retry time are a parking delay's. */
+const PARKED_MARGIN_MS = 2000;
 
 /** The calls of a batch: their results like a GroupHandle, and the batch's ID. */
 export class BatchHandle<R> {

@@ -3,8 +3,9 @@
 // batch and worked on it is killed -9 with the batch half done.
 import { describe, it, expect } from 'vitest';
 import { waitFor } from '../helpers/server.js';
-import { FETCH, clusterWithProcesses, oneNodeClients, trackWorkers, unique } from '../helpers/tasks.js';
+import { FETCH, clusterWithProcesses, gate, oneNodeClients, trackWorkers, unique } from '../helpers/tasks.js';
 import { Disque, task, TaskFailedError } from '../../src/client/index.js';
+import { release } from '../../src/client/batch.js';
 
 const track = trackWorkers();
 
@@ -80,6 +81,31 @@ describe('batches on one node', () => {
     expect(callbacks).toEqual(['complete']);
     expect(ran).toEqual([2]);
     expect(await goneEverywhere([s.producer], b.callbacks.onSuccess!)).toBe(true);
+  });
+
+  it('releasing a callback again while it runs, or after, does not deliver it again', async () => {
+    const one = task<number, number>(s.producer, unique('one'));
+    const onComplete = task<null, void>(s.producer, unique('on-complete'));
+    const hold = gate();
+    let runs = 0;
+    const b = await one.batch([1], { onComplete: { task: onComplete, args: null } });
+    track(
+      task<null, void>(s.consumer, onComplete.name).process(async () => {
+        runs++;
+        await hold.promise;
+      }, FETCH),
+    );
+    track(task<number, number>(s.consumer, one.name).process((x) => x, FETCH));
+    await waitFor(() => runs === 1, 'the callback starts', 15_000);
+    const id = b.callbacks.onComplete!;
+    await release(s.producer, id); // as a worker completing the tally a second time would
+    expect(await s.producer.show(id)).toMatchObject({ state: 'active' });
+    expect(await s.producer.qlen(onComplete.queue)).toBe(0);
+    hold.open();
+    await waitFor(async () => goneEverywhere([s.producer], id), 'the callback is acknowledged', 5000);
+    await release(s.producer, id).catch(() => {}); // gone: found on no node
+    expect(await s.producer.qlen(onComplete.queue)).toBe(0);
+    expect(runs).toBe(1);
   });
 
   it('refuses an empty batch and arguments JSON cannot carry before adding anything', async () => {
