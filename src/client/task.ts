@@ -321,11 +321,12 @@ export class Task<A = unknown, R = unknown> {
         // A caller never told of the start still gets the result.
         await stepStarted(dispatch, step, ctx.startedAt).catch((e) => worker?.emit('error', e, job));
         let progress: ProgressReporter | undefined; // made on the first report: most handlers send none
+        let seq = Date.now() * 1000; // as ProgressReporter numbers its reports
         const report = local
           ? async (value: unknown) => {
               assertJson(value, 'progress');
               const to = envelope.reply;
-              if (to) await dispatch.reply(to, { key: to.key, kind: 'progress', jobId: job.id, value, seq: Date.now(), at: Date.now() });
+              if (to) await dispatch.reply(to, { key: to.key, kind: 'progress', jobId: job.id, value, seq: ++seq, at: Date.now() });
             }
           : (value: unknown) => (progress ??= new ProgressReporter(this.client, job.id, envelope.reply)).report(value);
         let result: R;
