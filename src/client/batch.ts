@@ -88,10 +88,14 @@ interface PendingOutcomes {
   waiters: { resolve(): void; reject(e: unknown): void }[];
 }
 
-/** One tally update at a time per client, on a connection of its own (GETJOB blocks); outcomes waiting meanwhile go in one update. */
+/**
+ * Per client, one tally update at a time per batch, on a connection of its
+ * own (GETJOB blocks): outcomes of the batch that arrive meanwhile go in
+ * the next update together. Batches do not wait for each other.
+ */
 class TallyWriter {
   private readonly pending = new Map<string, PendingOutcomes>();
-  private loop: Promise<void> | undefined;
+  private readonly loops = new Map<string, Promise<void>>();
 
   constructor(private readonly client: Disque<unknown>) {}
 
@@ -101,25 +105,26 @@ class TallyWriter {
       if (!p) this.pending.set(ref.id, (p = { ref, outcomes: new Map(), waiters: [] }));
       if (!p.outcomes.has(index)) p.outcomes.set(index, outcome);
       p.waiters.push({ resolve, reject });
-      this.kick();
+      this.kick(ref.id);
     });
   }
 
-  private kick(): void {
-    this.loop ??= this.run().finally(() => {
-      this.loop = undefined;
-      if (this.pending.size > 0) this.kick();
-    });
+  private kick(batch: string): void {
+    if (this.loops.has(batch)) return;
+    this.loops.set(
+      batch,
+      this.run(batch).finally(() => {
+        this.loops.delete(batch);
+        if (this.pending.has(batch)) this.kick(batch);
+      }),
+    );
   }
 
-  private async run(): Promise<void> {
+  private async run(batch: string): Promise<void> {
     const conn = this.client.duplicate({ followProducers: false }).withCodec(bufferCodec);
     try {
-      for (;;) {
-        const next = this.pending.values().next();
-        if (next.done) return;
-        const p = next.value;
-        this.pending.delete(p.ref.id);
+      for (let p = this.pending.get(batch); p !== undefined; p = this.pending.get(batch)) {
+        this.pending.delete(batch);
         try {
           await updateTally(this.client, conn, p.ref, p.outcomes);
           for (const w of p.waiters) w.resolve();
