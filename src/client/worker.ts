@@ -49,6 +49,12 @@ export interface WorkerOptions<T = Buffer> {
    * running. Default Infinity (retry until the job's TTL).
    */
   maxAttempts?: number;
+  /**
+   * Handler failures (NACKs) after which a failing job is given up, as with
+   * maxAttempts; deliveries after a worker died do not count. Default
+   * Infinity (tasks: their `retries`, default 0).
+   */
+  retries?: number;
   /** Queue receiving a JSON DeadLetterEnvelope for each job given up. Default: none (the job is only acknowledged). */
   deadLetterQueue?: string;
   /** ADDJOB options of dead-letter jobs. Default: the server's. */
@@ -180,10 +186,13 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
     const maxAttempts = options.maxAttempts ?? Infinity;
     if (!(maxAttempts >= 1)) throw new RangeError(`maxAttempts must be at least 1, got ${maxAttempts}`);
+    const retries = options.retries ?? Infinity;
+    if (!(retries >= 0)) throw new RangeError(`retries must be at least 0, got ${retries}`);
     this.opts = {
       ...options,
       concurrency,
       maxAttempts,
+      retries,
       workingInterval: options.workingInterval ?? 'auto',
       deadLetterOptions: options.deadLetterOptions ?? {},
       backoff: options.backoff ?? 0,
@@ -441,7 +450,7 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
   private async failed(r: Running<T>, error: unknown, job: Job<T>): Promise<void> {
     this.counters.failed++;
     const finishedAt = new Date();
-    if (r.attempt >= this.opts.maxAttempts) {
+    if (r.attempt >= this.opts.maxAttempts || (r.raw.nacks ?? 0) >= this.opts.retries) {
       r.done = true;
       clearTimeout(r.heartbeat);
       this.emit('failed', job, error, { attempt: r.attempt, willRetry: false, finishedAt });
