@@ -14,7 +14,7 @@
 // not counted: it is the same client code for both servers.
 import { randomBytes } from 'node:crypto';
 import { Client, type Address } from './conn.js';
-import { procCpuMs, procUserSysMs } from './procstat.js';
+import { procCpuMs, procMainThreadMs, procUserSysMs } from './procstat.js';
 import { RespError, type Reply } from './resp.js';
 import { freePort, joinCluster, startServer, type Flavor, type ServerHandle } from './servers.js';
 import { runFloor, type FloorPattern } from './floor.js';
@@ -61,6 +61,8 @@ export interface CpuResult {
   redisCpuMs: number;
   /** Of cpuMs: in the kernel (stime; sockets, mostly). */
   sysMs: number;
+  /** Of cpuMs: the servers' main threads (the event loop); the rest is helper threads and Redis. */
+  mainMs?: number;
   usPerJob: number;
   jobsPerSec: number;
   errors: number;
@@ -165,6 +167,12 @@ function cpuOf(pids: number[]): number {
   return s;
 }
 
+function mainOf(pids: number[]): number {
+  let s = 0;
+  for (const p of pids) s += procMainThreadMs(p) ?? 0;
+  return s;
+}
+
 function sysOf(pids: number[]): number {
   let s = 0;
   for (const p of pids) s += procUserSysMs(p)?.sys ?? 0;
@@ -199,7 +207,8 @@ export async function runCpuRow(o: CpuOptions): Promise<CpuResult> {
     for (let i = 0; i < conns; i++) load.push(await Client.open(addrs[i % addrs.length]!));
     clients.push(...load);
     const body = Buffer.alloc(o.bodySize, 'x');
-    const pids = handles.map((h) => h.pid!).concat(redis ? [redis.pid!] : []);
+    const nodePids = handles.map((h) => h.pid!);
+    const pids = nodePids.concat(redis ? [redis.pid!] : []);
 
     const phase = async (seconds: number, label: string, untilJobs = Infinity): Promise<{ jobs: number; errors: number; sample: string }> => {
       const cyclers = load.map((c) => new Cycler(c, body, row.replicate));
@@ -227,11 +236,13 @@ export async function runCpuRow(o: CpuOptions): Promise<CpuResult> {
     await phase(o.warmupSeconds, 'warmup', o.warmupJobs);
     const cpu0 = cpuOf(pids);
     const sys0 = sysOf(pids);
+    const main0 = mainOf(nodePids);
     const redis0 = redis ? cpuOf([redis.pid!]) : 0;
     const w0 = Date.now();
     const m = await phase(o.seconds, 'measure');
     const cpuMs = cpuOf(pids) - cpu0;
     const sysMs = sysOf(pids) - sys0;
+    const mainMs = mainOf(nodePids) - main0;
     const redisCpuMs = redis ? cpuOf([redis.pid!]) - redis0 : 0;
     const seconds = (Date.now() - w0) / 1000;
     return {
@@ -242,6 +253,7 @@ export async function runCpuRow(o: CpuOptions): Promise<CpuResult> {
       cpuMs,
       redisCpuMs,
       sysMs,
+      mainMs,
       usPerJob: m.jobs > 0 ? (cpuMs * 1000) / m.jobs : 0,
       jobsPerSec: m.jobs / seconds,
       errors: m.errors,

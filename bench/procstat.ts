@@ -32,6 +32,21 @@ export function procUserSysMs(pid: number): { user: number; sys: number } | null
 }
 
 /**
+ * utime + stime of a process's main thread (the one whose tid is its pid) in
+ * milliseconds, or null: for a Node server, what the event loop ran; the rest
+ * of the process's CPU is V8's and libuv's helper threads (compilation, GC).
+ */
+export function procMainThreadMs(pid: number): number | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'latin1');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Time the threads of a process spent runnable but waiting for a CPU, in
  * milliseconds (second field of /proc/<pid>/task/<tid>/schedstat), or null
  * where the kernel does not expose it. With the generator and the servers on

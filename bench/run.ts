@@ -608,7 +608,7 @@ async function mainCpu(o: Opts, a: Record<string, string | boolean | undefined>)
   const show = (r: CpuResult): void =>
     log(
       `cpu · ${cpuRowTitle(rows.find((x) => x.id === r.row)!)} · ${r.flavor}: ${r.usPerJob.toFixed(1)} µs/job` +
-        ` (${r.jobs} jobs, ${r.jobsPerSec.toFixed(0)} jobs/s, CPU ${r.cpuMs.toFixed(0)} ms of which kernel ${r.sysMs.toFixed(0)} ms${r.redisCpuMs ? `, Redis ${r.redisCpuMs.toFixed(0)} ms` : ''})` +
+        ` (${r.jobs} jobs, ${r.jobsPerSec.toFixed(0)} jobs/s, CPU ${r.cpuMs.toFixed(0)} ms of which kernel ${r.sysMs.toFixed(0)} ms${r.mainMs !== undefined ? `, main threads ${r.mainMs.toFixed(0)} ms` : ''}${r.redisCpuMs ? `, Redis ${r.redisCpuMs.toFixed(0)} ms` : ''})` +
         (r.errors ? `, ${r.errors} errors: ${r.errorSample ?? ''}` : ''),
     );
   for (const row of rows) {

@@ -1,5 +1,6 @@
-// #/job/<id>: every SHOW field of a job, its body (pretty JSON, text or hex)
-// and the actions ACK, NACK, DEQUEUE, ENQUEUE and DELJOB, each confirmed first.
+// #/job/<id>: every SHOW field of a job, its body (pretty JSON, text or hex),
+// the progress a task handler reported (refreshed while the job runs) and
+// the actions ACK, NACK, DEQUEUE, ENQUEUE and DELJOB, each confirmed first.
 import { h, badge, message, queueLink } from './dom.js';
 import { getJSON, post, ApiError, describeError } from './api.js';
 import { confirmDialog, runAction, flash } from './ui.js';
@@ -29,7 +30,21 @@ export function jobView(el, { signal, params: [id] }) {
   const head = h('div', { class: 'title-row' }, h('h1', { class: 'mono' }, id));
   const status = h('div');
   const body = h('div');
-  el.replaceChildren(h('div', { class: 'crumbs' }, h('a', { href: '#/queues' }, 'Queues'), ' / Job'), head, status, body);
+  const progress = h('div', { dataset: { role: 'progress' } });
+  el.replaceChildren(h('div', { class: 'crumbs' }, h('a', { href: '#/queues' }, 'Queues'), ' / Job'), head, status, progress, body);
+
+  // ctx.progress() of a task handler: GET /api/job/<id>/progress, every 2 s while the page is open.
+  async function loadProgress() {
+    try {
+      const res = await getJSON(`/api/job/${encodeURIComponent(id)}/progress`, { signal });
+      progress.replaceChildren(res.progress ? progressCard(res.progress) : '');
+    } catch (e) {
+      if (e?.name !== 'AbortError') progress.replaceChildren();
+    }
+  }
+  loadProgress();
+  const timer = setInterval(loadProgress, 2000);
+  signal?.addEventListener('abort', () => clearInterval(timer), { once: true });
 
   let remoteNode = null; // the node the job was read from, when not this one
 
@@ -111,6 +126,16 @@ export function jobView(el, { signal, params: [id] }) {
   }
 
   load();
+}
+
+/** The newest progress: a bar when it is a number from 0 to 100 (or has `percent`), and the value as JSON. */
+function progressCard(p) {
+  const pct = typeof p.value === 'number' ? p.value : typeof p.value?.percent === 'number' ? p.value.percent : null;
+  const bar = pct !== null && pct >= 0 && pct <= 100
+    ? h('progress', { max: '100', value: String(pct) }) : '';
+  return h('section', { class: 'card' },
+    h('h2', {}, 'Progress', h('span', { class: 'spacer' }), h('span', { class: 'muted' }, `reported ${fmtTime(p.at)}`)),
+    bar, h('pre', { class: 'body mono', dataset: { view: 'progress' } }, JSON.stringify(p.value, null, 2)));
 }
 
 function fieldValue(key, value) {

@@ -33,6 +33,29 @@ export interface TaskEnvelope<A> {
   next?: ChainStep[];
   /** Step called with a TaskFailure when a step of the chain is given up. */
   onError?: ChainStep;
+  /** W3C traceparent of the enqueue span (tracing.ts); absent when nobody traces. */
+  trace?: string;
+  /** The batch this call belongs to (batch.ts). */
+  batch?: BatchRef;
+  /** Set on a batch's callback call: it is held back until its batch is done (batch.ts). */
+  batchCallback?: { batch: string; parkedUntil: number };
+}
+
+/** What a call of a batch knows about its batch. */
+export interface BatchRef {
+  /** Batch ID; its tally lives in queue `disque-ts-batch:<id>`. */
+  id: string;
+  /** Calls in the batch. */
+  size: number;
+  /** This call's position. */
+  index: number;
+  /** Parked callback jobs, released when the batch is done. */
+  onSuccess?: string;
+  onComplete?: string;
+  /** Seconds the batch may take (its tally and parked callbacks live that long). */
+  ttl: number;
+  /** When the batch's TTL ends (ms since the epoch, creator's clock). */
+  until: number;
 }
 
 /** An error as it travels between processes. */
@@ -62,7 +85,9 @@ export interface TaskFailure {
 export type ReplyMessage =
   | { key: string; kind: 'started'; jobId: string; startedAt?: number }
   | { key: string; kind: 'result'; jobId: string; value: unknown; finishedAt?: number }
-  | { key: string; kind: 'error'; jobId: string; task: string; error: RemoteError; attempts: number; finishedAt?: number };
+  | { key: string; kind: 'error'; jobId: string; task: string; error: RemoteError; attempts: number; finishedAt?: number }
+  | { key: string; kind: 'progress'; jobId: string; value: unknown; seq: number; at?: number }
+  | { key: string; kind: 'revoked'; jobId: string; at?: number };
 
 export function remoteError(e: unknown): RemoteError {
   const err = e instanceof Error ? e : new Error(String(e));

@@ -68,7 +68,8 @@ export function registerLocal<T extends TaskEnvelope<unknown>>(
   options: WorkerOptions<T>,
 ): void {
   const maxAttempts = options.maxAttempts ?? Infinity;
-  const limit = Number.isFinite(maxAttempts) ? maxAttempts : 1;
+  const retries = options.retries ?? Infinity;
+  const limit = Math.min(maxAttempts, retries + 1) === Infinity ? 1 : Math.min(maxAttempts, retries + 1);
   const run: LocalRun = async (raw) => {
     const job = raw as Job<T>;
     for (let attempt = 1; ; attempt++) {

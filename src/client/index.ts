@@ -1,8 +1,10 @@
 // Public API of the disque-ts client library.
 export { Disque, type DisqueOptions, type PauseOptions } from './client.js';
 export { Worker, type WorkerOptions, type WorkerStats, type WorkerEvents, type JobHandler, type JobContext, type Backoff } from './worker.js';
-export { task, Task, type TaskOptions, type TaskContext, type TaskEnvelope, Chain, type EnqueueOptions } from './task.js';
-export { ResultHandle, GroupHandle, type ResultOptions, type WaitOptions } from './results.js';
+export { task, Task, type TaskOptions, type TaskContext, type TaskEnvelope, Chain, type EnqueueOptions, type BatchOptions, type BatchCallback } from './task.js';
+export { ResultHandle, GroupHandle, type ResultOptions, type WaitOptions, type Progress } from './results.js';
+export { BatchHandle, tallyQueue, type BatchOutcome } from './batch.js';
+export { progressQueue, readProgress } from './progress.js';
 export { setImmediateMode, immediateMode } from './immediate.js';
 export { kick, revokeJob, rescheduleJob, AlreadyDeliveredError, type KickOptions } from './control.js';
 export type { TaskFailure, RemoteError } from './envelope.js';

@@ -25,6 +25,8 @@ export interface WaitOptions {
 export interface HandleControl {
   revoke(id: string): Promise<boolean>;
   reschedule(id: string, delay: number): Promise<string>;
+  /** The stored progress record of job `id` (progress.ts). */
+  progress(id: string): Promise<Progress | undefined>;
 }
 
 const DEFAULT_RESULT_TTL = 3600;
@@ -54,16 +56,35 @@ function deferred<T>(): Deferred<T> {
   return d;
 }
 
+/** The latest progress of a call. */
+export interface Progress {
+  value: unknown;
+  /** Order of the reports of one delivery (a later one has a higher number). */
+  seq: number;
+  /** When the handler reported it (worker's clock), if known. */
+  at: Date | undefined;
+}
+
 /** One call's replies as they arrive. */
 class Slot {
   readonly started = deferred<void>();
   readonly result = deferred<unknown>();
   waiters = 0;
+  progress: Progress | undefined;
+  readonly progressListeners = new Set<(value: unknown, p: Progress) => void>();
   expiry: NodeJS.Timeout | undefined;
   startedAt: Date | undefined;
   finishedAt: Date | undefined;
 
   settle(msg: ReplyMessage): void {
+    if (msg.kind === 'progress') {
+      this.noteProgress({ value: msg.value, seq: msg.seq, at: msg.at === undefined ? undefined : new Date(msg.at) });
+      return;
+    }
+    if (msg.kind === 'revoked') {
+      this.fail(new TaskRevokedError(`job ${msg.jobId} was revoked`));
+      return;
+    }
     if (msg.kind === 'started' && msg.startedAt !== undefined) this.startedAt ??= new Date(msg.startedAt);
     if (msg.kind !== 'started' && msg.finishedAt !== undefined && this.pending) this.finishedAt = new Date(msg.finishedAt);
     this.started.resolve();
@@ -73,6 +94,13 @@ class Slot {
         new TaskFailedError(`task ${msg.task} (job ${msg.jobId}) failed: ${msg.error.name}: ${msg.error.message}`, msg.error, msg.task, msg.jobId, msg.attempts),
       );
     }
+  }
+
+  /** Keeps the newest report (replies may arrive out of order) and tells the listeners. */
+  noteProgress(p: Progress): void {
+    if (this.progress !== undefined && this.progress.seq >= p.seq) return;
+    this.progress = p;
+    if (this.pending) for (const f of this.progressListeners) f(p.value, p);
   }
 
   fail(e: Error): void {
@@ -159,11 +187,12 @@ export class ReplyInbox {
   }
 
   private someoneWaits(): boolean {
-    for (const s of this.slots.values()) if (s.waiters > 0 && s.pending) return true;
+    for (const s of this.slots.values()) if ((s.waiters > 0 || s.progressListeners.size > 0) && s.pending) return true;
     return false;
   }
 
-  private ensureLoop(): void {
+  /** Reads the reply queue while someone waits or listens. */
+  ensureLoop(): void {
     this.loop ??= this.read().finally(() => {
       this.loop = undefined;
       if (this.someoneWaits()) this.ensureLoop();
@@ -239,6 +268,39 @@ export class ResultHandle<R> {
     return this.inbox.wait(this.slot, this.slot.started, `the start of job ${this.id}`, options);
   }
 
+  /**
+   * The newest progress the handler reported (ctx.progress), or undefined:
+   * the newest of what this handle was sent and the progress record the
+   * node this client talks to holds (see readProgress).
+   */
+  async progress(): Promise<unknown> {
+    return (await this.progressRecord())?.value;
+  }
+
+  /** The newest progress with its sequence number and time. */
+  async progressRecord(): Promise<Progress | undefined> {
+    const stored = await this.control.progress(this.id).catch(() => undefined);
+    if (stored !== undefined) this.slot.noteProgress(stored);
+    return this.slot.progress;
+  }
+
+  /**
+   * `progress`: calls `listener(value)` for each progress report as it
+   * arrives (reports sent faster than they travel are coalesced: the newest
+   * wins). Listening reads the reply queue until the call finishes.
+   */
+  on(event: 'progress', listener: (value: unknown, p: Progress) => void): this {
+    if (event !== 'progress') throw new RangeError(`unknown event ${String(event)}; ResultHandle emits 'progress'`);
+    this.slot.progressListeners.add(listener);
+    if (this.slot.pending) this.inbox.ensureLoop();
+    return this;
+  }
+
+  off(event: 'progress', listener: (value: unknown, p: Progress) => void): this {
+    if (event === 'progress') this.slot.progressListeners.delete(listener);
+    return this;
+  }
+
   /** Revokes the call (see Task.revoke); waiting on it then throws TaskRevokedError. Returns true if the node knew the job. */
   async revoke(): Promise<boolean> {
     const known = await this.control.revoke(this.id);
@@ -300,16 +362,37 @@ function replyRetry(ttl: number): number | undefined {
  * rather than lost: the caller is waiting for it now.
  */
 export async function sendReply(client: Disque<unknown>, to: ReplyTo, msg: ReplyMessage): Promise<void> {
-  const retry = replyRetry(to.ttl);
-  const body = JSON.stringify(msg);
+  await addRecord(client, to.queue, JSON.stringify(msg), to.ttl);
+}
+
+/**
+ * ADDJOBs a small bookkeeping job (a reply, a progress record, a batch
+ * tally), with fewer copies when the default replication cannot be
+ * reached; `replicate` asks for more first. Returns its job ID.
+ */
+export async function addRecord(
+  client: Disque<unknown>,
+  queue: string,
+  body: string,
+  ttl: number,
+  options: { retry?: number; delay?: number; replicate?: number } = {},
+): Promise<string> {
+  const retry = options.retry ?? replyRetry(ttl);
   // A bounded wait for the copies: a node that just died could hold the reply up until it is seen failing.
-  const base = { ttl: to.ttl, timeout: REPLY_REPLICATION_TIMEOUT, ...(retry === undefined ? {} : { retry }), codec: bufferCodec };
-  for (const replicate of [undefined, 2, 1]) {
+  const base = {
+    ttl,
+    timeout: REPLY_REPLICATION_TIMEOUT,
+    ...(retry === undefined ? {} : { retry }),
+    ...(options.delay === undefined ? {} : { delay: options.delay }),
+    codec: bufferCodec,
+  };
+  const levels = [...(options.replicate !== undefined && options.replicate > 2 ? [options.replicate] : []), undefined, 2, 1];
+  for (const replicate of levels) {
     try {
-      await client.addJob<Buffer>(to.queue, body, replicate === undefined ? base : { ...base, replicate });
-      return;
+      return await client.addJob<Buffer>(queue, body, replicate === undefined ? base : { ...base, replicate });
     } catch (e) {
       if (!(e instanceof NoReplError) || replicate === 1) throw e;
     }
   }
+  throw new Error('unreachable');
 }

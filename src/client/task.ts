@@ -8,10 +8,14 @@ import type { Disque } from './client.js';
 import { stepGivenUp, stepStarted, stepSucceeded, type Dispatch } from './chain.js';
 import { jsonCodec } from './codec.js';
 import { AlreadyDeliveredError, kick, rescheduleJob, revokeJob, type KickOptions } from './control.js';
-import { assertJson, type ChainStep, type ReplyTo, type TaskEnvelope, type TaskFailure } from './envelope.js';
-import { InvalidArgumentsError } from './errors.js';
+import { assertJson, type BatchRef, type ChainStep, type ReplyTo, type TaskEnvelope, type TaskFailure } from './envelope.js';
+import { bufferCodec } from './codec.js';
+import { DisqueError, InvalidArgumentsError } from './errors.js';
 import { immediateMode, localDispatch, registerLocal, runLocally } from './immediate.js';
 import { GroupHandle, ReplyInbox, ResultHandle, sendReply, type HandleControl, type ResultOptions } from './results.js';
+import { ProgressReporter, readProgress } from './progress.js';
+import { BatchHandle, newBatchId, openTally, parkCallback, recordOutcome, type BatchOutcome } from './batch.js';
+import { startEnqueueSpan, traceProcess } from './tracing.js';
 import type { AddJobOptions, AddJobsResult, Job } from './types.js';
 import { Worker, type JobContext, type JobHandler, type WorkerOptions } from './worker.js';
 
@@ -57,6 +61,32 @@ export interface TaskOptions {
    * it returns. A call's `unique` option overrides it.
    */
   unique?: boolean | ((args: any) => string);
+  /**
+   * Times a call whose handler throws is tried again before it is given up
+   * (its result handle then throws TaskFailedError). Deliveries after a
+   * worker died do not count. Default 0, as huey's `retries` and BullMQ's
+   * `attempts: 1`; a plain Worker keeps Disque's retry until the TTL. The
+   * worker's `retries` or `maxAttempts` option overrides it.
+   */
+  retries?: number;
+}
+
+/** A batch callback: a task and its arguments. */
+export interface BatchCallback {
+  task: Task<any, any>;
+  args: unknown;
+}
+
+/** Options of `batch()`. */
+export interface BatchOptions extends Omit<EnqueueOptions, 'result' | 'unique'> {
+  /** Enqueued once, when every call of the batch succeeded. */
+  onSuccess?: BatchCallback;
+  /** Enqueued once, when every call of the batch finished, succeeded or not. */
+  onComplete?: BatchCallback;
+  /** Seconds the batch may take: its tally, parked callbacks and results live that long. Default 86400. */
+  ttl?: number;
+  /** Calls per pipelined round trip. Default: addJobs' default. */
+  batchSize?: number;
 }
 
 /** Options of one call. */
@@ -70,6 +100,13 @@ export interface EnqueueOptions extends Omit<AddJobOptions, 'codec'> {
 /** What a task handler gets besides the arguments. */
 export interface TaskContext<A> extends JobContext {
   job: Job<TaskEnvelope<A>>;
+  /**
+   * Reports progress (any JSON value): streamed to the caller's
+   * `r.on('progress')` and kept as the job's progress record for
+   * `r.progress()` and the dashboard. Resolves once sent; reports made
+   * faster than they travel are coalesced (the newest wins).
+   */
+  progress(value: unknown): Promise<void>;
 }
 
 type Target = string | ResultHandle<unknown> | GroupHandle<unknown>;
@@ -78,6 +115,8 @@ type Target = string | ResultHandle<unknown> | GroupHandle<unknown>;
 interface ChainTail {
   next?: ChainStep[];
   onError?: ChainStep;
+  /** The batch the calls belong to (each call gets its index). */
+  batch?: Omit<BatchRef, 'index'>;
 }
 
 export class Task<A = unknown, R = unknown> {
@@ -185,8 +224,11 @@ export class Task<A = unknown, R = unknown> {
   /**
    * Revokes a call by job ID or handle (every call of a group handle):
    * ACKJOB, which the whole cluster honours (DELJOB would act on one node
-   * only). A handler already running finishes. Returns how many jobs the
-   * node knew.
+   * only). The call's result handle, wherever it is, then throws
+   * TaskRevokedError (the revoker sends the call's `revoked` reply), and a
+   * call of a batch counts as finished, not succeeded. A worker running the
+   * call learns it through WORKING and aborts the handler's `ctx.signal`.
+   * Returns how many jobs the node knew.
    */
   async revoke(target: Target): Promise<number> {
     if (typeof target === 'string') return (await this.control().revoke(target)) ? 1 : 0;
@@ -203,6 +245,51 @@ export class Task<A = unknown, R = unknown> {
     return typeof target === 'string' ? this.control().reschedule(target, options.delay) : target.reschedule(options);
   }
 
+  /**
+   * The newest progress the handler of call `id` reported (ctx.progress),
+   * from the progress record on the node this client talks to; undefined
+   * when there is none there.
+   */
+  async progress(id: string): Promise<unknown> {
+    return (await this.control().progress(id))?.value;
+  }
+
+  /**
+   * Enqueues one call per element of `argsList` as a batch: `onSuccess` is
+   * enqueued once when every call succeeded, `onComplete` once when every
+   * call finished either way, by the workers, even when this process is
+   * gone (see batch.ts and docs/client.md). `result()` of the handle waits
+   * for every call.
+   */
+  async batch(argsList: readonly A[], options: BatchOptions = {}): Promise<BatchHandle<R>> {
+    const { onSuccess, onComplete, ttl = 86400, ...rest } = options;
+    if (argsList.length === 0) throw new RangeError(`task ${this.name}: a batch needs at least one call`);
+    if (!Number.isInteger(ttl) || ttl < 1) throw new RangeError(`batch ttl must be a positive integer (seconds), got ${ttl}`);
+    for (const args of argsList) this.check(args);
+    if (this.immediate) return this.batchLocally(argsList, options);
+    const ref: Omit<BatchRef, 'index'> = { id: newBatchId(), size: argsList.length, ttl, until: Date.now() + ttl * 1000 };
+    // Callbacks and tally exist before the first call can finish.
+    if (onSuccess) ref.onSuccess = await parkCallback(this.client, onSuccess.task.step(), onSuccess.args, ref);
+    if (onComplete) ref.onComplete = await parkCallback(this.client, onComplete.task.step(), onComplete.args, ref);
+    await openTally(this.client, { ...ref, index: -1 });
+    const { handles, failed } = await this.callMany(argsList, { ...rest, result: { ttl } }, { batch: ref });
+    // Calls never added count as failed, so the batch still completes.
+    await Promise.all(failed.map((f) => recordOutcome(this.client, { ...ref, index: f.index }, f.index, 'failed')));
+    if (failed.length > 0) throw failed[0]!.error;
+    const callbacks = { ...(ref.onSuccess === undefined ? {} : { onSuccess: ref.onSuccess }), ...(ref.onComplete === undefined ? {} : { onComplete: ref.onComplete }) };
+    return new BatchHandle(ref.id, new GroupHandle(handles as ResultHandle<R>[]), callbacks);
+  }
+
+  /** Immediate mode: the calls run now, then the callbacks. */
+  private async batchLocally(argsList: readonly A[], options: BatchOptions): Promise<BatchHandle<R>> {
+    const group = await this.map(argsList, {});
+    const outcomes = await group.settled();
+    const allOk = outcomes.every((o) => o.status === 'fulfilled');
+    if (allOk && options.onSuccess) await options.onSuccess.task.enqueue(options.onSuccess.args);
+    if (options.onComplete) await options.onComplete.task.enqueue(options.onComplete.args);
+    return new BatchHandle(newBatchId(), group, {});
+  }
+
   /** Moves the dead letters in `deadLetterQueue` back to their queues (see kick()). */
   kick(deadLetterQueue: string, options?: KickOptions): Promise<number> {
     return kick(this.client, deadLetterQueue, options);
@@ -216,23 +303,59 @@ export class Task<A = unknown, R = unknown> {
     const local = this.immediate;
     const dispatch = local ? localDispatch : this.serverDispatch();
     let worker: Worker<TaskEnvelope<A>> | undefined;
+    const batchDone = (envelope: TaskEnvelope<unknown>, outcome: BatchOutcome) =>
+      local || envelope.batch === undefined ? Promise.resolve() : recordOutcome(this.client, envelope.batch, envelope.batch.index, outcome);
     const jobHandler: JobHandler<TaskEnvelope<A>> = async (job, ctx) => {
       if (job.body?.task !== this.name) {
         throw new Error(`job ${job.id} in queue ${job.queue} is not a call of task ${this.name}`);
       }
-      const step = { id: job.id, envelope: job.body as TaskEnvelope<unknown> };
-      // A caller never told of the start still gets the result.
-      await stepStarted(dispatch, step, ctx.startedAt).catch((e) => worker?.emit('error', e, job));
-      const result = await handler(job.body.args, { ...ctx, job });
-      // Before the ACK: a worker killed here leaves the step to run again.
-      await stepSucceeded(dispatch, step, result, new Date());
-      return result;
+      const envelope = job.body as TaskEnvelope<unknown>;
+      if (envelope.batchCallback !== undefined && Date.now() >= envelope.batchCallback.parkedUntil) {
+        // Released by its parking delay, not by its batch: the batch never finished.
+        worker?.emit('error', new DisqueError(`batch ${envelope.batchCallback.batch} did not finish within its ttl: callback job ${job.id} not run`), job);
+        return undefined;
+      }
+      const step = { id: job.id, envelope };
+      const trace = { task: this.name, queue: job.queue, jobId: job.id, attempt: ctx.attempt, traceparent: envelope.trace };
+      return traceProcess(trace, async () => {
+        // A caller never told of the start still gets the result.
+        await stepStarted(dispatch, step, ctx.startedAt).catch((e) => worker?.emit('error', e, job));
+        let progress: ProgressReporter | undefined; // made on the first report: most handlers send none
+        let seq = Date.now() * 1000; // as ProgressReporter numbers its reports
+        const report = local
+          ? async (value: unknown) => {
+              assertJson(value, 'progress');
+              const to = envelope.reply;
+              if (to) await dispatch.reply(to, { key: to.key, kind: 'progress', jobId: job.id, value, seq: ++seq, at: Date.now() });
+            }
+          : (value: unknown) => (progress ??= new ProgressReporter(this.client, job.id, envelope.reply)).report(value);
+        let result: R;
+        try {
+          result = await handler(job.body.args, { ...ctx, job, progress: report });
+        } catch (e) {
+          await progress?.settle();
+          if (revoked(ctx.signal)) await this.revokedWhileRunning(dispatch, job.id, envelope, batchDone);
+          throw e;
+        }
+        await progress?.settle();
+        if (revoked(ctx.signal)) {
+          await this.revokedWhileRunning(dispatch, job.id, envelope, batchDone);
+          return result;
+        }
+        // Before the ACK: a worker killed here leaves the step to run again.
+        await stepSucceeded(dispatch, step, result, new Date());
+        await batchDone(envelope, 'ok');
+        return result;
+      });
     };
     const onGiveUp = async (job: Job<TaskEnvelope<A>>, error: unknown, info: { attempt: number }) => {
       await options.onGiveUp?.(job, error, info);
-      if (job.body?.task === this.name) await stepGivenUp(dispatch, { id: job.id, envelope: job.body }, error, info.attempt, new Date());
+      if (job.body?.task !== this.name) return;
+      await stepGivenUp(dispatch, { id: job.id, envelope: job.body }, error, info.attempt, new Date());
+      await batchDone(job.body as TaskEnvelope<unknown>, 'failed');
     };
-    const opts: WorkerOptions<TaskEnvelope<A>> = { ...options, onGiveUp };
+    const retries = options.retries ?? (options.maxAttempts === undefined ? (this.options.retries ?? 0) : undefined);
+    const opts: WorkerOptions<TaskEnvelope<A>> = { ...options, onGiveUp, ...(retries === undefined ? {} : { retries }) };
     if (local) {
       // Nothing to fetch, no signals to handle: the worker only carries the events.
       delete opts.handleSignals;
@@ -247,6 +370,18 @@ export class Task<A = unknown, R = unknown> {
   }
 
   // ---- internals ----------------------------------------------------------
+
+  /** The handler's job was acknowledged elsewhere (revoked) while it ran: tell the caller and the batch. */
+  private async revokedWhileRunning(
+    dispatch: Dispatch,
+    jobId: string,
+    envelope: TaskEnvelope<unknown>,
+    batchDone: (e: TaskEnvelope<unknown>, o: BatchOutcome) => Promise<void>,
+  ): Promise<void> {
+    const to = envelope.reply;
+    if (to) await dispatch.reply(to, { key: to.key, kind: 'revoked', jobId, at: Date.now() });
+    await batchDone(envelope, 'revoked');
+  }
 
   /** This task as a later step of a chain. */
   step(): ChainStep {
@@ -266,9 +401,18 @@ export class Task<A = unknown, R = unknown> {
       addOptions.unique = unique;
     }
     const call = this.envelope(args, result, tail);
-    const id = this.immediate
-      ? await runLocally(queue, call.envelope)
-      : await this.client.addJob<TaskEnvelope<A>>(queue, call.envelope, { ...this.options.defaults, ...addOptions, codec: this.codec });
+    const span = startEnqueueSpan({ task: this.name, queue });
+    if (span) call.envelope.trace = span.traceparent;
+    let id: string;
+    try {
+      id = this.immediate
+        ? await runLocally(queue, call.envelope)
+        : await this.client.addJob<TaskEnvelope<A>>(queue, call.envelope, { ...this.options.defaults, ...addOptions, codec: this.codec });
+    } catch (error) {
+      span?.end({ error });
+      throw error;
+    }
+    span?.end({ jobId: id });
     return call.handle(id) ?? id;
   }
 
@@ -301,7 +445,9 @@ export class Task<A = unknown, R = unknown> {
     }
     const { priority, result, batchSize, ...addOptions } = options;
     const queue = this.queueFor(priority);
-    const calls = argsList.map((args) => this.envelope(args, result, tail));
+    const calls = argsList.map((args, index) => this.envelope(args, result, tail, index));
+    const span = startEnqueueSpan({ task: this.name, queue });
+    if (span) for (const c of calls) c.envelope.trace = span.traceparent;
     let added: AddJobsResult;
     if (this.immediate) {
       added = { ids: [], failed: [] };
@@ -320,18 +466,20 @@ export class Task<A = unknown, R = unknown> {
         { ...this.options.defaults, ...addOptions, codec: this.codec, ...(batchSize === undefined ? {} : { batchSize }) },
       );
     }
+    span?.end({ count: added.ids.length - added.failed.length, ...(added.failed.length > 0 ? { error: added.failed[0]!.error } : {}) });
     const handles = added.ids.map((id, i) => (id === undefined ? calls[i]!.abandon() : calls[i]!.handle(id)));
     return { ...added, handles };
   }
 
   /** A call's envelope and, when it wants a result, the slot its replies go to. */
-  private envelope(args: A, result: EnqueueOptions['result'], tail: ChainTail) {
+  private envelope(args: A, result: EnqueueOptions['result'], tail: ChainTail, index = 0) {
     const inbox = result === undefined ? undefined : ReplyInbox.of(this.client);
     const opened = inbox?.open(result === true ? undefined : result?.ttl);
     const envelope: TaskEnvelope<A> = { task: this.name, args };
     if (opened) envelope.reply = opened.to as ReplyTo;
     if (tail.next?.length) envelope.next = tail.next;
     if (tail.onError) envelope.onError = tail.onError;
+    if (tail.batch) envelope.batch = { ...tail.batch, index };
     return {
       envelope,
       handle: (id: string) => (opened ? new ResultHandle<R>(id, opened.to, opened.slot, inbox!, this.control()) : undefined),
@@ -373,17 +521,31 @@ export class Task<A = unknown, R = unknown> {
         reschedule: async (id) => {
           throw new AlreadyDeliveredError(`job ${id} already ran (immediate mode)`);
         },
+        progress: async () => undefined,
       };
     }
     return {
-      revoke: (id) => revokeJob(this.client, id),
+      revoke: (id) => revokeCall(this.client, id),
       reschedule: (id, delay) => rescheduleJob(this.client, id, delay),
+      progress: (id) => readProgress(this.client, id),
     };
   }
 
   private serverDispatch(): Dispatch {
     return {
-      add: (step, envelope) => this.client.addJob<TaskEnvelope<unknown>>(step.queue, envelope, { ...step.options, codec: jsonCodec() }),
+      add: async (step, envelope) => {
+        // A step enqueued by a handler: its span is a child of the processing span.
+        const span = startEnqueueSpan({ task: step.task, queue: step.queue });
+        if (span) envelope.trace = span.traceparent;
+        try {
+          const id = await this.client.addJob<TaskEnvelope<unknown>>(step.queue, envelope, { ...step.options, codec: jsonCodec() });
+          span?.end({ jobId: id });
+          return id;
+        } catch (error) {
+          span?.end({ error });
+          throw error;
+        }
+      },
       reply: (to, msg) => sendReply(this.client, to, msg),
     };
   }
@@ -454,4 +616,30 @@ function canonicalJson(v: unknown): string {
       .join(',')}}`;
   }
   return JSON.stringify(v) ?? 'null';
+}
+
+/** True when the handler's signal was aborted because its job was acknowledged elsewhere (the worker's JobRevokedError). */
+function revoked(signal: AbortSignal): boolean {
+  return signal.aborted && (signal.reason as { name?: unknown } | undefined)?.name === 'JobRevokedError';
+}
+
+/**
+ * Revokes a call: ACKJOB, then, when the node holds the call, its revoked
+ * outcome goes where a worker's result would (the caller's reply queue,
+ * the batch's tally), so they learn it even though no worker runs it.
+ */
+async function revokeCall(client: Disque<unknown>, id: string): Promise<boolean> {
+  const job = await client.show(id, { codec: bufferCodec }).catch(() => null);
+  const known = await revokeJob(client, id);
+  if (job === null || job.state === 'acked') return known;
+  let envelope: TaskEnvelope<unknown>;
+  try {
+    envelope = JSON.parse(job.body.toString('utf8')) as TaskEnvelope<unknown>;
+  } catch {
+    return known; // not a task call
+  }
+  const to = envelope.reply;
+  if (to) await sendReply(client, to, { key: to.key, kind: 'revoked', jobId: id, at: Date.now() });
+  if (envelope.batch) await recordOutcome(client, envelope.batch, envelope.batch.index, 'revoked');
+  return known;
 }

@@ -76,6 +76,12 @@ export interface WorkerOptions<T = Buffer> {
    * running. Default Infinity (retry until the job's TTL).
    */
   maxAttempts?: number;
+  /**
+   * Handler failures (NACKs) after which a failing job is given up, as with
+   * maxAttempts; deliveries after a worker died do not count. Default
+   * Infinity (tasks: their `retries`, default 0).
+   */
+  retries?: number;
   /** Queue receiving a JSON DeadLetterEnvelope for each job given up. Default: none (the job is only acknowledged). */
   deadLetterQueue?: string;
   /** ADDJOB options of dead-letter jobs. Default: the server's. */
@@ -236,10 +242,13 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
     if (prefetch !== 'auto' && !(Number.isInteger(prefetch) && prefetch >= 0)) throw new RangeError(`prefetch must be 'auto' or a non-negative integer, got ${prefetch}`);
     const maxAttempts = options.maxAttempts ?? Infinity;
     if (!(maxAttempts >= 1)) throw new RangeError(`maxAttempts must be at least 1, got ${maxAttempts}`);
+    const retries = options.retries ?? Infinity;
+    if (!(retries >= 0)) throw new RangeError(`retries must be at least 0, got ${retries}`);
     this.opts = {
       ...options,
       concurrency,
       maxAttempts,
+      retries,
       workingInterval: options.workingInterval ?? 'auto',
       revocationCheck: options.revocationCheck ?? 5000,
       prefetch: options.prefetch ?? 'auto',
@@ -597,7 +606,7 @@ export class Worker<T = Buffer> extends EventEmitter<WorkerEvents<T>> {
   private async failed(r: Running<T>, error: unknown, job: Job<T>): Promise<void> {
     this.counters.failed++;
     const finishedAt = new Date();
-    if (r.attempt >= this.opts.maxAttempts) {
+    if (r.attempt >= this.opts.maxAttempts || (r.raw.nacks ?? 0) >= this.opts.retries) {
       r.done = true;
       r.heartbeat?.stop();
       this.emit('failed', job, error, { attempt: r.attempt, willRetry: false, finishedAt });

@@ -5,7 +5,7 @@
 import type { Router, RequestContext } from './router.js';
 import { HttpError, JOB_ID_SHAPE } from './router.js';
 import { Api, checkJobId, pairs, plain, describeBody } from './api.js';
-import { peerRequest, errorText } from './peers.js';
+import { peerRequest, errorText, askPeers } from './peers.js';
 import { fromWire } from './names.js';
 import type { RespValue } from '../protocol/reply-reader.js';
 
@@ -51,7 +51,46 @@ async function proxy(api: Api, peer: ReturnType<Api['peer']>, method: 'GET' | 'P
   return answer.json;
 }
 
+/** A task call's progress record (the client's progress.ts): the newest body of queue disque-ts-progress:<id> here. */
+interface ProgressRecord {
+  value: unknown;
+  seq: number;
+  at: number;
+}
+
+async function localProgress(api: Api, id: string, addr: string): Promise<ProgressRecord | null> {
+  const reply = await api.run(['QPEEK', `disque-ts-progress:${id}`, '-10'], addr);
+  let best: ProgressRecord | null = null;
+  for (const entry of Array.isArray(reply) ? reply : []) {
+    const body = Array.isArray(entry) ? entry[2] : undefined;
+    if (!Buffer.isBuffer(body)) continue;
+    try {
+      const p = JSON.parse(body.toString('utf8')) as ProgressRecord;
+      if (typeof p.seq === 'number' && (best === null || p.seq > best.seq)) best = { value: p.value, seq: p.seq, at: p.at };
+    } catch {
+      // not a progress record
+    }
+  }
+  return best;
+}
+
 export function registerJobRoutes(router: Router, api: Api): void {
+  // Progress a task handler reported (ctx.progress): the record is queued on
+  // the node its worker used, so the other nodes are asked when this one has none.
+  router.on('GET', '/api/job/:id/progress', async (ctx) => {
+    const id = ctx.params.id!;
+    checkJobId(id);
+    const here = await localProgress(api, id, ctx.addr);
+    if (here !== null || ctx.url.searchParams.get('local') === '1') return { progress: here, node: api.host.myId };
+    const answers = await askPeers<{ progress: ProgressRecord | null; node: string }>(api.otherNodes(), `/api/job/${encodeURIComponent(id)}/progress?local=1`, api.password);
+    let best: { progress: ProgressRecord | null; node: string } = { progress: null, node: api.host.myId };
+    for (const a of answers) {
+      const p = a.value?.progress;
+      if (p && (best.progress === null || p.seq > best.progress.seq)) best = { progress: p, node: a.value!.node };
+    }
+    return best;
+  }, { id: JOB_ID_SHAPE });
+
   router.on('GET', '/api/job/:id', async (ctx) => {
     const id = ctx.params.id!;
     checkJobId(id);

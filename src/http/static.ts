@@ -11,10 +11,14 @@ import type { ServerResponse } from 'node:http';
 import { HttpError } from './router.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-/** dashboard/ next to src/ (running from source) or next to dist/ (built). */
-const DASHBOARD_DIR = [path.resolve(here, '../../dashboard'), path.resolve(here, '../../../dashboard')].find((d) =>
-  existsSync(d),
-);
+/**
+ * dashboard/ at the package's root: two levels up from src/http (source),
+ * three from dist/src/http (tsc's output), four from dist/src/bin/chunks
+ * (the bundled server, scripts/bundle-server.ts).
+ */
+const DASHBOARD_DIR = ['../../dashboard', '../../../dashboard', '../../../../dashboard']
+  .map((up) => path.resolve(here, up))
+  .find((d) => existsSync(path.join(d, 'index.html')));
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

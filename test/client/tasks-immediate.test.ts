@@ -46,6 +46,29 @@ describe('immediate mode, no server', () => {
     await w.close();
   });
 
+  it('progress reaches the handle; a batch runs its calls, then its callbacks', async () => {
+    const steps = task<number, string>(client, unique('steps'));
+    steps.process(async (k, ctx) => {
+      for (let i = 1; i <= k; i++) await ctx.progress(i);
+      if (k > 2) throw new Error('too many');
+      return `did ${k}`;
+    });
+    const r = await steps.enqueue(2, { result: true });
+    expect(await r.progress()).toBe(2);
+    expect(await r.result()).toBe('did 2');
+
+    const callbacks: string[] = [];
+    const onSuccess = task<string, void>(client, unique('on-success'));
+    const onComplete = task<string, void>(client, unique('on-complete'));
+    onSuccess.process((tag) => void callbacks.push(`success ${tag}`));
+    onComplete.process((tag) => void callbacks.push(`complete ${tag}`));
+    const ok = await steps.batch([1, 2], { onSuccess: { task: onSuccess, args: 'a' }, onComplete: { task: onComplete, args: 'a' } });
+    expect(await ok.result()).toEqual(['did 1', 'did 2']);
+    const bad = await steps.batch([1, 3], { onSuccess: { task: onSuccess, args: 'b' }, onComplete: { task: onComplete, args: 'b' } });
+    expect((await bad.settled()).map((x) => x.status)).toEqual(['fulfilled', 'rejected']);
+    expect(callbacks).toEqual(['success a', 'complete a', 'complete b']);
+  });
+
   it('arguments and results go through JSON, as they would over the wire', async () => {
     const echo = task<{ when: string; skip?: number }, { when: string; nothing: null }>(client, unique('echo'));
     let seen: unknown;

@@ -3,14 +3,12 @@
 // three-node cluster (caller on one node, worker on another where the
 // feature allows), plus a worker killed -9 in the middle of a chain and a
 // result waited for while the caller's node is killed -9.
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { startServer, waitFor, type ServerHandle } from '../helpers/server.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { FETCH, clusterWithProcesses, gate, trackWorkers, unique } from '../helpers/tasks.js';
 import {
   Disque,
-  Worker,
   task,
   parseDeadLetter,
   TaskFailedError,
@@ -19,16 +17,6 @@ import {
   AlreadyDeliveredError,
   type TaskFailure,
 } from '../../src/client/index.js';
-
-const FETCH = { fetchTimeout: 200 } as const;
-let n = 0;
-const unique = (what: string) => `${what}-${process.pid}-${++n}`;
-
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const promise = new Promise<void>((r) => (open = r));
-  return { promise, open };
-}
 
 interface Setup {
   /** The caller's client. */
@@ -73,15 +61,7 @@ async function threeNodes(): Promise<Setup> {
   };
 }
 
-const workers: Worker<any>[] = [];
-function track<T>(w: Worker<T>): Worker<T> {
-  workers.push(w);
-  w.on('error', () => {});
-  return w;
-}
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map((w) => w.close(1000)));
-});
+const track = trackWorkers();
 
 describe.each([
   ['one node', oneNode],
@@ -275,40 +255,21 @@ describe.each([
 });
 
 describe('failures in a 3-node cluster', () => {
-  let c: TestCluster;
-  const clients: Disque[] = [];
-  const procs: ChildProcess[] = [];
-  const at = (i: number) => {
-    const d = new Disque({ nodes: c.nodes[i]!.server.port, preferBestNode: false, failoverTimeout: 10_000 });
-    clients.push(d);
-    return d;
-  };
-  beforeAll(async () => {
-    c = await startCluster(3);
-  }, 60_000);
-  afterAll(async () => {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-    for (const d of clients) d.disconnect();
-    await c?.destroy();
-  });
+  const cl = clusterWithProcesses(3);
+  const at = cl.at;
 
   it('a worker process killed -9 in the middle of a chain: the chain still completes', async () => {
     const suffix = unique('kill');
-    const fixture = path.join(import.meta.dirname, '../fixtures/chain-worker.mjs');
-    const proc = spawn(process.execPath, [fixture, String(c.nodes[1]!.server.port), suffix], { stdio: ['ignore', 'pipe', 'inherit'] });
-    procs.push(proc);
-    let out = '';
-    proc.stdout!.on('data', (d) => (out += d));
-    await waitFor(() => out.includes('ready'), 'the worker process starts', 15_000);
+    const fixture = cl.spawnFixture('chain-worker.mjs', [String(cl.cluster().nodes[1]!.server.port), suffix]);
+    await fixture.waitFor(/ready/, 1, 'the worker process starts', 15_000);
 
     const caller = at(0);
     const inc = task<number, number>(caller, `inc-${suffix}`, { defaults: { retry: 2 } });
     const slowDouble = task<number, number>(caller, `slow-double-${suffix}`, { defaults: { retry: 2 } });
     const r = await inc.then(slowDouble).enqueue(20, { result: { ttl: 120 } });
-    await waitFor(() => out.includes('started '), 'the worker process starts the second step', 20_000);
-    const secondStep = /started (\S+)/.exec(out)![1]!;
-    proc.kill('SIGKILL');
-    await new Promise((resolve) => proc.once('exit', resolve));
+    await fixture.waitFor(/started /, 1, 'the worker process starts the second step', 20_000);
+    const secondStep = /started (\S+)/.exec(fixture.output())![1]!;
+    await fixture.kill9();
 
     // Another worker, on another node, takes over the second step when the server queues it again.
     const rescuer = at(2);
@@ -333,7 +294,7 @@ describe('failures in a 3-node cluster', () => {
     const r = await t.enqueue('work', { result: { ttl: 120 } });
     await r.started({ timeout: 15_000 });
     const waiting = r.result({ timeout: 40_000 });
-    await c.kill9(0);
+    await cl.cluster().kill9(0);
     hold.open();
     expect(await waiting).toBe('work done');
   });

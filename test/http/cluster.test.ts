@@ -86,6 +86,21 @@ describe('a 3-node cluster over HTTP', () => {
     expect((await get(nodes[0]!.server.http, `${path}?node=${'f'.repeat(40)}`)).status).toBe(404);
   });
 
+  it("a task call's progress record held by another node is found by asking the peers", async () => {
+    const id = (await nodes[2]!.r.call('ADDJOB', 'tasks', '{}', '0', 'REPLICATE', '1')) as string;
+    const path = `/api/job/${encodeURIComponent(id)}/progress`;
+    expect((await get(nodes[0]!.server.http, path)).json).toEqual({ progress: null, node: nodes[0]!.id });
+    // Two records on node 2 only, as a worker there leaves them (the newer one wins, by its sequence number).
+    for (const seq of [2, 1]) {
+      const body = JSON.stringify({ jobId: id, value: { step: seq }, seq, at: 1700000000000 + seq });
+      await nodes[2]!.r.call('ADDJOB', `disque-ts-progress:${id}`, body, '0', 'REPLICATE', '1');
+    }
+    const found = await get(nodes[0]!.server.http, path);
+    expect(found.status).toBe(200);
+    expect(found.json).toEqual({ progress: { value: { step: 2 }, seq: 2, at: 1700000000002 }, node: nodes[2]!.id });
+    expect((await get(nodes[0]!.server.http, `${path}?local=1`)).json).toEqual({ progress: null, node: nodes[0]!.id });
+  });
+
   it('/readyz is 200 with all nodes, 503 while one of the 3 replication needs is missing', async () => {
     for (const n of nodes) expect((await get(n.server.http, '/readyz')).status).toBe(200);
     await nodes[2]!.server.kill9();
