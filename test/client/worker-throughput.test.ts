@@ -6,25 +6,18 @@
 // aborts the handler's signal.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { startServer, waitFor, type ServerHandle } from '../helpers/server.js';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { waitFor } from '../helpers/server.js';
 import { startCluster, infoField, type TestCluster } from '../helpers/cluster.js';
 import { postWithCsrf, startHttpServer } from '../helpers/http.js';
+import { FETCH, oneNodeClients, trackWorkers } from '../helpers/tasks.js';
 import { Disque, JobRevokedError, Worker, revokeJob, type Job } from '../../src/client/index.js';
 
-let server: ServerHandle;
-let client: Disque;
-const workers: Worker<any>[] = [];
+const one = oneNodeClients();
+const track = trackWorkers();
 const procs: ChildProcess[] = [];
 let qn = 0;
 const queue = () => `tq-${process.pid}-${++qn}`;
-const FETCH = { fetchTimeout: 200 } as const;
-
-function track<T>(w: Worker<T>): Worker<T> {
-  workers.push(w);
-  w.on('error', () => {});
-  return w;
-}
 
 /** Calls of a command since the last CONFIG RESETSTAT, from INFO commandstats. */
 async function calls(c: Disque, command: string): Promise<number> {
@@ -33,42 +26,33 @@ async function calls(c: Disque, command: string): Promise<number> {
   return line ? Number(/calls=(\d+)/.exec(line)![1]) : 0;
 }
 
-beforeAll(async () => {
-  server = await startServer();
-  client = new Disque({ nodes: server.port });
-});
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map((w) => w.close(1000)));
-});
-afterAll(async () => {
+afterAll(() => {
   for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-  client?.disconnect();
-  await server?.destroy();
 });
 
 describe('ACK batching', () => {
   it('jobs finishing in the same turn share an ACKJOB; every job is acknowledged once, after its handler', async () => {
     const q = queue();
     const n = 400;
-    await client.addJobs(q, Array.from({ length: n }, (_, i) => `job ${i}`));
-    await client.call('CONFIG', 'RESETSTAT');
+    await one.producer.addJobs(q, Array.from({ length: n }, (_, i) => `job ${i}`));
+    await one.producer.call('CONFIG', 'RESETSTAT');
     const seen = new Map<string, number>();
-    const w = track(new Worker(client, q, (job) => void seen.set(job.id, (seen.get(job.id) ?? 0) + 1), { ...FETCH, concurrency: 50 }));
+    const w = track(new Worker(one.producer, q, (job) => void seen.set(job.id, (seen.get(job.id) ?? 0) + 1), { ...FETCH, concurrency: 50 }));
     await waitFor(() => w.stats().completed === n, 'every job completes', 20_000);
     expect(seen.size).toBe(n);
     expect([...seen.values()].every((c) => c === 1)).toBe(true);
-    expect(await client.qlen(q)).toBe(0);
-    const acks = await calls(client, 'ackjob');
+    expect(await one.producer.qlen(q)).toBe(0);
+    const acks = await calls(one.producer, 'ackjob');
     expect(acks).toBeGreaterThan(0);
     expect(acks).toBeLessThan(n / 4);
   });
 
   it('a worker process killed -9: the jobs it acknowledged stay done, the ones it held come back, none is lost', async () => {
     const q = queue();
-    const quick = (await client.addJobs(q, Array.from({ length: 30 }, (_, i) => `quick ${i}`), { retry: 2 })).ids as string[];
-    const held = (await client.addJobs(q, ['hold 1', 'hold 2', 'hold 3'], { retry: 2 })).ids as string[];
+    const quick = (await one.producer.addJobs(q, Array.from({ length: 30 }, (_, i) => `quick ${i}`), { retry: 2 })).ids as string[];
+    const held = (await one.producer.addJobs(q, ['hold 1', 'hold 2', 'hold 3'], { retry: 2 })).ids as string[];
     const fixture = path.join(import.meta.dirname, '../fixtures/ack-worker.mjs');
-    const proc = spawn(process.execPath, [fixture, String(server.port), q], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, [fixture, String(one.server.port), q], { stdio: ['ignore', 'pipe', 'inherit'] });
     procs.push(proc);
     let out = '';
     proc.stdout!.on('data', (d) => (out += d));
@@ -78,13 +62,13 @@ describe('ACK batching', () => {
     await new Promise((resolve) => proc.once('exit', resolve));
 
     const again: string[] = [];
-    const w = track(new Worker(client, q, (job: Job) => void again.push(job.id), FETCH));
+    const w = track(new Worker(one.producer, q, (job: Job) => void again.push(job.id), FETCH));
     await waitFor(() => again.length >= 3, 'the held jobs are delivered again', 15_000);
     // Long enough for a quick job wrongly left unacknowledged to come back too (retry 2 s).
     await new Promise((r) => setTimeout(r, 2500));
     await w.close();
     expect(again.sort()).toEqual([...held].sort());
-    for (const id of quick) expect(await client.show(id)).toBeNull();
+    for (const id of quick) expect(await one.producer.show(id)).toBeNull();
   });
 });
 
@@ -92,21 +76,21 @@ describe('prefetch', () => {
   it('quick handlers take jobs several per GETJOB, even at concurrency 1', async () => {
     const q = queue();
     const n = 600;
-    await client.addJobs(q, Array.from({ length: n }, (_, i) => `job ${i}`));
-    await client.call('CONFIG', 'RESETSTAT');
-    const w = track(new Worker(client, q, () => {}, FETCH));
+    await one.producer.addJobs(q, Array.from({ length: n }, (_, i) => `job ${i}`));
+    await one.producer.call('CONFIG', 'RESETSTAT');
+    const w = track(new Worker(one.producer, q, () => {}, FETCH));
     await waitFor(() => w.stats().completed === n, 'every job completes', 20_000);
-    expect(await calls(client, 'getjob')).toBeLessThan(n / 4);
-    expect(await client.qlen(q)).toBe(0);
+    expect(await calls(one.producer, 'getjob')).toBeLessThan(n / 4);
+    expect(await one.producer.qlen(q)).toBe(0);
   });
 
   it('pause() runs the jobs held ahead before it resolves; nothing is left active', async () => {
     const q = queue();
     const n = 50;
-    await client.addJobs(q, Array.from({ length: n }, (_, i) => `job ${i}`), { retry: 300 });
+    await one.producer.addJobs(q, Array.from({ length: n }, (_, i) => `job ${i}`), { retry: 300 });
     let release!: () => void;
     const hold = new Promise<void>((r) => (release = r));
-    const w = track(new Worker(client, q, () => hold, { ...FETCH, prefetch: 20 }));
+    const w = track(new Worker(one.producer, q, () => hold, { ...FETCH, prefetch: 20 }));
     await waitFor(() => w.stats().prefetched > 0, 'jobs are held ahead', 5000);
     const paused = w.pause();
     release();
@@ -114,21 +98,21 @@ describe('prefetch', () => {
     const s = w.stats();
     expect(s).toMatchObject({ prefetched: 0, inFlight: 0, completed: s.fetched });
     expect(s.fetched).toBeGreaterThan(1);
-    expect(await client.qlen(q)).toBe(n - s.completed);
+    expect(await one.producer.qlen(q)).toBe(n - s.completed);
   });
 
   it('close(): held jobs a stuck handler keeps from starting go back to the queue at once, not after their retry time', async () => {
     const q = queue();
     const n = 30;
-    await client.addJobs(q, Array.from({ length: n }, (_, i) => `job ${i}`), { retry: 300 });
-    const w = track(new Worker(client, q, () => new Promise<void>(() => {}), { ...FETCH, prefetch: 10, closeTimeout: 300 }));
+    await one.producer.addJobs(q, Array.from({ length: n }, (_, i) => `job ${i}`), { retry: 300 });
+    const w = track(new Worker(one.producer, q, () => new Promise<void>(() => {}), { ...FETCH, prefetch: 10, closeTimeout: 300 }));
     await waitFor(() => w.stats().prefetched > 0, 'jobs are held ahead', 5000);
     await w.close();
     expect(w.stats()).toMatchObject({ abandoned: 1, completed: 0 });
     // Only the abandoned job waits for its retry time; another worker takes every other one now.
-    expect(await client.qlen(q)).toBe(n - 1);
+    expect(await one.producer.qlen(q)).toBe(n - 1);
     let got = 0;
-    const w2 = track(new Worker(client, q, () => void got++, FETCH));
+    const w2 = track(new Worker(one.producer, q, () => void got++, FETCH));
     await waitFor(() => got === n - 1, 'the rest is processed', 10_000);
   });
 });
@@ -136,10 +120,10 @@ describe('prefetch', () => {
 describe('WORKING', () => {
   it('jobs held ahead behind a long handler keep their delivery (WORKING while held): each runs once', async () => {
     const q = queue();
-    const ids = (await client.addJobs(q, ['slow', 'a', 'b', 'c'], { retry: 1 })).ids as string[];
+    const ids = (await one.producer.addJobs(q, ['slow', 'a', 'b', 'c'], { retry: 1 })).ids as string[];
     const runs: string[] = [];
     const w = track(
-      new Worker(client, q, async (job) => {
+      new Worker(one.producer, q, async (job) => {
         runs.push(job.id);
         if (job.body.toString() === 'slow') await new Promise((r) => setTimeout(r, 2500));
       }, { ...FETCH, prefetch: 3 }),
@@ -153,37 +137,37 @@ describe('WORKING', () => {
 
   it('quick handlers cost no WORKING', async () => {
     const q = queue();
-    await client.addJobs(q, Array.from({ length: 100 }, (_, i) => `job ${i}`), { retry: 1 });
-    await client.call('CONFIG', 'RESETSTAT');
-    const w = track(new Worker(client, q, () => {}, { ...FETCH, concurrency: 10 }));
+    await one.producer.addJobs(q, Array.from({ length: 100 }, (_, i) => `job ${i}`), { retry: 1 });
+    await one.producer.call('CONFIG', 'RESETSTAT');
+    const w = track(new Worker(one.producer, q, () => {}, { ...FETCH, concurrency: 10 }));
     await waitFor(() => w.stats().completed === 100, 'every job completes', 10_000);
-    expect(await calls(client, 'working')).toBe(0);
+    expect(await calls(one.producer, 'working')).toBe(0);
   });
 
   it('a handler running past its retry time keeps its job: WORKING starts before the server would queue it again', async () => {
     const q = queue();
-    const id = await client.addJob(q, 'long', { retry: 1 });
+    const id = await one.producer.addJob(q, 'long', { retry: 1 });
     const delivered: string[] = [];
     const w = track(
-      new Worker(client, q, async (job) => {
+      new Worker(one.producer, q, async (job) => {
         delivered.push(job.id);
         await new Promise((r) => setTimeout(r, 3000));
       }, { ...FETCH, concurrency: 2 }),
     );
     await waitFor(() => w.stats().completed === 1, 'the long job completes', 10_000);
     expect(delivered).toEqual([id]);
-    expect(await calls(client, 'working')).toBeGreaterThanOrEqual(3);
+    expect(await calls(one.producer, 'working')).toBeGreaterThanOrEqual(3);
   });
 });
 
 describe('revoke', () => {
   it('revokeJob (ACKJOB) while the handler runs aborts its signal with JobRevokedError; no ACK or NACK follows', async () => {
     const q = queue();
-    const id = await client.addJob(q, 'x', { retry: 2 });
+    const id = await one.producer.addJob(q, 'x', { retry: 2 });
     let reason: unknown;
     const revoked: string[] = [];
     const w = track(
-      new Worker(client, q, (_job, ctx) => new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => ((reason = ctx.signal.reason), resolve()))), {
+      new Worker(one.producer, q, (_job, ctx) => new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => ((reason = ctx.signal.reason), resolve()))), {
         ...FETCH,
         revocationCheck: 300,
       }),
@@ -191,7 +175,7 @@ describe('revoke', () => {
     w.on('revoked', (job) => revoked.push(job.id));
     await waitFor(() => w.stats().inFlight === 1, 'the handler runs', 5000);
     const t0 = Date.now();
-    expect(await revokeJob(client, id)).toBe(true);
+    expect(await revokeJob(one.producer, id)).toBe(true);
     await waitFor(() => reason !== undefined, 'the handler is told', 5000);
     expect(Date.now() - t0).toBeLessThan(1500);
     expect(reason).toBeInstanceOf(JobRevokedError);
