@@ -65,8 +65,9 @@ export interface WorkerOptions<T = Buffer> {
    * handlers do not wait a round trip for each job. `'auto'`: as many as the
    * handlers are expected to start within 100 ms (from their mean duration;
    * none until handlers have run, at most max(100, 2 × concurrency)). A job
-   * held waits with its retry time running; pause() and close() hand held
-   * jobs back at once (ENQUEUE). 0 disables. Default `'auto'`.
+   * held gets WORKING from its delivery, as a running one; pause() and
+   * close() run held jobs, close() hands back (ENQUEUE) those not started by
+   * its timeout. 0 disables. Default `'auto'`.
    */
   prefetch?: number | 'auto';
   /**

@@ -1,7 +1,8 @@
 // What makes the Worker fast, seen from outside: ACKs batched per
 // event-loop turn (fewer ACKJOB calls than jobs, yet a killed worker's
 // unacknowledged jobs come back), jobs fetched ahead for quick handlers
-// (handed back at once on close), no WORKING for handlers that return
+// (run by pause(), handed back by close() when a stuck handler kept them
+// from starting), no WORKING for handlers that return
 // quickly; and revocation: a job acknowledged elsewhere (another node)
 // aborts the handler's signal.
 import { spawn, type ChildProcess } from 'node:child_process';
