@@ -4,11 +4,15 @@
 // reads; the server's ~130 files cost a restarting node 30-100 ms before its
 // first PONG (more on a busy machine). npm packages stay outside the bundle.
 import { build } from 'esbuild';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = path.join(root, 'dist/src/bin');
+
+// Chunk names carry a hash: the last build's chunks would pile up.
+rmSync(path.join(bin, 'chunks'), { recursive: true, force: true });
 
 await build({
   entryPoints: [path.join(bin, 'disque-server.js')],
