@@ -80,6 +80,11 @@ export class JobTable implements JobStoreInternals {
   private readonly keyBytes = new Uint8Array(PACKED_ID_LEN);
   private readonly keyWords = new Uint32Array(this.keyBytes.buffer);
   private rawKey = '';
+  // The last find that missed: its ID and key hash. A lookup followed by an
+  // insert of the same ID (a replica's REPLJOB, every job of a load) packs
+  // and hashes the ID once, not twice.
+  private missId = '';
+  private missHash = 0;
 
   /** `scheduledAt`: when the store's schedule next looks at the record (Job.awake). */
   constructor(
@@ -111,13 +116,17 @@ export class JobTable implements JobStoreInternals {
    * or rawKey for an ID that does not pack) for insert.
    */
   find(id: string): number {
+    this.missId = '';
     if (id.length !== JOB_ID_LEN) return 0;
-    if (packJobId(id, this.keyBytes, 0)) {
-      this.rawKey = '';
-      return this.index.find(this.keyHash(true), this.matchesPacked);
+    const packed = packJobId(id, this.keyBytes, 0);
+    this.rawKey = packed ? '' : id;
+    const h = this.keyHash(packed);
+    const rec = this.index.find(h, packed ? this.matchesPacked : this.matchesRaw);
+    if (rec === 0) {
+      this.missId = id;
+      this.missHash = h;
     }
-    this.rawKey = id;
-    return this.index.find(this.keyHash(false), this.matchesRaw);
+    return rec;
   }
 
   /**
@@ -128,14 +137,19 @@ export class JobTable implements JobStoreInternals {
    */
   insert(fields: JobFields, fresh: boolean): number {
     const id = fields.id;
+    let h: number;
     if (fresh && id === generatedId) {
       this.keyBytes.set(generatedPacked);
       this.rawKey = '';
-    } else if (this.find(id) !== 0) {
+      this.missId = '';
+      h = this.keyHash(true);
+    } else if (id === this.missId || this.find(id) === 0) {
+      h = this.missHash;
+      this.missId = '';
+    } else {
       return 0;
     }
     const packed = this.rawKey === '';
-    const h = this.keyHash(packed);
     const rec = this.records.alloc();
     const page = rec >>> PAGE_SHIFT;
     const u = this.records.u32[page]!;
