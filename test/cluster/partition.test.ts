@@ -1,0 +1,78 @@
+// ADDJOB under a network partition, before the failure detector notices:
+// three nodes on their own loopback addresses, C cut off from A and B with
+// iptables (chaos/partition.ts; needs root, as CI has). For the node timeout
+// A still counts C as reachable; an ADDJOB whose copy went to C waits until
+// A adds another node. A picks the nodes that answer first, so only the
+// first few ADDJOBs after the cut wait, and those by about 50 ms, not a
+// cron period. The guarantees stay: the reply means the copies exist, and
+// a replication level the reachable nodes cannot reach is -NOREPL.
+import { describe, it, expect, afterAll } from 'vitest';
+import type Redis from 'ioredis';
+import { startServer, waitFor, type ServerHandle } from '../helpers/server.js';
+import { client, clusterNodes } from '../helpers/cluster.js';
+import { Partitions } from '../../chaos/partition.js';
+
+const servers: ServerHandle[] = [];
+const conns: Redis[] = [];
+let partitions: Partitions | null = null;
+
+afterAll(async () => {
+  partitions?.destroy();
+  for (const r of conns) r.disconnect();
+  await Promise.all(servers.map((s) => s.destroy()));
+});
+
+function conn(s: ServerHandle): Redis {
+  const r = client(s.port, s.host);
+  conns.push(r);
+  return r;
+}
+
+describe('ADDJOB under a partition', () => {
+  it('picks the nodes that answer: a silent node delays only the first ADDJOBs after the cut, by about 50 ms', async () => {
+    partitions = Partitions.create();
+    const prefix = `127.89.${(process.pid % 250) + 1}.`;
+    // A node timeout far longer than the test: C is never PFAIL here.
+    const config = { 'cluster-node-timeout': '60000', 'repl-trace-slower-than': '20' };
+    for (let i = 0; i < 3; i++) servers.push(await startServer({ host: `${prefix}${i + 1}`, config }));
+    const [a, b, c] = servers as [ServerHandle, ServerHandle, ServerHandle];
+    const ra = conn(a);
+    await ra.call('CLUSTER', 'MEET', b.host, String(b.port));
+    await ra.call('CLUSTER', 'MEET', c.host, String(c.port));
+    for (const s of servers) {
+      const r = conn(s);
+      await waitFor(async () => (await clusterNodes(r)).filter((n) => n.link === 'connected').length === 3, `${s.host} joined`);
+    }
+    const cId = (await conn(c).call('CLUSTER', 'MYID')) as string;
+
+    partitions.split([c.host], [a.host, b.host]);
+    const rb = conn(b);
+    const times: number[] = [];
+    for (let k = 0; k < 60; k++) {
+      const t0 = performance.now();
+      const id = (await ra.call('ADDJOB', 'part-q', `j${k}`, '5000', 'REPLICATE', '2')) as string;
+      times.push(performance.now() - t0);
+      // The reply means two copies: A's and B's (C cannot have confirmed).
+      expect(await rb.call('SHOW', id)).not.toBeNull();
+    }
+    const slow = times.filter((t) => t > 30);
+    // Without the preference about half of them (those that picked C) waited.
+    expect(slow.length).toBeLessThanOrEqual(3);
+    expect(Math.max(...times)).toBeLessThan(1000);
+    // A is still unaware of the partition: C is not flagged failing.
+    const cSeen = (await clusterNodes(ra)).find((n) => n.id === cId)!;
+    expect(cSeen.flags).not.toContain('fail?');
+
+    // The slow ones left their trace: C picked, B added, B's GOTJOB, the reply.
+    if (slow.length > 0) {
+      const line = a
+        .log()
+        .split('\n')
+        .find((l) => l.includes('Slow replication'));
+      expect(line).toMatch(new RegExp(`nodes ${cId.slice(0, 8)},\\w{8}; added \\w{8} \\+\\d+; GOTJOB \\w{8} \\+\\d+; reply \\+\\d+`));
+    }
+
+    // Three copies cannot be made with C cut off: -NOREPL, as the reference says.
+    await expect(ra.call('ADDJOB', 'part-q', 'three', '300', 'REPLICATE', '3')).rejects.toThrow(/^NOREPL Timeout reached before replicating to the requested number of nodes/);
+  }, 60_000);
+});
