@@ -7,42 +7,23 @@
 // cron period. The guarantees stay: the reply means the copies exist, and
 // a replication level the reachable nodes cannot reach is -NOREPL.
 import { describe, it, expect, afterAll } from 'vitest';
-import type Redis from 'ioredis';
-import { startServer, waitFor, type ServerHandle } from '../helpers/server.js';
-import { client, clusterNodes } from '../helpers/cluster.js';
-import { Partitions } from '../../chaos/partition.js';
+import type { ServerHandle } from '../helpers/server.js';
+import { clusterNodes } from '../helpers/cluster.js';
+import { startPartitioned, type PartitionedCluster } from '../helpers/partitioned.js';
 
-const servers: ServerHandle[] = [];
-const conns: Redis[] = [];
-let partitions: Partitions | null = null;
+let pc: PartitionedCluster | null = null;
 
 afterAll(async () => {
-  partitions?.destroy();
-  for (const r of conns) r.disconnect();
-  await Promise.all(servers.map((s) => s.destroy()));
+  await pc?.destroy();
 });
-
-function conn(s: ServerHandle): Redis {
-  const r = client(s.port, s.host);
-  conns.push(r);
-  return r;
-}
 
 describe('ADDJOB under a partition', () => {
   it('picks the nodes that answer: a silent node delays only the first ADDJOBs after the cut, by about 50 ms', async () => {
-    partitions = Partitions.create();
-    const prefix = `127.89.${(process.pid % 250) + 1}.`;
     // A node timeout far longer than the test: C is never PFAIL here.
-    const config = { 'cluster-node-timeout': '60000', 'repl-trace-slower-than': '20' };
-    for (let i = 0; i < 3; i++) servers.push(await startServer({ host: `${prefix}${i + 1}`, config }));
-    const [a, b, c] = servers as [ServerHandle, ServerHandle, ServerHandle];
+    pc = await startPartitioned(3, 89, { 'cluster-node-timeout': '60000', 'repl-trace-slower-than': '20' });
+    const { partitions, conn } = pc;
+    const [a, b, c] = pc.servers as [ServerHandle, ServerHandle, ServerHandle];
     const ra = conn(a);
-    await ra.call('CLUSTER', 'MEET', b.host, String(b.port));
-    await ra.call('CLUSTER', 'MEET', c.host, String(c.port));
-    for (const s of servers) {
-      const r = conn(s);
-      await waitFor(async () => (await clusterNodes(r)).filter((n) => n.link === 'connected').length === 3, `${s.host} joined`);
-    }
     const cId = (await conn(c).call('CLUSTER', 'MYID')) as string;
 
     partitions.split([c.host], [a.host, b.host]);
