@@ -194,9 +194,10 @@ export class ChaosCluster {
   /**
    * The `count` slowest replications the nodes logged (repl-trace-slower-than)
    * that ended with the reply (those in ADDJOB's latency; NOREPL ones are
-   * counted), slowest first, node IDs replaced by node indexes.
+   * counted), slowest first, and the median one; node IDs replaced by node
+   * indexes.
    */
-  slowReplications(count: number): { slowest: string[]; replied: number; norepl: number } {
+  slowReplications(count: number): { slowest: string[]; median: string | null; replied: number; norepl: number } {
     const found: { ms: number; line: string }[] = [];
     let norepl = 0;
     const logs = this.nodes.map((n) => {
@@ -220,11 +221,10 @@ export class ChaosCluster {
         found.push({ ms: Number(m[2]), line: `node${i} ${line.slice(0, line.indexOf(' Slow'))}: ${text} +${m[2]}` });
       }
     });
-    const slowest = found
-      .sort((a, b) => b.ms - a.ms)
-      .slice(0, count)
-      .map((f) => f.line);
-    return { slowest, replied: found.length, norepl };
+    found.sort((a, b) => b.ms - a.ms);
+    const slowest = found.slice(0, count).map((f) => f.line);
+    const median = found.length > 0 ? found[Math.floor(found.length / 2)]!.line : null;
+    return { slowest, median, replied: found.length, norepl };
   }
 
   /** CLUSTER MEET from the first node to the others, then waits for a healthy mesh. */

@@ -148,6 +148,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
         `  ADDJOBs replicated in ${TRACE_SLOWER_THAN_MS} ms or more: ${slow.replied} answered, ${slow.norepl} NOREPL; the slowest answered (ms since the ADDJOB arrived):`,
       );
       for (const l of slow.slowest) o.log(`    ${l}`);
+      if (slow.median !== null) o.log(`  the median of them:\n    ${slow.median}`);
     }
     if (history.trace !== null) {
       o.log(`  nodes: ${c.nodes.map((n) => `${n.index}=${n.port}`).join(' ')}`);
