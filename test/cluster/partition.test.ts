@@ -20,7 +20,8 @@ afterAll(async () => {
 describe('ADDJOB under a partition', () => {
   it('picks the nodes that answer: a silent node delays only the first ADDJOBs after the cut, by about 50 ms', async () => {
     // A node timeout far longer than the test: C is never PFAIL here.
-    pc = await startPartitioned(3, 89, { 'cluster-node-timeout': '60000', 'repl-trace-slower-than': '20' });
+    // Every ADDJOB that waited 1 ms or more logs its replication.
+    pc = await startPartitioned(3, 89, { 'cluster-node-timeout': '60000', 'repl-trace-slower-than': '1' });
     const { partitions, conn } = pc;
     const [a, b, c] = pc.servers as [ServerHandle, ServerHandle, ServerHandle];
     const ra = conn(a);
@@ -36,21 +37,24 @@ describe('ADDJOB under a partition', () => {
       // The reply means two copies: A's and B's (C cannot have confirmed).
       expect(await rb.call('SHOW', id)).not.toBeNull();
     }
-    const slow = times.filter((t) => t > 30);
-    // Without the preference about half of them (those that picked C) waited.
-    expect(slow.length).toBeLessThanOrEqual(3);
+    // An ADDJOB whose copy went to C waits at least 50 ms for B to be added.
+    // Without the preference about half of them (those that picked C) did.
+    const slow = times.filter((t) => t >= 45);
+    expect(slow.length).toBeLessThanOrEqual(5);
     expect(Math.max(...times)).toBeLessThan(1000);
     // A is still unaware of the partition: C is not flagged failing.
     const cSeen = (await clusterNodes(ra)).find((n) => n.id === cId)!;
     expect(cSeen.flags).not.toContain('fail?');
 
-    // The slow ones left their trace: C picked, B added, B's GOTJOB, the reply.
-    if (slow.length > 0) {
-      const line = a
-        .log()
-        .split('\n')
-        .find((l) => l.includes('Slow replication'));
-      expect(line).toMatch(new RegExp(`nodes ${cId.slice(0, 8)},\\w{8}; added \\w{8} \\+\\d+; GOTJOB \\w{8} \\+\\d+; reply \\+\\d+`));
+    // The trace, whatever the machine's load: C was picked, then B added
+    // (with B's GOTJOB, then the reply), by one or two of the 60 only.
+    const added = a
+      .log()
+      .split('\n')
+      .filter((l) => l.includes('Slow replication') && l.includes('; added '));
+    expect(added.length).toBeLessThanOrEqual(2);
+    for (const line of added) {
+      expect(line).toMatch(new RegExp(`nodes ${cId.slice(0, 8)},\\w{8}; added \\w{8} \\+\\d+; GOTJOB \\w{8} \\+\\d+; reply \\+\\d+$`));
     }
 
     // Three copies cannot be made with C cut off: -NOREPL, as the reference says.
