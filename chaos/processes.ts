@@ -116,6 +116,8 @@ export interface ClusterOptions {
   redisUrl?: string;
   /** appendonly no on every node (default: yes). */
   noPersist?: boolean;
+  /** Ours: repl-trace-slower-than, ms (slow ADDJOBs log their replication). */
+  replTraceMs?: number;
   workDir: string;
 }
 
@@ -160,6 +162,7 @@ export class ChaosCluster {
     if (this.o.flavor === 'ours') {
       lines.push('http-port 0');
       if (this.o.redisUrl !== undefined) lines.push(`redis-url ${this.o.redisUrl}`);
+      if (this.o.replTraceMs !== undefined) lines.push(`repl-trace-slower-than ${this.o.replTraceMs}`);
     }
     writeFileSync(join(n.dir, 'disque.conf'), lines.join('\n') + '\n');
   }
@@ -186,6 +189,42 @@ export class ChaosCluster {
   logTail(n: ChaosNode, lines = 20): string {
     const f = join(n.dir, 'log.txt');
     return existsSync(f) ? readFileSync(f, 'utf8').split('\n').slice(-lines).join('\n') : '(no log)';
+  }
+
+  /**
+   * The `count` slowest replications the nodes logged (repl-trace-slower-than)
+   * that ended with the reply (those in ADDJOB's latency; NOREPL ones are
+   * counted), slowest first, and the median one; node IDs replaced by node
+   * indexes.
+   */
+  slowReplications(count: number): { slowest: string[]; median: string | null; replied: number; norepl: number } {
+    const found: { ms: number; line: string }[] = [];
+    let norepl = 0;
+    const logs = this.nodes.map((n) => {
+      const f = join(n.dir, 'log.txt');
+      return existsSync(f) ? readFileSync(f, 'utf8') : '';
+    });
+    const names = new Map<string, string>();
+    logs.forEach((log, i) => {
+      const id = /I'm ([0-9a-f]{40})/.exec(log)?.[1];
+      if (id !== undefined) names.set(id.slice(0, 8), `node${i}`);
+    });
+    logs.forEach((log, i) => {
+      for (const line of log.split('\n')) {
+        const m = /Slow replication of (.*) \+(\d+)$/.exec(line);
+        if (m === null) continue;
+        if (!m[1]!.endsWith('; reply')) {
+          norepl++;
+          continue;
+        }
+        const text = m[1]!.replace(/\b[0-9a-f]{8}\b/g, (s) => names.get(s) ?? s);
+        found.push({ ms: Number(m[2]), line: `node${i} ${line.slice(0, line.indexOf(' Slow'))}: ${text} +${m[2]}` });
+      }
+    });
+    found.sort((a, b) => b.ms - a.ms);
+    const slowest = found.slice(0, count).map((f) => f.line);
+    const median = found.length > 0 ? found[Math.floor(found.length / 2)]!.line : null;
+    return { slowest, median, replied: found.length, norepl };
   }
 
   /** CLUSTER MEET from the first node to the others, then waits for a healthy mesh. */

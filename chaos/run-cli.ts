@@ -24,6 +24,8 @@ const USAGE = `npm run chaos -- [options]
   --json FILE        every run's result as JSON
   --quiet            no progress lines, only results
   --trace-dups N     print the history of N duplicated jobs per run, with the faults
+  --trace-slow N     print the replication trace of the N slowest ADDJOBs per run of ours
+                     (nodes picked, added, each GOTJOB, the reply), with the faults
   --from-json F,...  no runs: the summary of results saved with --json
   --ours-only        with --from-json: leave the reference's runs out
 Needs root and iptables for partitions, and redis-server on PATH.`;
@@ -48,6 +50,7 @@ async function main(): Promise<number> {
       'from-json': { type: 'string' },
       'ours-only': { type: 'boolean', default: false },
       'trace-dups': { type: 'string', default: '0' },
+      'trace-slow': { type: 'string', default: '0' },
       'no-persist': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -90,6 +93,7 @@ async function main(): Promise<number> {
     consumers: int('consumers', values.consumers, 1),
     drainTimeoutMs: 120_000,
     traceDups: int('trace-dups', values['trace-dups'], 0),
+    traceSlow: int('trace-slow', values['trace-slow'], 0),
     noPersist: values['no-persist'],
     log: values.quiet ? () => {} : (l) => console.log(l),
   };

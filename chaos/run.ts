@@ -30,6 +30,8 @@ export interface RunOptions {
   drainTimeoutMs: number;
   /** Print the history of this many duplicated jobs, with the faults, to see where duplicates come from. */
   traceDups?: number;
+  /** Print the replication trace of this many of the slowest ADDJOBs (ours: repl-trace-slower-than). */
+  traceSlow?: number;
   /** Progress lines (the schedule, each fault as it happens). */
   log: (line: string) => void;
 }
@@ -45,6 +47,9 @@ export interface RunResult {
   /** Where each lost job still is, per node (SHOW), for the log. */
   lostWhere: string[];
 }
+
+/** --trace-slow: replications slower than this are logged by the nodes. */
+const TRACE_SLOWER_THAN_MS = 20;
 
 const sleepUntil = (t0: number, at: number): Promise<void> =>
   new Promise((r) => setTimeout(r, Math.max(0, t0 + at - performance.now())));
@@ -88,6 +93,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
       nodeTimeoutMs: o.nodeTimeoutMs,
       ...(redis !== null ? { redisUrl: redis.url } : {}),
       ...(o.noPersist ? { noPersist: true } : {}),
+      ...((o.traceSlow ?? 0) > 0 ? { replTraceMs: TRACE_SLOWER_THAN_MS } : {}),
       workDir,
     });
     await cluster.join();
@@ -115,7 +121,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     for (const a of actions) {
       await sleepUntil(t0, a.at);
       o.log(`  ${(a.at / 1000).toFixed(1)}s ${a.what}`);
-      faultLog.push(`${(history.now() / 1000).toFixed(3)}s ${a.what}`);
+      faultLog.push(`${(history.now() / 1000).toFixed(3)}s (${new Date().toISOString().slice(11, 23)}) ${a.what}`);
       await a.run();
     }
     await sleepUntil(t0, o.durationMs);
@@ -135,6 +141,15 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     workload = null;
     const verdict = check(history);
     const lostWhere = verdict.lost > 0 ? await locate(c, verdict.lostIds) : [];
+    if ((o.traceSlow ?? 0) > 0 && ours) {
+      o.log(`  faults:\n    ${faultLog.join('\n    ')}`);
+      const slow = c.slowReplications(o.traceSlow!);
+      o.log(
+        `  ADDJOBs replicated in ${TRACE_SLOWER_THAN_MS} ms or more: ${slow.replied} answered, ${slow.norepl} NOREPL; the slowest answered (ms since the ADDJOB arrived):`,
+      );
+      for (const l of slow.slowest) o.log(`    ${l}`);
+      if (slow.median !== null) o.log(`  the median of them:\n    ${slow.median}`);
+    }
     if (history.trace !== null) {
       o.log(`  nodes: ${c.nodes.map((n) => `${n.index}=${n.port}`).join(' ')}`);
       o.log(`  faults:\n    ${faultLog.join('\n    ')}`);

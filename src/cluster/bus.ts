@@ -176,6 +176,11 @@ export class Link {
     );
   }
 
+  /** An outbound link still connecting (or proving the secret): what is sent waits. */
+  get connecting(): boolean {
+    return this.transport === null || !this.authenticated;
+  }
+
   get remoteAddress(): string {
     return (this.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
   }

@@ -32,6 +32,12 @@ export class ClusterNode {
   pongReceived = 0;
   /** Last time any message came from it, on any link. */
   dataReceived = 0;
+  /**
+   * When we asked it something (PING, REPLJOB wanting GOTJOB) that is still
+   * unanswered: it has said nothing since. Replication prefers nodes that
+   * are not silent this way (a partition shows here long before PFAIL).
+   */
+  askedAt = 0;
   failTime = 0;
   ip = '';
   port = 0;
@@ -52,6 +58,16 @@ export class ClusterNode {
     flags: number,
   ) {
     this.flags = flags;
+  }
+
+  /** We sent it a message that wants an answer. */
+  asked(now: number): void {
+    if (this.askedAt <= this.dataReceived) this.askedAt = now;
+  }
+
+  /** Asked something more than `ms` ago and silent since. */
+  silent(now: number, ms: number): boolean {
+    return this.askedAt > this.dataReceived && now - this.askedAt > ms;
   }
 
   has(flag: number): boolean {

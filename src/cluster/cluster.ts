@@ -133,6 +133,12 @@ export class Cluster implements ClusterContext, LinkOwner {
     }
     this.myself.port = this.node.config.int('port');
     this.table.updateState();
+    const config = this.node.config;
+    const traceSlow = (): void => {
+      this.replication.traceSlowerThanMs = config.int('repl-trace-slower-than');
+    };
+    traceSlow();
+    config.onChange('repl-trace-slower-than', traceSlow);
   }
 
   async listen(): Promise<void> {

@@ -175,7 +175,10 @@ export class Gossip {
       gossip.push({ id: n.id, ip: n.ip, port: n.port, flags: n.flags, ps: n.pingSent, pr: n.pongReceived });
     }
     const linkNode = link.node as ClusterNode | null;
-    if (linkNode && type === MsgType.PING) linkNode.pingSent = Date.now();
+    if (linkNode && type === MsgType.PING) {
+      linkNode.pingSent = Date.now();
+      linkNode.asked(linkNode.pingSent);
+    }
     // Our TLS and HTTP ports, when we have them (older nodes ignore the fields).
     const tp = this.host.tlsPort;
     const hp = this.host.httpPort;

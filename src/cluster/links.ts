@@ -19,6 +19,12 @@ import type { AnyJob } from '../core/job-codec.js';
 
 /** Reconnection attempts back off from 100 ms up to this. */
 const RECONNECT_MAX_DELAY_MS = 500;
+/**
+ * A link still connecting after this (and a quarter of the node timeout) is
+ * dropped and tried again: a SYN lost to a partition is otherwise retried by
+ * the kernel only after 1, 3, 7... seconds, long after the partition healed.
+ */
+const CONNECT_TIMEOUT_MS = 1000;
 
 /** What the links hand up (the Cluster implements it). */
 export interface LinkOwner {
@@ -150,16 +156,19 @@ export class Links implements MessageSender {
   }
 
   /**
-   * Cron: a handshake not completed in time is dropped; nodes without a
-   * link are connected once their back-off is over.
+   * Cron: a handshake not completed in time is dropped, a link connecting
+   * for too long too; nodes without a link are connected once their
+   * back-off is over.
    */
   cron(now: number, handshakeTimeout: number): void {
+    const connectTimeout = Math.max(CONNECT_TIMEOUT_MS, this.host.config.int('cluster-node-timeout') / 4);
     for (const n of [...this.nodes.values()]) {
       if (n.flags & (NodeFlag.MYSELF | NodeFlag.NOADDR)) continue;
       if (n.has(NodeFlag.HANDSHAKE) && now - n.ctime > handshakeTimeout) {
         this.table.delNode(n);
         continue;
       }
+      if (n.link !== null && n.link.connecting && now - n.link.ctime > connectTimeout) n.freeLink();
       if (n.link === null && now >= n.reconnectAt) this.connect(n);
     }
   }

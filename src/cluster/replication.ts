@@ -4,6 +4,10 @@
 // reach W; meanwhile one more node is tried every 50 ms and REPLJOB is sent
 // again to the nodes already asked. On timeout the client gets -NOREPL and
 // the copies made are deleted (best effort).
+// Under a partition a peer stays "reachable" until the node timeout: nodes
+// that answer are picked first, and a job whose nodes are silent gets its
+// next node from a timer 50 ms after the last one was added, not from the
+// 100 ms cron.
 import type { ClusterContext, NodeTableView, MessageSender } from './context.js';
 import type { ClusterNode } from './cluster-node.js';
 import type { Client, Blocker } from '../protocol/client.js';
@@ -15,14 +19,22 @@ import { Log2Histogram } from '../core/histogram.js';
 
 /** Try one more node this often while replication is short. */
 const ADD_NODE_PERIOD_MS = 50;
+/** A peer asked something this long ago that has said nothing since is picked last. */
+const SILENT_MS = 50;
 
 interface Waiting {
   job: Job;
   conn: Client;
   addedNodeTime: number;
+  /** When the cron or timer last tried to add a node. */
+  triedAt: number;
   /** Date.now() when the client started waiting. */
   since: number;
+  /** With repl-trace-slower-than: what happened, in ms since `since`, for the log. */
+  trace: string[] | null;
 }
+
+const short = (id: string): string => id.slice(0, 8);
 
 export class Replication {
   /** Jobs in wait-repl state (by record) and the ADDJOB client waiting for each. */
@@ -32,6 +44,11 @@ export class Replication {
   /** For /metrics: milliseconds ADDJOB clients waited until replication was reached, and how many gave up. */
   readonly waitMs = new Log2Histogram();
   timeouts = 0;
+  /** repl-trace-slower-than: an ADDJOB waiting at least this long logs its trace (0: off). */
+  traceSlowerThanMs = 0;
+  /** Fires when the earliest waiting job is due another node. */
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = 0;
 
   constructor(private readonly cluster: ClusterContext) {
     this.table = cluster.table;
@@ -48,11 +65,14 @@ export class Replication {
     if (this.cluster.log.verboseOn) this.cluster.log.verbose(`Replicating ${job.id} to ${job.repl} nodes, client waits up to ${timeoutMs} ms`);
     job.confirmed = new Set(keepsCopy ? [this.table.myself.id] : []);
     const now = Date.now();
-    this.waiting.set(job.rec, { job, conn, addedNodeTime: now, since: now });
+    const w: Waiting = { job, conn, addedNodeTime: now, triedAt: now, since: now, trace: this.traceSlowerThanMs > 0 ? [] : null };
+    this.waiting.set(job.rec, w);
+    this.armTimer(now + ADD_NODE_PERIOD_MS);
     const blocker: Blocker = {
       kind: 'addjob',
       timedOut: () => {
         this.timeouts++;
+        this.logTrace(w, 'NOREPL');
         conn.out.error(errors.noreplTimeout);
         this.release(job);
         conn.unblock();
@@ -98,15 +118,26 @@ export class Replication {
   replicateJob(job: AnyJob, count: number, noreply: boolean): number {
     if (count <= 0) return 0;
     const table = this.table;
+    const now = Date.now();
     let added = 0;
+    // Nodes that answer first; a link still connecting (its SYN may be
+    // dropped) or a node silent since we last asked it only when short.
+    let later: ClusterNode[] | null = null;
     for (const n of table.shuffledReachable()) {
       if (n.link === null) continue;
-      const before = job.delivered;
-      if (job instanceof Job) job.addDelivered(n.id);
-      else job.delivered = nodeListAdd(job.delivered, n.id);
-      if (job.delivered !== before) {
+      if (n.link.connecting || n.silent(now, SILENT_MS)) {
+        (later ??= []).push(n);
+        continue;
+      }
+      if (this.addNode(job, n)) {
         added++;
         if (--count === 0) break;
+      }
+    }
+    for (let i = 0; count > 0 && later !== null && i < later.length; i++) {
+      if (this.addNode(job, later[i]!)) {
+        added++;
+        count--;
       }
     }
     for (const id of job.delivered) {
@@ -114,19 +145,62 @@ export class Replication {
       if (!n || n === table.myself || n.link === null) continue;
       const acked = job.confirmed !== null && job.confirmed.has(id);
       if (acked && added === 0) continue;
-      this.links.sendReplJob(n, job, noreply || acked ? MSG_FLAG_NOREPLY : 0);
+      const reply = !(noreply || acked);
+      this.links.sendReplJob(n, job, reply ? 0 : MSG_FLAG_NOREPLY);
+      if (reply) n.asked(now);
     }
     return added;
   }
 
-  /** Called from the cluster cron: jobs short of replicas try one more node. */
+  /** Adds `n` to the job's delivered list; false if it was there. */
+  private addNode(job: AnyJob, n: ClusterNode): boolean {
+    const before = job.delivered;
+    if (job instanceof Job) job.addDelivered(n.id);
+    else job.delivered = nodeListAdd(job.delivered, n.id);
+    return job.delivered !== before;
+  }
+
+  /** From the cluster cron and the timer: jobs short of replicas try one more node. */
   cron(): void {
     const now = Date.now();
+    let next = Infinity;
     for (const w of this.waiting.values()) {
-      if (now - w.addedNodeTime >= ADD_NODE_PERIOD_MS) {
-        if (this.replicateJob(w.job, 1, false) > 0) w.addedNodeTime = now;
+      if (now - w.addedNodeTime >= ADD_NODE_PERIOD_MS && now - w.triedAt >= ADD_NODE_PERIOD_MS / 2) {
+        w.triedAt = now;
+        const before = w.job.delivered;
+        if (this.replicateJob(w.job, 1, false) > 0) {
+          w.addedNodeTime = now;
+          w.trace?.push(`added ${w.job.delivered.filter((id) => !before.includes(id)).map(short).join(',')} +${now - w.since}`);
+        }
       }
+      next = Math.min(next, Math.max(w.addedNodeTime + ADD_NODE_PERIOD_MS, w.triedAt + ADD_NODE_PERIOD_MS));
     }
+    if (next !== Infinity) this.armTimer(Math.max(next, now + 1));
+  }
+
+  /** The timer fires at `at` unless an earlier one is set. */
+  private armTimer(at: number): void {
+    if (this.timer !== null) {
+      if (this.timerAt <= at) return;
+      clearTimeout(this.timer);
+    }
+    this.timerAt = at;
+    this.timer = setTimeout(this.onTimer, Math.max(1, at - Date.now()));
+    this.timer.unref?.();
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    if (this.waiting.size > 0) this.cron();
+  };
+
+  /** repl-trace-slower-than: one log line for an ADDJOB that waited that long. */
+  private logTrace(w: Waiting, outcome: string): void {
+    if (w.trace === null) return;
+    const waited = Date.now() - w.since;
+    if (waited < this.traceSlowerThanMs) return;
+    const nodes = w.job.delivered.filter((id) => id !== this.table.myself.id).map(short);
+    this.cluster.log.notice(`Slow replication of ${w.job.id} (ms since ADDJOB): nodes ${nodes.join(',')}; ${w.trace.join('; ')}; ${outcome} +${waited}`);
   }
 
   /** The replication level is reached: answer the client, queue the job. */
@@ -139,6 +213,7 @@ export class Replication {
     this.waiting.delete(job.rec);
     if (w) {
       this.waitMs.observe(Date.now() - w.since);
+      this.logTrace(w, 'reply');
       w.conn.out.status(job.id);
       w.conn.unblock();
     }
@@ -170,6 +245,10 @@ export class Replication {
     const job = this.cluster.store.lookupJob(msg.id);
     if (!job || job.state !== JobState.WaitRepl || job.confirmed === null) return;
     job.confirmed.add(sender.id);
+    if (this.traceSlowerThanMs > 0) {
+      const w = this.waiting.get(job.rec);
+      if (w?.trace) w.trace.push(`GOTJOB ${short(sender.id)} +${Date.now() - w.since}`);
+    }
     if (job.confirmed.size === job.repl) this.achieved(job);
   }
 

@@ -124,6 +124,8 @@ export const DIRECTIVES: readonly Directive[] = [
   { name: 'slowlog-log-slower-than', type: 'int', default: '10000', min: -1, settable: true, doc: 'Accepted for compatibility; not used.' },
   { name: 'slowlog-max-len', type: 'int', default: '128', min: 0, settable: true, doc: 'Accepted for compatibility; not used.' },
   { name: 'latency-monitor-threshold', type: 'int', default: '0', min: 0, settable: true, doc: 'Accepted for compatibility; not used.' },
+  // ours
+  { name: 'repl-trace-slower-than', type: 'int', default: '0', min: 0, settable: true, doc: 'Log (notice) the replication of each ADDJOB that waited at least this many ms: nodes picked, nodes added, each GOTJOB, the reply, in ms since the ADDJOB; 0: off (ours).' },
   { name: 'watchdog-period', type: 'int', default: '0', min: 0, settable: true, doc: 'Accepted for compatibility; not used.' },
   { name: 'client-output-buffer-limit', type: 'list', default: 'normal 0 0 0', repeatable: true, words: 4, settable: true, doc: 'client-output-buffer-limit <class> <hard> <soft> <soft-seconds>; a client over the hard limit is disconnected.' },
 ];

@@ -19,6 +19,11 @@ export interface HttpPeer {
   myself: boolean;
   /** We have a link to it (always true for myself). */
   connected: boolean;
+  /**
+   * Its bus link is still connecting, or it has not answered a message for
+   * a while: likely cut off (a partition shows here before fail?).
+   */
+  silent?: boolean;
 }
 
 /** One command of the command table, for /metrics. */

@@ -3,11 +3,13 @@
 // local figures, and job pages may act on a job held by another node
 // (?node=). Requests carry the requirepass as a Bearer token when one is
 // set (the nodes of a cluster share it). A peer that does not answer within
-// PEER_TIMEOUT_MS is reported, not waited for.
+// PEER_TIMEOUT_MS is reported, not waited for; one silent on the bus (cut
+// off by a partition, most likely) within SILENT_PEER_TIMEOUT_MS.
 import http from 'node:http';
 import type { HttpPeer } from './host.js';
 
 export const PEER_TIMEOUT_MS = 1000;
+export const SILENT_PEER_TIMEOUT_MS = 200;
 /** A peer's answer larger than this is refused (a node with very many queues). */
 const MAX_PEER_BYTES = 64 * 1024 * 1024;
 
@@ -92,7 +94,8 @@ export function peerRequest(
 
 /** GET from a peer: its JSON on 200, else throws (PeerStatusError for an error status). */
 export async function getFromPeer<T>(peer: HttpPeer, pathAndQuery: string, password: string): Promise<T> {
-  const { status, json } = await peerRequest(peer, 'GET', pathAndQuery, password);
+  const timeout = peer.silent === true ? SILENT_PEER_TIMEOUT_MS : PEER_TIMEOUT_MS;
+  const { status, json } = await peerRequest(peer, 'GET', pathAndQuery, password, undefined, timeout);
   if (status !== 200) throw new PeerStatusError(status, `${peerName(peer)}: ${errorText(json) ?? `HTTP ${status}`}`);
   return json as T;
 }

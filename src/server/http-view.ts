@@ -30,6 +30,9 @@ function peerState(n: ClusterNode): HttpPeer['state'] {
   return 'ok';
 }
 
+/** A peer that has not answered the bus for this long gets a short HTTP timeout. */
+const SILENT_PEER_MS = 250;
+
 export class NodeHttpView implements HttpHost {
   constructor(private readonly node: ViewedNode) {}
 
@@ -73,6 +76,7 @@ export class NodeHttpView implements HttpHost {
 
   peers(): HttpPeer[] {
     const myself = this.node.cluster.myself;
+    const now = Date.now();
     return [...this.node.cluster.nodes.values()].map((n) => ({
       id: n.id,
       ip: n.ip,
@@ -81,6 +85,7 @@ export class NodeHttpView implements HttpHost {
       state: peerState(n),
       myself: n === myself,
       connected: n === myself || n.link !== null,
+      silent: n !== myself && (n.link === null || n.link.connecting || n.silent(now, SILENT_PEER_MS)),
     }));
   }
 

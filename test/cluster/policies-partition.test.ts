@@ -8,24 +8,17 @@
 // partition does not cut off.
 import { describe, it, expect, afterAll } from 'vitest';
 import type Redis from 'ioredis';
-import { startServer, waitFor, type ServerHandle } from '../helpers/server.js';
-import { client, clusterNodes } from '../helpers/cluster.js';
-import { Partitions } from '../../chaos/partition.js';
+import { waitFor, type ServerHandle } from '../helpers/server.js';
+import { startPartitioned, type PartitionedCluster } from '../helpers/partitioned.js';
 
-const servers: ServerHandle[] = [];
-const conns: Redis[] = [];
-let partitions: Partitions | null = null;
+let pc: PartitionedCluster | null = null;
 
 afterAll(async () => {
-  partitions?.destroy();
-  for (const r of conns) r.disconnect();
-  await Promise.all(servers.map((s) => s.destroy()));
+  await pc?.destroy();
 });
 
 function conn(s: ServerHandle): Redis {
-  const r = client(s.port, s.host);
-  conns.push(r);
-  return r;
+  return pc!.conn(s);
 }
 
 /** Consumes until `until`, recording when each job arrived, and ACKs it. */
@@ -54,22 +47,13 @@ const JITTER_MS = 250;
 
 describe('RATE through a partition', () => {
   it('the minority keeps its share, the majority takes the whole limit: at most twice the limit per window; after healing, the limit', async () => {
-    partitions = Partitions.create();
-    const prefix = `127.88.${(process.pid % 250) + 1}.`;
-    for (let i = 0; i < 3; i++) {
-      servers.push(await startServer({ host: `${prefix}${i + 1}`, config: { 'cluster-node-timeout': '2000', loglevel: 'verbose' } }));
-    }
-    const [a, b, c] = servers as [ServerHandle, ServerHandle, ServerHandle];
+    pc = await startPartitioned(3, 88, { 'cluster-node-timeout': '2000', loglevel: 'verbose' });
+    const { partitions } = pc;
+    const [a, b, c] = pc.servers as [ServerHandle, ServerHandle, ServerHandle];
     const ra = conn(a);
-    await ra.call('CLUSTER', 'MEET', b.host, String(b.port));
-    await ra.call('CLUSTER', 'MEET', c.host, String(c.port));
-    for (const s of servers) {
-      const r = conn(s);
-      await waitFor(async () => (await clusterNodes(r)).filter((n) => n.link === 'connected').length === 3, `${s.host} joined`);
-    }
     const q = 'part-q';
     await ra.call('QPOLICY', q, 'SET', 'RATE', '10', '2');
-    for (const s of servers) {
+    for (const s of pc.servers) {
       const r = conn(s);
       await waitFor(async () => ((await r.call('QPOLICY', q, 'GET')) as unknown[]).length === 4, `${s.host} has the policy`);
     }
