@@ -22,9 +22,10 @@ export interface Transport {
   /**
    * Writes `data`. Returns true when the kernel took all of it at once, so
    * the caller may reuse `data`'s memory; false means the transport keeps a
-   * reference until the write completes.
+   * reference until the write completes, and then calls `release` if given
+   * (also when the connection closed first).
    */
-  write(data: Buffer): boolean;
+  write(data: Buffer, release?: (() => void) | null): boolean;
   /** Stops/resumes reading (backpressure, blocked clients). */
   pause(): void;
   resume(): void;
@@ -58,6 +59,8 @@ interface WriteReq {
   async: boolean;
   bytes: number;
   buffer: Buffer | null;
+  /** The writer's callback for when `buffer` is no longer needed. */
+  release: (() => void) | null;
 }
 
 interface TcpHandle {
@@ -117,6 +120,7 @@ class RawTransport extends SocketAddresses implements Transport {
   private readonly oneWriteAtATime: boolean;
   private writing = false;
   private queued: Buffer[] = [];
+  private queuedRelease: ((() => void) | null)[] = [];
   private queuedBytes = 0;
 
   constructor(
@@ -164,10 +168,11 @@ class RawTransport extends SocketAddresses implements Transport {
     else this.handle.readStop();
   }
 
-  write(data: Buffer): boolean {
+  write(data: Buffer, release: (() => void) | null = null): boolean {
     if (this.closed || data.length === 0) return true;
     if (this.writing) {
       this.queued.push(data);
+      this.queuedRelease.push(release);
       this.queuedBytes += data.length;
       this.throttleIfOver();
       return false;
@@ -182,16 +187,29 @@ class RawTransport extends SocketAddresses implements Transport {
       req.async = false;
       req.bytes = 0;
       req.buffer = null;
+      req.release = null;
       const r = req;
       req.oncomplete = (status: number) => {
         r.buffer = null;
+        const release = r.release;
+        r.release = null;
+        if (release !== null) release();
         if (status < 0) return this.destroy();
         this.writing = false;
         if (this.queued.length > 0) {
-          const next = this.queued.length === 1 ? this.queued[0]! : Buffer.concat(this.queued, this.queuedBytes);
+          const queued = this.queued;
+          const released = this.queuedRelease;
           this.queued = [];
+          this.queuedRelease = [];
           this.queuedBytes = 0;
-          this.write(next);
+          if (queued.length === 1) {
+            this.write(queued[0]!, released[0]!);
+          } else {
+            // The bytes are copied: their writers get their memory back now.
+            const next = Buffer.concat(queued);
+            for (const f of released) f?.();
+            this.write(next);
+          }
         }
         this.afterWrite();
       };
@@ -207,6 +225,7 @@ class RawTransport extends SocketAddresses implements Transport {
       // request object now belongs to this write.
       this.spareReq = null;
       req.buffer = data;
+      req.release = release;
       req.async = true;
       this.writing = this.oneWriteAtATime;
       this.throttleIfOver();
@@ -289,9 +308,10 @@ class StreamTransport extends SocketAddresses implements Transport {
     this.socket.resume();
   }
 
-  write(data: Buffer): boolean {
+  write(data: Buffer, release: (() => void) | null = null): boolean {
     if (this.closed) return true;
-    this.socket.write(data);
+    if (release !== null) this.socket.write(data, () => release());
+    else this.socket.write(data);
     return false;
   }
 
