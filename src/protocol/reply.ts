@@ -24,9 +24,9 @@ function putCrlf(buf: Buffer, at: number): void {
 /** A reply buffer larger than this is lent from the pool, never kept by one connection. */
 export const OWN_BUFFER_MAX = 64 * 1024;
 const POOL_MIN_SHIFT = 17; // 128 KiB
-const POOL_MAX_SHIFT = 24; // 16 MiB
+const POOL_MAX_SHIFT = 26; // 64 MiB
 /** Bytes of idle buffers the pool keeps; what is returned beyond it is left to the GC. */
-const POOL_KEEP_BYTES = 32 * 1024 * 1024;
+const POOL_KEEP_BYTES = 64 * 1024 * 1024;
 
 /**
  * Large reply buffers shared by every connection. A 64 KB job body made each

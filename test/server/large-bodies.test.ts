@@ -100,6 +100,40 @@ describe('large job bodies', () => {
     });
   });
 
+  it('the arena reuses what a drain freed, and INFO memory shows what is free', async () => {
+    const info = async (): Promise<Record<string, number>> => {
+      const text = (await r.call('INFO', 'memory')) as string;
+      return Object.fromEntries(text.split('\r\n').filter((l) => l.includes(':')).map((l) => [l.split(':')[0], Number(l.split(':')[1])]));
+    };
+    const fill = async (size: number, n: number): Promise<void> => {
+      const p = r.pipeline();
+      for (let i = 0; i < n; i++) p.call('ADDJOB', `lbarena${size}`, pseudoRandomBytes(size, i), '0');
+      await p.exec();
+    };
+    const drain = async (size: number): Promise<void> => {
+      for (;;) {
+        const got = (await r.call('GETJOB', 'NOHANG', 'COUNT', '50', 'FROM', `lbarena${size}`)) as string[][] | null;
+        if (got === null) return;
+        await r.call('FASTACK', ...got.map((j) => j[1]!));
+      }
+    };
+    const base = await info();
+    for (const size of [4096, 70000]) {
+      await fill(size, 300);
+      const full = await info();
+      await drain(size);
+      const drained = await info();
+      // What the drain freed is free in the arena (small bodies) or gone (large ones).
+      expect(drained.arena_allocated! - drained.arena_free!).toBeLessThanOrEqual(base.arena_allocated! - base.arena_free! + 64 * 1024);
+      await fill(size, 300);
+      const refilled = await info();
+      expect(refilled.arena_allocated, `${size}-byte bodies`).toBeLessThanOrEqual(full.arena_allocated!);
+      await drain(size);
+    }
+    // The large GETJOB replies left a pooled buffer for the next one.
+    expect((await info()).reply_buffers_idle).toBeGreaterThan(0);
+  });
+
   it('a client not reading its large replies does not hold back other clients', async () => {
     const big = pseudoRandomBytes(4 << 20, 99);
     for (let i = 0; i < 4; i++) await r.call('ADDJOB', 'lbslow', big, '0');
