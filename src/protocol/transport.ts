@@ -86,6 +86,14 @@ try {
 /** Shared by every raw transport: reads are consumed synchronously. */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
+/**
+ * A write longer than this goes out a slice at a time, the rest on a later
+ * pass of the event loop: the kernel copies what fits in the socket's buffer
+ * (megabytes on loopback) on the first attempt, and the replies other
+ * clients are due in the same turn should not wait for that.
+ */
+const WRITE_SLICE = 768 * 1024;
+
 /** Reading pauses while this many bytes wait to be written (a client that does not read). */
 const WRITE_HIGH_WATER = 8 * 1024 * 1024;
 
@@ -122,6 +130,9 @@ class RawTransport extends SocketAddresses implements Transport {
   private queued: Buffer[] = [];
   private queuedRelease: ((() => void) | null)[] = [];
   private queuedBytes = 0;
+  // Rests of sliced writes (see WRITE_SLICE), and what was written after them, in order.
+  private later: { data: Buffer; release: (() => void) | null }[] = [];
+  private laterBytes = 0;
 
   constructor(
     socket: net.Socket,
@@ -133,7 +144,7 @@ class RawTransport extends SocketAddresses implements Transport {
   }
 
   get pendingWrite(): number {
-    return this.closed ? 0 : this.handle.writeQueueSize + this.queuedBytes;
+    return this.closed ? 0 : this.handle.writeQueueSize + this.queuedBytes + this.laterBytes;
   }
 
   start(onData: (data: Buffer, length: number) => void, onClose: () => void): void {
@@ -170,6 +181,30 @@ class RawTransport extends SocketAddresses implements Transport {
 
   write(data: Buffer, release: (() => void) | null = null): boolean {
     if (this.closed || data.length === 0) return true;
+    if (this.later.length > 0 || (data.length > WRITE_SLICE && !this.oneWriteAtATime)) {
+      if (this.later.length === 0) {
+        this.writeNow(data.subarray(0, WRITE_SLICE), null);
+        data = data.subarray(WRITE_SLICE);
+        setImmediate(this.writeLater);
+      }
+      this.later.push({ data, release });
+      this.laterBytes += data.length;
+      this.throttleIfOver();
+      return false;
+    }
+    return this.writeNow(data, release);
+  }
+
+  private readonly writeLater = (): void => {
+    const later = this.later;
+    this.later = [];
+    this.laterBytes = 0;
+    // A rest still longer than a slice is sliced again, and what follows it waits again.
+    for (const w of later) if (this.write(w.data, w.release)) w.release?.();
+    this.afterWrite();
+  };
+
+  private writeNow(data: Buffer, release: (() => void) | null): boolean {
     if (this.writing) {
       this.queued.push(data);
       this.queuedRelease.push(release);

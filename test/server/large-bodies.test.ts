@@ -134,6 +134,24 @@ describe('large job bodies', () => {
     expect((await info()).reply_buffers_idle).toBeGreaterThan(0);
   });
 
+  it('a reply sent while a large one is still going out comes after all of it', async () => {
+    const big = pseudoRandomBytes(5 << 20, 77);
+    await r.call('ADDJOB', 'lborder', big, '0');
+    const c = await RawClient.connect(srv.port);
+    try {
+      c.send(resp('GETJOB', 'NOHANG', 'FROM', 'lborder'));
+      // Ask again as soon as the first bytes of the large reply arrive.
+      await c.until((t) => t.length > 0);
+      c.send(resp('PING', 'after'));
+      const text = await c.until((t) => t.endsWith('$5\r\nafter\r\n'));
+      const bodyAt = text.indexOf(`$${big.length}\r\n`) + `$${big.length}\r\n`.length;
+      expect(Buffer.from(text.slice(bodyAt, bodyAt + big.length), 'latin1').equals(big)).toBe(true);
+      expect(text.slice(bodyAt + big.length)).toBe('\r\n$5\r\nafter\r\n');
+    } finally {
+      c.close();
+    }
+  });
+
   it('a client not reading its large replies does not hold back other clients', async () => {
     const big = pseudoRandomBytes(4 << 20, 99);
     for (let i = 0; i < 4; i++) await r.call('ADDJOB', 'lbslow', big, '0');
