@@ -126,7 +126,7 @@ rows (mixed commands, lost/duplicate checks) and fills the memory workload.
 Body sizes (--only sizes, run alone: ADDJOB and GETJOB NOHANG with 64 B to 1 MB bodies, a fresh
 server per size, ours and the reference alternating; see bench/sizes.ts; a few minutes):
   --sizes-rows N,N          body sizes in bytes (default ${SIZE_ROWS.join(',')})
-  --rounds N                runs per size and server, the best kept (default 2; quick 1)
+  --rounds N                runs per size and server, the best kept (default 3; quick 1)
 
 Scale (one queue filled to millions of jobs by redis-benchmark, a fresh server each, ours
 then the reference; minutes and many GB: npm run bench -- --only scale):
@@ -543,7 +543,7 @@ async function mainSizes(o: Opts, a: Record<string, string | boolean | undefined
   if (refBin) flavors.push(['reference', refBin]);
   else log('note: no reference Disque (--reference-bin PATH): the sizes rows run ours only');
   const sizes = a['sizes-rows'] ? (a['sizes-rows'] as string).split(',').map(Number) : SIZE_ROWS;
-  const rounds = Number(a.rounds ?? (o.quick ? 1 : 2));
+  const rounds = Number(a.rounds ?? (o.quick ? 1 : 3));
   const results = await runSizes({ flavors, sizes, rounds, basePort: o.basePort, redisBenchmark: o.redisBenchmark, status, log });
   const header = [
     `${new Date().toISOString()}, ${((Date.now() - t0) / 1000).toFixed(0)} s`,

@@ -33,9 +33,9 @@ export interface SizeResult {
   generator: 'redis-benchmark' | 'own';
 }
 
-/** Jobs per run: about 256 MB of bodies, between 256 and 100,000 jobs. */
+/** Jobs per run: about 512 MB of bodies, between 1,024 and 100,000 jobs (runs of a second or more). */
 export function jobsFor(size: number): number {
-  return Math.max(256, Math.min(100_000, Math.floor((256 << 20) / size)));
+  return Math.max(1024, Math.min(100_000, Math.floor((512 << 20) / size)));
 }
 
 export interface SizesOptions {
