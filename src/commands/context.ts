@@ -32,11 +32,6 @@ export interface Call {
   readonly node: CommandNode;
   readonly client: CommandClient;
   argv: string[];
-  /**
-   * The bytes of argv[spec.bytesArg] when the request carried it as bytes
-   * (then argv holds '' there), else null.
-   */
-  argBytes?: Buffer | null;
   readonly reply: ReplyBuffer;
 }
 
@@ -46,11 +41,6 @@ export interface CommandSpec {
   arity: number;
   flags: readonly CommandFlag[];
   handler: (call: Call) => void;
-  /**
-   * Position of an argument the handler takes as bytes when it is long (a
-   * job body: no JS string of it is made); see Call.argBytes.
-   */
-  bytesArg?: number;
   /**
    * Positions in argv of secrets (passwords): MONITOR and SLOWLOG show
    * "(redacted)" there, as Redis does. Only asked when a command is shown.

@@ -103,9 +103,7 @@ function addjob(call: Call): void {
   const now = store.clock.now();
   const fields = newJobFields(generateJobId(cluster.myself.id, ttl, retry), JobState.WaitRepl, extrepl ? [] : store.selfOnly());
   fields.queue = qname;
-  fields.body = call.argBytes ?? argv[2]!;
-  // A body that came as bytes is this job's alone: the store keeps that Buffer.
-  fields.bodyOwned = call.argBytes != null;
+  fields.body = argv[2]!;
   fields.repl = replicate;
   if (unique !== null) fields.unique = unique;
   store.nextCtime(fields);
@@ -224,7 +222,7 @@ function loadjob(call: Call): void {
 }
 
 export const jobCommands: CommandSpec[] = [
-  { name: 'addjob', arity: -4, flags: ['write', 'denyoom', 'fast'], handler: addjob, bytesArg: 2 },
+  { name: 'addjob', arity: -4, flags: ['write', 'denyoom', 'fast'], handler: addjob },
   { name: 'show', arity: 2, flags: ['readonly', 'fast'], handler: show },
   { name: 'deljob', arity: -1, flags: ['write', 'fast'], handler: deljob },
   { name: 'loadjob', arity: 2, flags: ['write'], handler: loadjob },

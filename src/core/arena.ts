@@ -239,24 +239,13 @@ export class ByteArena {
     this.slabNext[s] = 0;
   }
 
-  /** Takes `b` (large, no one else's) as an allocation of its length, without copying it. */
-  adopt(b: Buffer): number {
-    this.requestedBytes += b.length;
-    return this.placeLarge(b);
-  }
-
   private allocLarge(size: number): number {
-    return this.placeLarge(Buffer.allocUnsafeSlow(size));
-  }
-
-  private placeLarge(b: Buffer): number {
-    const size = b.length;
     let id = this.largeFree.pop();
     if (id === undefined) {
       id = this.large.length;
       this.large.push(null);
     }
-    this.large[id] = b;
+    this.large[id] = Buffer.allocUnsafeSlow(size);
     this.largeBytes += size;
     this.usedBytes += size;
     return id;

@@ -164,15 +164,13 @@ export class JobTable implements JobStoreInternals {
       const large = size > SMALL_MAX;
       if (large) flags |= JOB_FLAG_LARGE;
       else seq |= bodyLen << LEN_SHIFT;
-      // A large body the store may keep (see JobFields.bodyOwned) is not copied again.
-      const adopt = large && packed && fields.bodyOwned === true && body instanceof Buffer && body.byteOffset === 0 && body.length === body.buffer.byteLength;
-      const addr = adopt ? this.arena.adopt(body as Buffer) : this.arena.alloc(size);
+      const addr = this.arena.alloc(size);
       u[o + W_BODY] = addr;
       const mem = this.arena.bytes(addr, large);
       let at = this.arena.offset(addr, large);
       if (!packed) at += mem.latin1Write(id, at, JOB_ID_LEN);
       if (typeof body === 'string') mem.latin1Write(body, at, bodyLen);
-      else if (body !== null && !adopt) mem.set(body, at);
+      else if (body !== null) mem.set(body, at);
     }
     u[o + W_SEQ] = seq;
     if (packed) {

@@ -92,11 +92,6 @@ export interface JobFields {
   queue: string | null;
   /** Body bytes, as a latin1 string (one char per byte) or bytes; null for a dummy ack. */
   body: string | Uint8Array | null;
-  /**
-   * The body is a Buffer no one else refers to or changes (a request's
-   * large argument): the store may keep it as it is instead of copying it.
-   */
-  bodyOwned?: boolean;
   state: number;
   flags: number;
   repl: number;

@@ -1,29 +1,30 @@
-// Request input, in one pass over each read: a scanner walks the request
-// headers, enforces the reference's limits and error texts, routes inline
-// requests (`PING\r\n`, as redis-cli and telnet users send them) to our own
-// splitter, and takes each bulk argument straight from the read buffer:
-//   - up to LARGE_ARG bytes as a latin1 string (one char per byte, so any
-//     bytes are kept exactly), made from the read buffer in one step;
-//   - longer ones as bytes, copied once into a Buffer of their own as the
-//     reads come (a job body of any size is never joined from pieces, never
-//     turned into a JS string; the store adopts that Buffer, see arena.ts).
-// A test with every byte value in a job body guards the latin1 round trip.
+// Request input. redis-parser turns multibulk requests into argument arrays;
+// in front of it a small scanner walks the request headers (never the
+// argument bytes, which it skips by length) to
+//   - enforce the reference's limits and error texts (redis-parser would wait
+//     forever on a bogus length, and accepts any RESP type),
+//   - route inline requests (`PING\r\n`, as redis-cli and telnet users send
+//     them), which redis-parser does not handle, to our own splitter,
+//   - count the bytes of an unfinished request against the query buffer limit.
+// Only whole requests the scanner validated are handed to redis-parser, so
+// its callbacks fire in request order, interleaved correctly with inline
+// ones, and it never keeps references to the caller's (reused) read buffer.
+//
+// Arguments come out as latin1 strings (one char per byte, so any bytes are
+// kept exactly). redis-parser runs in its string mode over a Latin1View,
+// whose toString() is latin1: one string per argument, where its buffer mode
+// made a Buffer per argument that we then turned into a string (half of what
+// a request allocated). A test with every byte value in a job body guards
+// this against a redis-parser that decodes differently.
+import RedisParser from 'redis-parser';
 import { splitArgs } from './split-args.js';
 
 export const INLINE_MAX_SIZE = 64 * 1024;
 export const MULTIBULK_MAX_ARGS = 1024 * 1024;
-/** Bulk arguments longer than this come as bytes (the arena's large bodies start here). */
-export const LARGE_ARG = 16 * 1024;
-
-/** Bulk arguments longer than LARGE_ARG, by position ('' in the argument array there). */
-export type LargeArgs = (Buffer | undefined)[];
 
 export interface RequestSink {
-  /**
-   * A complete request: the command name and its arguments as latin1
-   * strings, except where `large` holds an argument's bytes.
-   */
-  request(args: string[], large: LargeArgs | null): void;
+  /** A complete request: the command name and its arguments, as latin1 strings. */
+  request(args: string[]): void;
   /** Input that is not the protocol: reply `-ERR <message>` and close. */
   protocolError(message: string): void;
   /** The unfinished request grew past the query buffer limit: close. */
@@ -37,6 +38,17 @@ export interface RequestLimits {
 
 const latin1Slice = Buffer.prototype.latin1Slice;
 
+/** Bytes that redis-parser's string mode reads as latin1 (see above). */
+class Latin1View extends Uint8Array {
+  override toString(_encoding?: string, start?: number, end?: number): string {
+    return latin1Slice.call(this, start ?? 0, end ?? this.length);
+  }
+}
+
+function latin1View(b: Uint8Array, from: number, to: number): Latin1View {
+  return new Latin1View(b.buffer as ArrayBuffer, b.byteOffset + from, to - from);
+}
+
 const enum Mode {
   Idle,
   Inline,
@@ -46,26 +58,35 @@ const enum Mode {
 }
 
 export class RequestReader {
+  private readonly parser: RedisParser;
   private mode = Mode.Idle;
   private argsLeft = 0;
-  /** Bytes of the bulk argument under way not read yet, its CRLF included. */
   private bodyLeft = 0;
-  /** The bulk argument under way when it spans reads: its bytes so far. */
-  private arg: Buffer | null = null;
-  private argAt = 0;
-  private args: string[] = [];
-  private large: LargeArgs | null = null;
   /** Bytes of a header or inline line split across reads. */
   private partial: Buffer[] = [];
   private partialLen = 0;
   /** Bytes of the request under way, for the query buffer limit. */
   private requestBytes = 0;
+  /** Bytes (copied) of a multibulk request begun in earlier reads. */
+  private held: Buffer[] = [];
   private dead = false;
+  /** The last view of a read's first bytes handed to redis-parser (see execute). */
+  private view: Latin1View | null = null;
 
   constructor(
     private readonly sink: RequestSink,
     private readonly limits: RequestLimits,
-  ) {}
+  ) {
+    this.parser = new RedisParser({
+      returnBuffers: false,
+      returnReply: (reply: unknown) => {
+        // *0 and *-1 are valid but empty requests: nothing to run.
+        if (Array.isArray(reply) && reply.length > 0 && !this.dead) this.sink.request(reply as string[]);
+      },
+      returnError: () => {},
+      returnFatalError: () => {},
+    });
+  }
 
   /** Bytes waiting for the rest of their request. */
   get pendingBytes(): number {
@@ -76,11 +97,21 @@ export class RequestReader {
   feed(chunk: Buffer, n: number = chunk.length): void {
     if (this.dead) return;
     let i = 0;
+    // Start of the run of complete multibulk requests in this chunk not yet
+    // handed to redis-parser, and where the request under way started.
+    let runStart = 0;
+    let requestStart = 0;
     while (i < n) {
       switch (this.mode) {
         case Mode.Idle: {
+          requestStart = i;
           this.requestBytes = 0;
-          this.mode = chunk[i] === 0x2a ? Mode.MultibulkHeader : Mode.Inline;
+          if (chunk[i] === 0x2a) {
+            this.mode = Mode.MultibulkHeader;
+          } else {
+            this.execute(chunk, runStart, i);
+            this.mode = Mode.Inline;
+          }
           break;
         }
         case Mode.Inline: {
@@ -89,17 +120,19 @@ export class RequestReader {
           if (nl < 0) {
             this.keepPartial(chunk.subarray(i, n));
             i = n;
+            runStart = n;
             if (this.partialLen > INLINE_MAX_SIZE) return this.fail('Protocol error: too big inline request');
             break;
           }
           const line = this.takeLine(chunk.subarray(i, nl));
           i = nl + 1;
+          runStart = i;
           this.mode = Mode.Idle;
           if (line.length > INLINE_MAX_SIZE) return this.fail('Protocol error: too big inline request');
           const end = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
           const args = splitArgs(line.toString('latin1', 0, end));
           if (args === null) return this.fail('Protocol error: unbalanced quotes in request');
-          if (args.length > 0) this.sink.request(args, null);
+          if (args.length > 0) this.sink.request(args);
           if (this.dead) return;
           break;
         }
@@ -134,6 +167,7 @@ export class RequestReader {
           i = nl + 1;
           // Headers end with "\r\n" (the CR may have come in an earlier read).
           if (to === from || line[to - 1] !== 0x0d) {
+            this.execute(chunk, runStart, requestStart);
             return this.fail(
               this.mode === Mode.MultibulkHeader ? 'Protocol error: invalid multibulk length' : 'Protocol error: invalid bulk length',
             );
@@ -141,104 +175,102 @@ export class RequestReader {
           to--;
           if (this.mode === Mode.MultibulkHeader) {
             const count = parseDecimal(line, from + 1, to);
-            if (count === undefined || count > MULTIBULK_MAX_ARGS) return this.fail('Protocol error: invalid multibulk length');
+            if (count === undefined || count > MULTIBULK_MAX_ARGS) {
+              this.execute(chunk, runStart, requestStart);
+              return this.fail('Protocol error: invalid multibulk length');
+            }
             if (count <= 0) {
-              // *0 and *-1: valid but empty requests, nothing to run.
+              // *0 and *-1: an empty request (redis-parser yields nothing to run).
+              if (this.held.length > 0) {
+                this.completeRequest(chunk, i);
+                runStart = i;
+              }
               this.mode = Mode.Idle;
-              this.requestBytes = 0;
             } else {
               this.argsLeft = count;
               this.mode = Mode.BulkHeader;
             }
-            break;
-          }
-          if (line[from] !== 0x24) {
-            return this.fail(`Protocol error: expected '$', got '${String.fromCharCode(to > from ? line[from]! : 0x20)}'`);
-          }
-          const len = parseDecimal(line, from + 1, to);
-          if (len === undefined || len < 0 || len > this.limits.maxBulkLen) return this.fail('Protocol error: invalid bulk length');
-          if (n - i >= len + 2) {
-            // The whole argument is in this read (the common case): take it as it is.
-            this.pushArg(chunk, i, len);
-            i += len + 2;
-            this.requestBytes += len + 2;
-            if (this.argDone()) return;
           } else {
+            if (line[from] !== 0x24) {
+              this.execute(chunk, runStart, requestStart);
+              return this.fail(`Protocol error: expected '$', got '${String.fromCharCode(to > from ? line[from]! : 0x20)}'`);
+            }
+            const len = parseDecimal(line, from + 1, to);
+            if (len === undefined || len < 0 || len > this.limits.maxBulkLen) {
+              this.execute(chunk, runStart, requestStart);
+              return this.fail('Protocol error: invalid bulk length');
+            }
             this.bodyLeft = len + 2;
-            this.arg = len > LARGE_ARG ? Buffer.allocUnsafeSlow(len) : Buffer.allocUnsafe(len);
-            this.argAt = 0;
             this.mode = Mode.BulkBody;
           }
           break;
         }
         case Mode.BulkBody: {
           const take = Math.min(this.bodyLeft, n - i);
-          const arg = this.arg!;
-          // The last two bytes are the argument's CRLF, not kept.
-          const bytes = Math.min(take, arg.length - this.argAt);
-          if (bytes > 0) {
-            chunk.copy(arg, this.argAt, i, i + bytes);
-            this.argAt += bytes;
-          }
           i += take;
           this.bodyLeft -= take;
           this.requestBytes += take;
-          if (this.bodyLeft === 0) {
-            this.arg = null;
-            this.pushArg(arg, 0, arg.length, true);
-            if (this.argDone()) return;
+          if (this.bodyLeft === 0 && --this.argsLeft === 0) {
+            this.mode = Mode.Idle;
+            // A request that began in an earlier read runs now, on its own.
+            if (this.held.length > 0) {
+              this.completeRequest(chunk, i);
+              runStart = i;
+            }
+          } else if (this.bodyLeft === 0) {
+            this.mode = Mode.BulkHeader;
           }
           break;
         }
       }
       if (this.requestBytes > this.limits.maxQueryBuffer) {
         this.dead = true;
-        this.arg = null;
-        this.args = [];
-        this.large = null;
+        this.held = [];
         this.sink.overLimit();
         return;
       }
       if (this.dead) return;
     }
-  }
-
-  /** Adds b[from, from + len) as the next argument; `own` when b holds only it and may be kept. */
-  private pushArg(b: Buffer, from: number, len: number, own = false): void {
-    if (len <= LARGE_ARG || this.args.length === 0) {
-      this.args.push(latin1Slice.call(b, from, from + len));
+    if (this.mode === Mode.Idle || this.mode === Mode.Inline) {
+      this.execute(chunk, runStart, this.mode === Mode.Idle ? n : requestStart);
+      if (this.mode === Mode.Idle) this.requestBytes = 0;
       return;
     }
-    let bytes = b;
-    if (!own) {
-      // Out of the read buffer (reused): the one copy of these bytes.
-      bytes = Buffer.allocUnsafeSlow(len);
-      b.copy(bytes, 0, from, from + len);
+    // A multibulk request is unfinished: run the complete ones before it and
+    // keep a copy of its bytes (the caller reuses the chunk's memory).
+    if (this.held.length === 0) {
+      this.execute(chunk, runStart, requestStart);
+      this.held.push(Buffer.from(chunk.subarray(requestStart, n)));
+    } else {
+      this.held.push(Buffer.from(chunk.subarray(0, n)));
     }
-    (this.large ??= [])[this.args.length] = bytes;
-    this.args.push('');
   }
 
-  /** An argument is complete; runs the request when it was the last one. True when reading must stop. */
-  private argDone(): boolean {
-    if (--this.argsLeft > 0) {
-      this.mode = Mode.BulkHeader;
-      return false;
+  /** Runs complete requests in chunk[from, to) through redis-parser. */
+  private execute(chunk: Buffer, from: number, to: number): void {
+    if (to <= from || this.dead) return;
+    // A client sending the same request again and again reads the same bytes
+    // into the transport's buffer: the view of them is kept.
+    let view = this.view;
+    if (from !== 0 || view === null || view.length !== to || view.buffer !== chunk.buffer || view.byteOffset !== chunk.byteOffset) {
+      view = latin1View(chunk, from, to);
+      if (from === 0) this.view = view;
     }
-    const args = this.args;
-    const large = this.large;
-    this.args = [];
-    this.large = null;
-    this.mode = Mode.Idle;
-    this.requestBytes = 0;
-    this.sink.request(args, large);
-    return this.dead;
+    this.parser.execute(view as unknown as Buffer);
+  }
+
+  /** The request kept from earlier reads ends at chunk[end]: run it. */
+  private completeRequest(chunk: Buffer, end: number): void {
+    if (this.held.length === 0) return;
+    this.held.push(chunk.subarray(0, end));
+    const whole = Buffer.concat(this.held);
+    this.held = [];
+    if (!this.dead) this.parser.execute(latin1View(whole, 0, whole.length) as unknown as Buffer);
   }
 
   private fail(message: string): void {
     this.dead = true;
     this.partial = [];
-    this.arg = null;
     this.sink.protocolError(message);
   }
 

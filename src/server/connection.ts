@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import { ReplyBuffer } from '../protocol/reply.js';
 import { wrapSocket, type Transport } from '../protocol/transport.js';
-import { RequestReader, type LargeArgs, type RequestLimits } from '../protocol/request.js';
+import { RequestReader, type RequestLimits } from '../protocol/request.js';
 import type { Queue } from '../core/queue.js';
 import type { Job } from '../core/job.js';
 import type { Command } from './command-table.js';
@@ -40,8 +40,8 @@ export interface ConnectionHost extends CommandNode {
   readonly outputHardLimit: number;
   /** Date.now() as of the last cron tick. */
   readonly coarseNow: number;
-  /** Runs one request of the connection (`large`: arguments that came as bytes, see request.ts). */
-  execute(conn: Requester, argv: string[], large?: LargeArgs | null): void;
+  /** Runs one request of the connection. */
+  execute(conn: Requester, argv: string[]): void;
   /** After any event: serve blocked clients and write out replies. */
   afterEvent(): void;
   /** Output for the connection produced outside its own request: write it this turn. */
@@ -78,7 +78,7 @@ export class Connection implements Requester, ReleaseWaiter {
   closed = false;
   private closeAfterReply = false;
   private blockTimer: NodeJS.Timeout | null = null;
-  private readonly waiting: { argv: string[]; large: LargeArgs | null }[] = [];
+  private readonly waiting: string[][] = [];
   private readonly transport: Transport;
   private readonly reader: RequestReader;
   private dirty = false;
@@ -100,7 +100,7 @@ export class Connection implements Requester, ReleaseWaiter {
     this.call = { node, client: this, argv: [], reply: this.out };
     this.reader = new RequestReader(
       {
-        request: (args, large) => this.onRequest(args, large),
+        request: (args) => this.onRequest(args),
         protocolError: (msg) => this.onProtocolError(msg),
         overLimit: () => {
           node.log.warning(`Closing client that reached max query buffer length: id=${this.id} addr=${this.addr}`);
@@ -137,14 +137,14 @@ export class Connection implements Requester, ReleaseWaiter {
     this.flush();
   }
 
-  private onRequest(argv: string[], large: LargeArgs | null): void {
+  private onRequest(argv: string[]): void {
     if (this.closed || this.closeAfterReply) return;
     if (this.blocker !== null || this.waiting.length > 0) {
-      this.waiting.push({ argv, large });
+      this.waiting.push(argv);
       this.transport.pause();
       return;
     }
-    this.node.execute(this, argv, large);
+    this.node.execute(this, argv);
   }
 
   private onProtocolError(message: string): void {
@@ -264,8 +264,7 @@ export class Connection implements Requester, ReleaseWaiter {
   private runWaiting(): void {
     this.lastInteraction = this.node.coarseNow;
     while (this.waiting.length > 0 && this.blocker === null && !this.closed && !this.closeAfterReply) {
-      const next = this.waiting.shift()!;
-      this.node.execute(this, next.argv, next.large);
+      this.node.execute(this, this.waiting.shift()!);
     }
     if (this.blocker === null) this.transport.resume();
     this.node.afterEvent();

@@ -22,7 +22,7 @@ import { CommandTable, type Command } from './command-table.js';
 import type { CommandNode, SlowlogEntry, Stats } from '../commands/context.js';
 import type { ClusterHost } from '../cluster/host.js';
 import type { PersistenceHost } from '../persistence/host.js';
-import type { LargeArgs, RequestLimits } from '../protocol/request.js';
+import type { RequestLimits } from '../protocol/request.js';
 import { ALL_COMMANDS } from '../commands/index.js';
 import { Cluster } from '../cluster/cluster.js';
 import { Persistence } from '../persistence/persistence.js';
@@ -332,7 +332,7 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
   }
 
   /** Runs one request of a client (the reference's processCommand). */
-  execute(conn: Requester, argv: string[], large: LargeArgs | null = null): void {
+  execute(conn: Requester, argv: string[]): void {
     const out = conn.out;
     // A client mostly repeats one command: comparing its name with the last
     // one's costs less than hashing a new string for the table.
@@ -375,12 +375,10 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
       out.error(errors.loading);
       return;
     }
-    const argBytes = large === null ? null : takeLargeArgs(argv, large, cmd.spec.bytesArg);
-    if (this.monitors.size > 0) this.feedMonitors(conn, cmd.shown(argvShown(argv, argBytes, cmd.spec.bytesArg)));
+    if (this.monitors.size > 0) this.feedMonitors(conn, cmd.shown(argv));
     const start = performance.now();
     const call = conn.call;
     call.argv = argv;
-    call.argBytes = argBytes;
     const recorded = this.persistence.capturedRecords;
     try {
       cmd.spec.handler(call);
@@ -395,8 +393,7 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     cmd.usec += usec;
     cmd.latency.observe(usec);
     this.stats.commandsProcessed++;
-    call.argBytes = null;
-    this.recordSlow(cmd, argv, usec, argBytes);
+    this.recordSlow(cmd, argv, usec);
     this.store.serveBlockedClients();
   }
 
@@ -413,10 +410,9 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
   }
 
   /** SLOWLOG and LATENCY bookkeeping for one command. */
-  private recordSlow(cmd: Command, argv: string[], usec: number, argBytes: Buffer | null): void {
+  private recordSlow(cmd: Command, argv: string[], usec: number): void {
     const slower = this.slowlogSlowerThan;
     if (slower >= 0 && usec >= slower) {
-      argv = argvShown(argv, argBytes, cmd.spec.bytesArg);
       this.slowlog.unshift({
         id: this.slowlogNextId++,
         time: Math.floor(Date.now() / 1000),
@@ -589,27 +585,4 @@ function randomHex(n: number): string {
   let s = '';
   while (s.length < n) s += Math.floor(Math.random() * 16).toString(16);
   return s;
-}
-
-/**
- * Arguments that came as bytes (see request.ts) become latin1 strings,
- * except the one the command takes as bytes, which is returned.
- */
-function takeLargeArgs(argv: string[], large: LargeArgs, bytesArg: number | undefined): Buffer | null {
-  let bytes: Buffer | null = null;
-  for (let i = 0; i < large.length; i++) {
-    const b = large[i];
-    if (b === undefined) continue;
-    if (i === bytesArg) bytes = b;
-    else argv[i] = b.latin1Slice(0, b.length);
-  }
-  return bytes;
-}
-
-/** The arguments as MONITOR and SLOWLOG show them: the bytes argument as a string again. */
-function argvShown(argv: string[], bytes: Buffer | null, bytesArg: number | undefined): string[] {
-  if (bytes === null || bytesArg === undefined) return argv;
-  const shown = argv.slice();
-  shown[bytesArg] = bytes.latin1Slice(0, bytes.length);
-  return shown;
 }

@@ -448,18 +448,3 @@ describe('ByteArena memory kept', () => {
     t.verifyAll();
   });
 });
-
-describe('adopted large buffers', () => {
-  it('keeps the given buffer as the allocation, without a copy, and accounts for it', () => {
-    const a = new ByteArena();
-    const b = Buffer.alloc(SMALL_MAX + 100, 7);
-    const addr = a.adopt(b);
-    expect(a.bytes(addr, true)).toBe(b);
-    expect(a.offset(addr, true)).toBe(0);
-    expect(a.requestedBytes).toBe(b.length);
-    expect(a.allocatedBytes).toBe(b.length);
-    a.free(addr, b.length);
-    expect(a.requestedBytes).toBe(0);
-    expect(a.allocatedBytes).toBe(0);
-  });
-});
