@@ -40,7 +40,50 @@ describe('large job bodies', () => {
       const got = (await r.callBuffer('GETJOB', 'NOHANG', 'FROM', `lb${size}`)) as Buffer[][];
       expect(got[0]![1]!.toString()).toBe(id);
       expect(got[0]![2]!.equals(body), `body of ${size} bytes`).toBe(true);
+      const show = (await r.callBuffer('SHOW', id)) as Buffer[];
+      const at = show.findIndex((f) => f.toString() === 'body');
+      expect(show[at + 1]!.equals(body), `SHOW body of ${size} bytes`).toBe(true);
       await r.call('ACKJOB', id);
+    }
+  });
+
+  it('a large body split across reads at every kind of boundary arrives intact', async () => {
+    const body = pseudoRandomBytes(70000, 5);
+    const req = resp('ADDJOB', 'lbsplit', body, '0');
+    const c = await RawClient.connect(srv.port);
+    try {
+      // Cuts inside the header, right after it, inside the body and inside its CRLF.
+      const header = req.indexOf('$70000\r\n') + 8;
+      let from = 0;
+      for (const cut of [header - 5, header, header + 1, header + 40000, req.length - 1, req.length]) {
+        c.send(req.subarray(from, cut));
+        from = cut;
+        await new Promise((res) => setImmediate(res));
+      }
+      await c.until((t) => t.endsWith('\r\n'));
+    } finally {
+      c.close();
+    }
+    const got = (await r.callBuffer('GETJOB', 'NOHANG', 'FROM', 'lbsplit')) as Buffer[][];
+    expect(got[0]![2]!.equals(body)).toBe(true);
+  });
+
+  it('long arguments of other commands are read as text, and MONITOR shows a large body', async () => {
+    const msg = 'm'.repeat(100_000);
+    expect(await r.call('PING', msg)).toBe(msg);
+    const qname = 'q'.repeat(20_000);
+    const id = (await r.call('ADDJOB', qname, 'small', '0')) as string;
+    expect(await r.call('QLEN', qname)).toBe(1);
+    expect(((await r.call('GETJOB', 'NOHANG', 'FROM', qname)) as string[][])[0]![1]).toBe(id);
+    const monitor = await RawClient.connect(srv.port);
+    try {
+      monitor.send(resp('MONITOR'));
+      await monitor.until((t) => t.startsWith('+OK\r\n'));
+      const body = 'b'.repeat(30_000);
+      await r.call('ADDJOB', 'lbmon', body, '0');
+      await monitor.until((t) => t.includes(`"ADDJOB" "lbmon" "${body}" "0"`));
+    } finally {
+      monitor.close();
     }
   });
 
