@@ -23,6 +23,7 @@ import { coreTable, DEFAULT_SIZES, parseSizes, runCore } from './core.js';
 import { fill } from './queueops.js';
 import { runVsBullmq } from './vs-bullmq.js';
 import { CPU_ROWS, cpuMarkdown, cpuRowTitle, runCpuFloor, runCpuRow, type CpuResult } from './cpu.js';
+import { jobsFor, runSizes, SIZE_ROWS, sizesMarkdown } from './sizes.js';
 import {
   DEFAULT_CHECKPOINTS,
   DEFAULT_REFERENCE_MAX,
@@ -131,6 +132,11 @@ Generators: redis-benchmark drives ping, produce (also with the AOF), consume (G
 from a filled queue) and replicate; our own generator drives cycle, cross and the registered-jobs
 rows (mixed commands, lost/duplicate checks) and fills the memory workload.
 
+Body sizes (--only sizes, run alone: ADDJOB and GETJOB NOHANG with 64 B to 1 MB bodies, a fresh
+server per size, ours and the reference alternating; see bench/sizes.ts; a few minutes):
+  --sizes-rows N,N          body sizes in bytes (default ${SIZE_ROWS.join(',')})
+  --rounds N                runs per size and server, the best kept (default 3; quick 1)
+
 Scale (one queue filled to millions of jobs by redis-benchmark, a fresh server each, ours
 then the reference; minutes and many GB: npm run bench -- --only scale):
   --scale-checkpoints N,N   jobs at which to report (default 1M,10M,40M; k/M suffixes allowed)
@@ -206,6 +212,7 @@ function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
       scale: { type: 'boolean', default: false },
       'scale-checkpoints': { type: 'string' },
       'cpu-rows': { type: 'string' },
+      'sizes-rows': { type: 'string' },
       'scale-step': { type: 'string' },
       'scale-maxmemory': { type: 'string' },
       'scale-reference-max': { type: 'string' },
@@ -227,7 +234,8 @@ function parse(): { o: Opts; a: Record<string, string | boolean | undefined> } {
   // Scale takes minutes and many GB: only when asked, by --only or --scale (even with --quick).
   if (a.scale) only.add('scale');
   for (const w of only)
-    if (w !== 'memory' && w !== 'scale' && w !== 'tls' && w !== 'cpu' && w !== 'vs-bullmq' && !WORKLOADS.includes(w as Workload)) throw new Error(`unknown workload ${w}`);
+    if (w !== 'memory' && w !== 'scale' && w !== 'tls' && w !== 'cpu' && w !== 'vs-bullmq' && w !== 'sizes' && !WORKLOADS.includes(w as Workload))
+      throw new Error(`unknown workload ${w}`);
   const maxmemory = a['scale-maxmemory'] !== undefined ? parseMemory(a['scale-maxmemory']) : holdableMemory();
   if (maxmemory === undefined || !(maxmemory > 0)) throw new Error(`bad --scale-maxmemory ${a['scale-maxmemory']}`);
   return {
@@ -529,9 +537,10 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   // The other workloads first, their servers stopped, then CPU per job and the scale fill alone.
-  if ([...o.only].some((w) => w !== 'scale' && w !== 'cpu' && w !== 'vs-bullmq')) await mainLoad(o, a);
+  if ([...o.only].some((w) => w !== 'scale' && w !== 'cpu' && w !== 'vs-bullmq' && w !== 'sizes')) await mainLoad(o, a);
   if (o.only.has('vs-bullmq')) await mainVsBullmq(o, a);
   if (o.only.has('cpu')) await mainCpu(o, a);
+  if (o.only.has('sizes')) await mainSizes(o, a);
   if (o.only.has('scale')) await mainScale(o, a);
 }
 
@@ -581,6 +590,40 @@ function bullmqVersion(): string {
   } catch {
     return '?';
   }
+}
+
+/**
+ * --only sizes: ADDJOB and GETJOB with bodies of 64 B to 1 MB (bench/sizes.ts).
+ * Results: bench/results/sizes-<time>.md / .json and sizes-latest.*.
+ */
+async function mainSizes(o: Opts, a: Record<string, string | boolean | undefined>): Promise<void> {
+  const t0 = Date.now();
+  if (!o.redisBenchmark) throw new Error(REDIS_BENCHMARK_MISSING);
+  const refBin = (a['reference-bin'] as string | undefined) ?? process.env.BENCH_REFERENCE_BIN;
+  const flavors: [Flavor, string][] = [];
+  if (!a['no-ours']) flavors.push(['ours', OUR_SERVER]);
+  if (refBin) flavors.push(['reference', refBin]);
+  else log('note: no reference Disque (--reference-bin PATH): the sizes rows run ours only');
+  const sizes = a['sizes-rows'] ? (a['sizes-rows'] as string).split(',').map(Number) : SIZE_ROWS;
+  const rounds = Number(a.rounds ?? (o.quick ? 1 : 3));
+  const results = await runSizes({ flavors, sizes, rounds, basePort: o.basePort, redisBenchmark: o.redisBenchmark, status, log });
+  const header = [
+    `${new Date().toISOString()}, ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+    `machine: ${cpus()[0]?.model ?? '?'} × ${availableParallelism()} cores, Node ${process.versions.node}`,
+    `each run: a fresh server (maxmemory 4gb), ADDJOB of ${sizes.map((s) => `${jobsFor(s)}`).join('/')} jobs by 20 connections one request at a time, then as many GETJOB NOHANG; best of ${rounds} round(s), servers alternating`,
+    'RSS/job: growth of the server\'s RSS while the jobs were added, ÷ jobs',
+  ];
+  const md = `# disque-ts job body sizes\n\n${header.join('  \n')}\n\n${sizesMarkdown(results)}\n`;
+  mkdirSync(o.out, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:]/g, '').replace(/\..*/, '');
+  const json = JSON.stringify({ header, results }, null, 2);
+  for (const name of [`sizes-${stamp}`, 'sizes-latest']) {
+    writeFileSync(join(o.out, `${name}.json`), json);
+    writeFileSync(join(o.out, `${name}.md`), md);
+  }
+  if (tty) process.stderr.write('\r\x1b[K');
+  process.stdout.write('\n' + md + '\n');
+  log(`results: ${join(o.out, `sizes-${stamp}.md`)} and .json`);
 }
 
 /**

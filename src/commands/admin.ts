@@ -2,7 +2,7 @@
 // SHUTDOWN, MONITOR, SLOWLOG, LATENCY, BGREWRITEAOF.
 import os from 'node:os';
 import type { Call, CommandSpec, CommandEntry } from './context.js';
-import type { ReplyBuffer } from '../protocol/reply.js';
+import { largeReplyBuffers, type ReplyBuffer } from '../protocol/reply.js';
 import { errors } from '../protocol/errors.js';
 import { VERSION, SERVER_NAME } from '../config/version.js';
 import { DIRECTIVE_BY_NAME } from '../config/directives.js';
@@ -97,6 +97,8 @@ function infoSections(call: Call): Record<string, () => Fields> {
         ['arena_allocated', m.arenaAllocated],
         ['arena_free', m.arenaFree],
         ['arena_rounding', m.arenaRounding],
+        // Large reply buffers kept for reuse (see reply.ts), free for the next large reply.
+        ['reply_buffers_idle', largeReplyBuffers.idleBytes],
         ['used_memory_v8_heap', process.memoryUsage().heapUsed],
         ['gc_count', gc.count],
         ['gc_pause_total_ms', gc.totalMs.toFixed(1)],

@@ -21,14 +21,76 @@ function putCrlf(buf: Buffer, at: number): void {
   buf[at + 1] = 10;
 }
 
+/** A reply buffer larger than this is lent from the pool, never kept by one connection. */
+export const OWN_BUFFER_MAX = 64 * 1024;
+const POOL_MIN_SHIFT = 17; // 128 KiB
+const POOL_MAX_SHIFT = 26; // 64 MiB
+/** Bytes of idle buffers the pool keeps; what is returned beyond it is left to the GC. */
+const POOL_KEEP_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Large reply buffers shared by every connection. A 64 KB job body made each
+ * reply allocate a fresh 128 KiB buffer (mmap'd by malloc at that size: page
+ * faults on every reply, freed only by a GC), which halved GETJOB's rate;
+ * replies are written at the end of a turn, so a few buffers serve everyone.
+ * Sizes are powers of two; larger replies get a buffer of their own.
+ */
+class LargeBufferPool {
+  private readonly free: Buffer[][] = [];
+  private keptBytes = 0;
+
+  /** A buffer of at least `size` bytes (size > OWN_BUFFER_MAX). */
+  take(size: number): Buffer {
+    let shift = POOL_MIN_SHIFT;
+    while (1 << shift < size) shift++;
+    if (shift > POOL_MAX_SHIFT) return Buffer.allocUnsafeSlow(size);
+    const list = this.free[shift];
+    const b = list?.pop();
+    if (b !== undefined) {
+      this.keptBytes -= b.length;
+      return b;
+    }
+    return Buffer.allocUnsafeSlow(1 << shift);
+  }
+
+  /** Gives back a buffer take() returned, once nothing refers to its bytes any more. */
+  give(b: Buffer): void {
+    const shift = 31 - Math.clz32(b.length);
+    if (b.length !== 1 << shift || shift < POOL_MIN_SHIFT || shift > POOL_MAX_SHIFT) return;
+    if (this.keptBytes + b.length > POOL_KEEP_BYTES) return;
+    (this.free[shift] ??= []).push(b);
+    this.keptBytes += b.length;
+  }
+
+  /** Bytes held idle (INFO memory). */
+  get idleBytes(): number {
+    return this.keptBytes;
+  }
+}
+
+export const largeReplyBuffers = new LargeBufferPool();
+
 export class ReplyBuffer {
   private buf: Buffer;
+  /** The connection's own buffer (at most OWN_BUFFER_MAX), kept while a lent one is in use. */
+  private own: Buffer;
   len = 0;
   /** The last view handed to flushTo's writer (see there). */
   private view: Buffer | null = null;
 
   constructor(initial = 256) {
-    this.buf = Buffer.allocUnsafe(initial);
+    this.buf = this.own = Buffer.allocUnsafe(initial);
+  }
+
+  /** Back to the own buffer; a lent one goes back to the pool unless the writer still holds it. */
+  private reset(stillHeld: boolean): void {
+    this.len = 0;
+    if (this.buf !== this.own) {
+      if (!stillHeld) largeReplyBuffers.give(this.buf);
+      this.buf = this.own;
+    } else if (stillHeld) {
+      this.buf = this.own = Buffer.allocUnsafe(256);
+    }
   }
 
   get empty(): boolean {
@@ -39,17 +101,17 @@ export class ReplyBuffer {
   take(): Buffer {
     const out = Buffer.allocUnsafe(this.len);
     this.buf.copy(out, 0, 0, this.len);
-    this.len = 0;
-    // Do not keep a huge buffer around after one large reply.
-    if (this.buf.length > 64 * 1024) this.buf = Buffer.allocUnsafe(256);
+    this.reset(false);
     return out;
   }
 
   /**
    * Hands the bytes written so far to `write` and resets. When `write`
-   * returns false it kept a reference, so a fresh buffer is used from now on.
+   * returns false it kept a reference: a lent buffer then goes back to the
+   * pool through the `release` it was given (called once the bytes are
+   * out); an own buffer is replaced.
    */
-  flushTo(write: (data: Buffer) => boolean): number {
+  flushTo(write: (data: Buffer, release: (() => void) | null) => boolean): number {
     const n = this.len;
     if (n === 0) return 0;
     // Replies of a client are often the same length: their view is kept.
@@ -58,19 +120,26 @@ export class ReplyBuffer {
       view = this.buf.subarray(0, n);
       this.view = view;
     }
-    const kept = !write(view);
-    this.len = 0;
-    if (kept || this.buf.length > 64 * 1024) this.buf = Buffer.allocUnsafe(256);
+    const lent = this.buf !== this.own ? this.buf : null;
+    const kept = !write(view, lent === null ? null : () => largeReplyBuffers.give(lent));
+    this.reset(kept);
     return n;
   }
 
   private ensure(n: number): void {
     const need = this.len + n;
     if (need <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < need) size *= 2;
-    const bigger = Buffer.allocUnsafe(size);
+    const wasLent = this.buf !== this.own;
+    let bigger: Buffer;
+    if (need > OWN_BUFFER_MAX) {
+      bigger = largeReplyBuffers.take(need);
+    } else {
+      let size = this.buf.length * 2;
+      while (size < need) size *= 2;
+      bigger = this.own = Buffer.allocUnsafe(size);
+    }
     this.buf.copy(bigger, 0, 0, this.len);
+    if (wasLent) largeReplyBuffers.give(this.buf);
     this.buf = bigger;
   }
 

@@ -22,9 +22,10 @@ export interface Transport {
   /**
    * Writes `data`. Returns true when the kernel took all of it at once, so
    * the caller may reuse `data`'s memory; false means the transport keeps a
-   * reference until the write completes.
+   * reference until the write completes, and then calls `release` if given
+   * (also when the connection closed first).
    */
-  write(data: Buffer): boolean;
+  write(data: Buffer, release?: (() => void) | null): boolean;
   /** Stops/resumes reading (backpressure, blocked clients). */
   pause(): void;
   resume(): void;
@@ -58,6 +59,8 @@ interface WriteReq {
   async: boolean;
   bytes: number;
   buffer: Buffer | null;
+  /** The writer's callback for when `buffer` is no longer needed. */
+  release: (() => void) | null;
 }
 
 interface TcpHandle {
@@ -82,6 +85,14 @@ try {
 
 /** Shared by every raw transport: reads are consumed synchronously. */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * A write longer than this goes out a slice at a time, the rest on a later
+ * pass of the event loop: the kernel copies what fits in the socket's buffer
+ * (megabytes on loopback) on the first attempt, and the replies other
+ * clients are due in the same turn should not wait for that.
+ */
+const WRITE_SLICE = 768 * 1024;
 
 /** Reading pauses while this many bytes wait to be written (a client that does not read). */
 const WRITE_HIGH_WATER = 8 * 1024 * 1024;
@@ -117,7 +128,11 @@ class RawTransport extends SocketAddresses implements Transport {
   private readonly oneWriteAtATime: boolean;
   private writing = false;
   private queued: Buffer[] = [];
+  private queuedRelease: ((() => void) | null)[] = [];
   private queuedBytes = 0;
+  // Rests of sliced writes (see WRITE_SLICE), and what was written after them, in order.
+  private later: { data: Buffer; release: (() => void) | null }[] = [];
+  private laterBytes = 0;
 
   constructor(
     socket: net.Socket,
@@ -129,7 +144,7 @@ class RawTransport extends SocketAddresses implements Transport {
   }
 
   get pendingWrite(): number {
-    return this.closed ? 0 : this.handle.writeQueueSize + this.queuedBytes;
+    return this.closed ? 0 : this.handle.writeQueueSize + this.queuedBytes + this.laterBytes;
   }
 
   start(onData: (data: Buffer, length: number) => void, onClose: () => void): void {
@@ -164,10 +179,35 @@ class RawTransport extends SocketAddresses implements Transport {
     else this.handle.readStop();
   }
 
-  write(data: Buffer): boolean {
+  write(data: Buffer, release: (() => void) | null = null): boolean {
     if (this.closed || data.length === 0) return true;
+    if (this.later.length > 0 || (data.length > WRITE_SLICE && !this.oneWriteAtATime)) {
+      if (this.later.length === 0) {
+        this.writeNow(data.subarray(0, WRITE_SLICE), null);
+        data = data.subarray(WRITE_SLICE);
+        setImmediate(this.writeLater);
+      }
+      this.later.push({ data, release });
+      this.laterBytes += data.length;
+      this.throttleIfOver();
+      return false;
+    }
+    return this.writeNow(data, release);
+  }
+
+  private readonly writeLater = (): void => {
+    const later = this.later;
+    this.later = [];
+    this.laterBytes = 0;
+    // A rest still longer than a slice is sliced again, and what follows it waits again.
+    for (const w of later) if (this.write(w.data, w.release)) w.release?.();
+    this.afterWrite();
+  };
+
+  private writeNow(data: Buffer, release: (() => void) | null): boolean {
     if (this.writing) {
       this.queued.push(data);
+      this.queuedRelease.push(release);
       this.queuedBytes += data.length;
       this.throttleIfOver();
       return false;
@@ -182,16 +222,29 @@ class RawTransport extends SocketAddresses implements Transport {
       req.async = false;
       req.bytes = 0;
       req.buffer = null;
+      req.release = null;
       const r = req;
       req.oncomplete = (status: number) => {
         r.buffer = null;
+        const release = r.release;
+        r.release = null;
+        if (release !== null) release();
         if (status < 0) return this.destroy();
         this.writing = false;
         if (this.queued.length > 0) {
-          const next = this.queued.length === 1 ? this.queued[0]! : Buffer.concat(this.queued, this.queuedBytes);
+          const queued = this.queued;
+          const released = this.queuedRelease;
           this.queued = [];
+          this.queuedRelease = [];
           this.queuedBytes = 0;
-          this.write(next);
+          if (queued.length === 1) {
+            this.write(queued[0]!, released[0]!);
+          } else {
+            // The bytes are copied: their writers get their memory back now.
+            const next = Buffer.concat(queued);
+            for (const f of released) f?.();
+            this.write(next);
+          }
         }
         this.afterWrite();
       };
@@ -207,6 +260,7 @@ class RawTransport extends SocketAddresses implements Transport {
       // request object now belongs to this write.
       this.spareReq = null;
       req.buffer = data;
+      req.release = release;
       req.async = true;
       this.writing = this.oneWriteAtATime;
       this.throttleIfOver();
@@ -289,9 +343,10 @@ class StreamTransport extends SocketAddresses implements Transport {
     this.socket.resume();
   }
 
-  write(data: Buffer): boolean {
+  write(data: Buffer, release: (() => void) | null = null): boolean {
     if (this.closed) return true;
-    this.socket.write(data);
+    if (release !== null) this.socket.write(data, () => release());
+    else this.socket.write(data);
     return false;
   }
 

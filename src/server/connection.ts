@@ -191,7 +191,7 @@ export class Connection implements Requester, ReleaseWaiter {
     if (this.closeAfterReply && this.held.length === 0) this.end();
   }
 
-  private readonly writeOut = (data: Buffer): boolean => this.transport.write(data);
+  private readonly writeOut = (data: Buffer, release: (() => void) | null): boolean => this.transport.write(data, release);
 
   /** Writes held replies from the first, each once its gate is released; true when none is left. */
   releaseReplies(): boolean {
