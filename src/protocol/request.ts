@@ -21,6 +21,8 @@ import { splitArgs } from './split-args.js';
 
 export const INLINE_MAX_SIZE = 64 * 1024;
 export const MULTIBULK_MAX_ARGS = 1024 * 1024;
+/** A held request's buffer up to this size is kept for the connection's next one. */
+const HELD_KEEP_MAX = 256 * 1024;
 
 export interface RequestSink {
   /** A complete request: the command name and its arguments, as latin1 strings. */
@@ -67,8 +69,13 @@ export class RequestReader {
   private partialLen = 0;
   /** Bytes of the request under way, for the query buffer limit. */
   private requestBytes = 0;
-  /** Bytes (copied) of a multibulk request begun in earlier reads. */
-  private held: Buffer[] = [];
+  /**
+   * Bytes (copied) of a multibulk request begun in earlier reads, in one
+   * buffer sized for the bulk under way: a large body is copied once from
+   * the reads, not once per read and again to join them.
+   */
+  private held: Buffer | null = null;
+  private heldLen = 0;
   private dead = false;
   /** The last view of a read's first bytes handed to redis-parser (see execute). */
   private view: Latin1View | null = null;
@@ -181,7 +188,7 @@ export class RequestReader {
             }
             if (count <= 0) {
               // *0 and *-1: an empty request (redis-parser yields nothing to run).
-              if (this.held.length > 0) {
+              if (this.heldLen > 0) {
                 this.completeRequest(chunk, i);
                 runStart = i;
               }
@@ -213,7 +220,7 @@ export class RequestReader {
           if (this.bodyLeft === 0 && --this.argsLeft === 0) {
             this.mode = Mode.Idle;
             // A request that began in an earlier read runs now, on its own.
-            if (this.held.length > 0) {
+            if (this.heldLen > 0) {
               this.completeRequest(chunk, i);
               runStart = i;
             }
@@ -225,7 +232,8 @@ export class RequestReader {
       }
       if (this.requestBytes > this.limits.maxQueryBuffer) {
         this.dead = true;
-        this.held = [];
+        this.held = null;
+        this.heldLen = 0;
         this.sink.overLimit();
         return;
       }
@@ -238,12 +246,28 @@ export class RequestReader {
     }
     // A multibulk request is unfinished: run the complete ones before it and
     // keep a copy of its bytes (the caller reuses the chunk's memory).
-    if (this.held.length === 0) {
+    if (this.heldLen === 0) {
       this.execute(chunk, runStart, requestStart);
-      this.held.push(Buffer.from(chunk.subarray(requestStart, n)));
+      this.hold(chunk, requestStart, n);
     } else {
-      this.held.push(Buffer.from(chunk.subarray(0, n)));
+      this.hold(chunk, 0, n);
     }
+  }
+
+  /** Appends chunk[from, to) to the held request, with room for the rest of the bulk under way. */
+  private hold(chunk: Buffer, from: number, to: number): void {
+    const need = this.heldLen + (to - from);
+    let held = this.held;
+    if (held === null || held.length < need) {
+      // Room for the rest of this bulk and its next header; doubling keeps
+      // requests of many small arguments from copying over and over.
+      const want = need + (this.mode === Mode.BulkBody ? this.bodyLeft : 0) + 64;
+      const grown = Buffer.allocUnsafe(Math.max(want, held === null ? 0 : held.length * 2));
+      if (held !== null) held.copy(grown, 0, 0, this.heldLen);
+      this.held = held = grown;
+    }
+    chunk.copy(held, this.heldLen, from, to);
+    this.heldLen = need;
   }
 
   /** Runs complete requests in chunk[from, to) through redis-parser. */
@@ -261,11 +285,15 @@ export class RequestReader {
 
   /** The request kept from earlier reads ends at chunk[end]: run it. */
   private completeRequest(chunk: Buffer, end: number): void {
-    if (this.held.length === 0) return;
-    this.held.push(chunk.subarray(0, end));
-    const whole = Buffer.concat(this.held);
-    this.held = [];
-    if (!this.dead) this.parser.execute(latin1View(whole, 0, whole.length) as unknown as Buffer);
+    if (this.heldLen === 0) return;
+    this.hold(chunk, 0, end);
+    const whole = this.held!;
+    const len = this.heldLen;
+    // redis-parser's string mode keeps nothing of the buffer once it returns
+    // (see execute), so a held buffer of moderate size serves the next one.
+    if (whole.length > HELD_KEEP_MAX) this.held = null;
+    this.heldLen = 0;
+    if (!this.dead) this.parser.execute(latin1View(whole, 0, len) as unknown as Buffer);
   }
 
   private fail(message: string): void {
