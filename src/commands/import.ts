@@ -22,7 +22,6 @@ import type { Call, CommandSpec } from './context.js';
 import { errors, parseInteger } from '../protocol/errors.js';
 import {
   JobState,
-  JOB_DEFAULT_RETRY_MAX,
   JOB_FLAG_BCAST_QUEUED,
   JOB_FLAG_BCAST_WILLQUEUE,
   JOB_FLAG_DELIVERED,
@@ -30,7 +29,7 @@ import {
   newJobFields,
 } from '../core/job.js';
 import { isValidJobId, isAtMostOnceJobId } from '../core/job-id.js';
-import { timeoutArg, eq } from './util.js';
+import { timeoutArg, eq, checkedRetry } from './util.js';
 
 const MAX_REPLICATE = 65535;
 /** NACK and delivery counters are 16 bits, as in the reference. */
@@ -115,17 +114,9 @@ function importjob(call: Call): void {
   if (timeout === undefined) return;
 
   // The checks and the default RETRY of ADDJOB.
-  if (replicate > 1 && retry === 0) {
-    return reply.error('ERR With RETRY set to 0 please explicitly set  REPLICATE to 1 (at-most-once delivery)');
-  }
-  if (delay >= ttl) {
-    return reply.error('ERR The specified DELAY is greater than TTL. Job refused since would never be delivered');
-  }
-  if (retry === -1) {
-    retry = Math.floor(ttl / 10);
-    if (retry > JOB_DEFAULT_RETRY_MAX) retry = JOB_DEFAULT_RETRY_MAX;
-    if (retry === 0) retry = 1;
-  }
+  const retryUsed = checkedRetry(reply, replicate, retry, delay, ttl);
+  if (retryUsed === undefined) return;
+  retry = retryUsed;
   // Nodes tell at-most-once jobs from the ID alone (a dummy ack is made only
   // for odd TTL fields): the ID and RETRY must agree.
   if (isAtMostOnceJobId(id) !== (retry === 0)) return reply.error(importErrors.retryNotId);

@@ -4,10 +4,10 @@
 import type { Call, CommandSpec } from './context.js';
 import type { ReplyBuffer } from '../protocol/reply.js';
 import { errors, parseInteger } from '../protocol/errors.js';
-import { Job, JobState, JOB_STATE_NAMES, JOB_DEFAULT_RETRY_MAX, NEVER, newJobFields } from '../core/job.js';
+import { Job, JobState, JOB_STATE_NAMES, NEVER, newJobFields } from '../core/job.js';
 import { generateJobId, isValidJobId } from '../core/job-id.js';
 import { UNIQUE_KEY_MAX } from '../core/unique-index.js';
-import { validateJobIds, timeoutArg, eq } from './util.js';
+import { validateJobIds, timeoutArg, eq, checkedRetry } from './util.js';
 
 const MAX_REPLICATE = 65535;
 
@@ -62,19 +62,9 @@ function addjob(call: Call): void {
   const timeout = timeoutArg(call, argv[3]!);
   if (timeout === undefined) return;
 
-  // Replicating a job that is never re-queued is pointless.
-  if (replicate > 1 && retry === 0) {
-    return reply.error('ERR With RETRY set to 0 please explicitly set  REPLICATE to 1 (at-most-once delivery)');
-  }
-  if (delay >= ttl) {
-    return reply.error('ERR The specified DELAY is greater than TTL. Job refused since would never be delivered');
-  }
-  // Default RETRY: a tenth of the TTL, at most 5 minutes, at least 1 second.
-  if (retry === -1) {
-    retry = Math.floor(ttl / 10);
-    if (retry > JOB_DEFAULT_RETRY_MAX) retry = JOB_DEFAULT_RETRY_MAX;
-    if (retry === 0) retry = 1;
-  }
+  const retryUsed = checkedRetry(reply, replicate, retry, delay, ttl);
+  if (retryUsed === undefined) return;
+  retry = retryUsed;
 
   const qname = argv[1]!;
   // UNIQUE: while a job of this queue with this key is held here and not

@@ -3,7 +3,7 @@ import { errors, parseInteger } from '../protocol/errors.js';
 import { isValidJobId } from '../core/job-id.js';
 import type { Call } from './context.js';
 import type { ReplyBuffer } from '../protocol/reply.js';
-import type { Job } from '../core/job.js';
+import { JOB_DEFAULT_RETRY_MAX, type Job } from '../core/job.js';
 import { JOB_ID_LEN } from '../core/job-id.js';
 import { passwordMatches } from '../config/access.js';
 
@@ -79,4 +79,24 @@ export function checkPassword(call: Call, given: string, via: 'AUTH' | 'HELLO AU
   if (passwordMatches(call.node.config, given)) return true;
   call.node.log.limited('warning', 'auth', `Failed ${via} from ${call.client.addr} (client id=${call.client.id})`);
   return false;
+}
+
+/**
+ * ADDJOB's checks of REPLICATE, RETRY, DELAY and TTL together, with the
+ * reference's errors (replied here), and its default RETRY (-1: a tenth of
+ * the TTL, at most 5 minutes, at least 1 second). The RETRY to use, or
+ * undefined after an error.
+ */
+export function checkedRetry(reply: ReplyBuffer, replicate: number, retry: number, delay: number, ttl: number): number | undefined {
+  // Replicating a job that is never re-queued is pointless.
+  if (replicate > 1 && retry === 0) {
+    reply.error('ERR With RETRY set to 0 please explicitly set  REPLICATE to 1 (at-most-once delivery)');
+    return undefined;
+  }
+  if (delay >= ttl) {
+    reply.error('ERR The specified DELAY is greater than TTL. Job refused since would never be delivered');
+    return undefined;
+  }
+  if (retry !== -1) return retry;
+  return Math.max(1, Math.min(Math.floor(ttl / 10), JOB_DEFAULT_RETRY_MAX));
 }
