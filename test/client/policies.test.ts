@@ -2,22 +2,20 @@
 // qpolicy(queue, ...), addJob(..., { unique }), qstat's delayed count and
 // policy use, show's unique key; task options rateLimit, globalConcurrency
 // and unique.
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { startServer, waitFor, type ServerHandle } from '../helpers/server.js';
-import { Disque, Worker, task } from '../../src/client/index.js';
+import { trackWorkers } from '../helpers/tasks.js';
+import { Disque, task } from '../../src/client/index.js';
 
 let server: ServerHandle;
 let client: Disque;
-const workers: Worker<any>[] = [];
+const track = trackWorkers();
 let qn = 0;
 const queue = () => `cp-${++qn}`;
 
 beforeAll(async () => {
   server = await startServer();
   client = new Disque({ nodes: server.port });
-});
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map((w) => w.close(1000)));
 });
 afterAll(async () => {
   client?.disconnect();
@@ -91,7 +89,7 @@ describe('tasks', () => {
       await new Promise((r) => setTimeout(r, 150));
       running--;
     }, { concurrency: 6, fetchTimeout: 200 });
-    workers.push(w);
+    track(w);
     await waitFor(async () => JSON.stringify(await client.qpolicy(name)) === JSON.stringify({ rate: { jobs: 3, seconds: 2 }, concurrency: 2 }), 'the policy is set');
     await waitFor(() => started.length === 6, 'every call ran', 15_000);
     expect(most).toBeLessThanOrEqual(2);

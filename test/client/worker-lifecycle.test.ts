@@ -2,28 +2,17 @@
 // the ready, active, completed, failed, drained and closed events, pause and
 // resume, an idle worker that closes at once without losing a job, and the
 // times delivered jobs and results carry.
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { startServer, getFreePort, waitFor, type ServerHandle } from '../helpers/server.js';
+import { gate, trackWorkers } from '../helpers/tasks.js';
 import { Disque, Worker, ConnectionError, ClientClosedError, task, type Job, type JobContext } from '../../src/client/index.js';
 
 let server: ServerHandle;
 let client: Disque;
-const workers: Worker<any>[] = [];
+const track = trackWorkers();
 
 let qn = 0;
 const queue = () => `life-${++qn}`;
-
-function track<T>(w: Worker<T>): Worker<T> {
-  workers.push(w);
-  w.on('error', () => {});
-  return w;
-}
-
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const promise = new Promise<void>((r) => (open = r));
-  return { promise, open };
-}
 
 /** GETJOBs the server has run so far (INFO commandstats). */
 async function getjobCalls(): Promise<number> {
@@ -37,9 +26,6 @@ const blockedOn = async (q: string) => (await client.qstat(q))?.blocked ?? 0;
 beforeAll(async () => {
   server = await startServer();
   client = new Disque({ nodes: server.port });
-});
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map((w) => w.close(1000)));
 });
 afterAll(async () => {
   client?.disconnect();

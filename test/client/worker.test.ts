@@ -1,7 +1,8 @@
 // The Worker against a real server: acknowledging, NACKing, WORKING while a
 // job outlives its retry time, dead letters, backoff, graceful close, tasks.
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { startServer, waitFor, type ServerHandle } from '../helpers/server.js';
+import { FETCH, gate, trackWorkers } from '../helpers/tasks.js';
 import {
   Disque,
   Worker,
@@ -14,33 +15,14 @@ import {
 
 let server: ServerHandle;
 let client: Disque;
-const workers: Worker<any>[] = [];
+const track = trackWorkers();
 
 let qn = 0;
 const queue = () => `wq-${++qn}`;
 
-/** Short blocking GETJOBs: close() waits for the one in progress. */
-const FETCH = { fetchTimeout: 200 } as const;
-
-function track<T>(w: Worker<T>): Worker<T> {
-  workers.push(w);
-  w.on('error', () => {}); // asserted through stats() where relevant
-  return w;
-}
-
-/** A promise and its resolver, to hold handlers until the test lets them go. */
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const promise = new Promise<void>((r) => (open = r));
-  return { promise, open };
-}
-
 beforeAll(async () => {
   server = await startServer();
   client = new Disque({ nodes: server.port });
-});
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map((w) => w.close(1000)));
 });
 afterAll(async () => {
   client?.disconnect();

@@ -4,6 +4,7 @@
 import { describe, it, expect, beforeEach } from 'vitest';
 import { FakeClock } from '../../src/core/clock.js';
 import { JobStore } from '../../src/core/store.js';
+import { run } from '../helpers/store.js';
 import { Job, JobState, NEVER, JOB_FLAG_DELIVERED, newJobFields } from '../../src/core/job.js';
 import { generateJobId } from '../../src/core/job-id.js';
 import type { QueueWaiter, Queue } from '../../src/core/queue.js';
@@ -37,15 +38,6 @@ function addJob(
     store.updateAwakeTime(job);
   }
   return job;
-}
-
-/** Advances fake time in small steps, running the scheduler like the node does. */
-function run(store: JobStore, clock: FakeClock, ms: number, step = 10): void {
-  const end = clock.now() + ms;
-  while (clock.now() < end) {
-    clock.advance(Math.min(step, end - clock.now()));
-    store.processJobs();
-  }
 }
 
 describe('JobStore', () => {

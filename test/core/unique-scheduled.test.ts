@@ -3,6 +3,7 @@
 import { describe, it, expect, beforeEach } from 'vitest';
 import { FakeClock } from '../../src/core/clock.js';
 import { JobStore } from '../../src/core/store.js';
+import { run } from '../helpers/store.js';
 import { Job, JobState, JOB_FLAG_BCAST_QUEUED, newJobFields } from '../../src/core/job.js';
 import { generateJobId } from '../../src/core/job-id.js';
 import { decodeJob, encodeJob, writeJob } from '../../src/core/job-codec.js';
@@ -45,14 +46,6 @@ function addJob(store: JobStore, queue: string, opts: { retry?: number; delay?: 
     store.updateAwakeTime(job);
   }
   return job;
-}
-
-function run(store: JobStore, clock: FakeClock, ms: number, step = 10): void {
-  const end = clock.now() + ms;
-  while (clock.now() < end) {
-    clock.advance(Math.min(step, end - clock.now()));
-    store.processJobs();
-  }
 }
 
 describe('UNIQUE keys', () => {
