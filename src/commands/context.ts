@@ -32,6 +32,12 @@ export interface Call {
   readonly node: CommandNode;
   readonly client: CommandClient;
   argv: string[];
+  /**
+   * The bytes of argv[spec.bodyArg] when the request carried that argument
+   * as bytes (a long one: argv holds '' there), else null. A view of the
+   * request's memory: copy what must outlive the handler.
+   */
+  body: Buffer | null;
   readonly reply: ReplyBuffer;
 }
 
@@ -41,6 +47,8 @@ export interface CommandSpec {
   arity: number;
   flags: readonly CommandFlag[];
   handler: (call: Call) => void;
+  /** Position in argv of an argument the handler takes as bytes when it is long (Call.body): a job body. */
+  bodyArg?: number;
   /**
    * Positions in argv of secrets (passwords): MONITOR and SLOWLOG show
    * "(redacted)" there, as Redis does. Only asked when a command is shown.

@@ -138,7 +138,7 @@ function importjob(call: Call): void {
   const now = store.clock.now();
   const fields = newJobFields(id, replicate > 1 ? JobState.WaitRepl : JobState.Active, store.selfOnly());
   fields.queue = qname;
-  fields.body = argv[3]!;
+  fields.body = call.body ?? argv[3]!;
   fields.repl = replicate;
   if (ctime) {
     fields.ctime = ctime.ms - store.clock.base;
@@ -181,5 +181,5 @@ function importjob(call: Call): void {
 }
 
 export const importCommands: CommandSpec[] = [
-  { name: 'importjob', arity: -5, flags: ['write', 'denyoom', 'admin'], handler: importjob },
+  { name: 'importjob', arity: -5, flags: ['write', 'denyoom', 'admin'], handler: importjob, bodyArg: 3 },
 ];

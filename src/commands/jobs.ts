@@ -93,7 +93,7 @@ function addjob(call: Call): void {
   const now = store.clock.now();
   const fields = newJobFields(generateJobId(cluster.myself.id, ttl, retry), JobState.WaitRepl, extrepl ? [] : store.selfOnly());
   fields.queue = qname;
-  fields.body = argv[2]!;
+  fields.body = call.body ?? argv[2]!;
   fields.repl = replicate;
   if (unique !== null) fields.unique = unique;
   store.nextCtime(fields);
@@ -212,7 +212,7 @@ function loadjob(call: Call): void {
 }
 
 export const jobCommands: CommandSpec[] = [
-  { name: 'addjob', arity: -4, flags: ['write', 'denyoom', 'fast'], handler: addjob },
+  { name: 'addjob', arity: -4, flags: ['write', 'denyoom', 'fast'], handler: addjob, bodyArg: 2 },
   { name: 'show', arity: 2, flags: ['readonly', 'fast'], handler: show },
   { name: 'deljob', arity: -1, flags: ['write', 'fast'], handler: deljob },
   { name: 'loadjob', arity: 2, flags: ['write'], handler: loadjob },

@@ -41,9 +41,11 @@ export interface Transport {
   /**
    * Starts delivering data: `onData` gets `length` bytes at the start of
    * `data`, valid only during the call (the read buffer is reused, and no
-   * view is made per read); copy what must outlive it.
+   * view is made per read); copy what must outlive it. `onEof` runs when
+   * the peer has finished sending, before the transport closes: replies
+   * still owed can be written then.
    */
-  start(onData: (data: Buffer, length: number) => void, onClose: () => void): void;
+  start(onData: (data: Buffer, length: number) => void, onClose: () => void, onEof?: () => void): void;
 }
 
 interface StreamBinding {
@@ -147,7 +149,7 @@ class RawTransport extends SocketAddresses implements Transport {
     return this.closed ? 0 : this.handle.writeQueueSize + this.queuedBytes + this.laterBytes;
   }
 
-  start(onData: (data: Buffer, length: number) => void, onClose: () => void): void {
+  start(onData: (data: Buffer, length: number) => void, onClose: () => void, onEof?: () => void): void {
     this.onData = onData;
     this.onClose = onClose;
     const state = this.b.streamBaseState;
@@ -161,8 +163,8 @@ class RawTransport extends SocketAddresses implements Transport {
         return undefined;
       }
       if (nread === 0) return undefined;
-      // EOF or a read error: the peer is gone.
-      void UV_EOF;
+      // EOF or a read error: the peer is gone (after EOF it may still read).
+      if (nread === UV_EOF && !self.closed) onEof?.();
       self.destroy();
       return undefined;
     };
@@ -332,8 +334,10 @@ class StreamTransport extends SocketAddresses implements Transport {
     return this.socket.writableLength;
   }
 
-  start(onData: (data: Buffer, length: number) => void, onClose: () => void): void {
+  start(onData: (data: Buffer, length: number) => void, onClose: () => void, onEof?: () => void): void {
     this.socket.on('data', (d: Buffer) => onData(d, d.length));
+    // Before Node's own 'end' listener ends our side too.
+    if (onEof) this.socket.prependListener('end', onEof);
     this.socket.on('error', () => this.destroy());
     this.socket.once('close', () => {
       if (this.closed) return;

@@ -43,7 +43,7 @@ export class InternalClient implements CommandClient {
     /** Shown in MONITOR and the log: the HTTP peer's address. */
     readonly addr: string,
   ) {
-    this.call = { node, client: this, argv: [], reply: this.out };
+    this.call = { node, client: this, argv: [], body: null, reply: this.out };
   }
 
   get blocked(): boolean {

@@ -22,7 +22,7 @@ import { CommandTable, type Command } from './command-table.js';
 import type { CommandNode, SlowlogEntry, Stats } from '../commands/context.js';
 import type { ClusterHost } from '../cluster/host.js';
 import type { PersistenceHost } from '../persistence/host.js';
-import type { RequestLimits } from '../protocol/request.js';
+import type { ArgBytes, RequestLimits } from '../protocol/request.js';
 import { ALL_COMMANDS } from '../commands/index.js';
 import { Cluster } from '../cluster/cluster.js';
 import { Persistence } from '../persistence/persistence.js';
@@ -332,7 +332,7 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
   }
 
   /** Runs one request of a client (the reference's processCommand). */
-  execute(conn: Requester, argv: string[]): void {
+  execute(conn: Requester, argv: string[], bytes: ArgBytes | null = null): void {
     const out = conn.out;
     // A client mostly repeats one command: comparing its name with the last
     // one's costs less than hashing a new string for the table.
@@ -375,10 +375,14 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
       out.error(errors.loading);
       return;
     }
-    if (this.monitors.size > 0) this.feedMonitors(conn, cmd.shown(argv));
+    // Long arguments came as bytes: the command's body stays bytes, any
+    // other becomes a string as usual.
+    const body = bytes === null ? null : takeBytes(argv, bytes, cmd.spec.bodyArg);
+    if (this.monitors.size > 0) this.feedMonitors(conn, cmd.shown(withBody(argv, cmd, body)));
     const start = performance.now();
     const call = conn.call;
     call.argv = argv;
+    call.body = body;
     const recorded = this.persistence.capturedRecords;
     try {
       cmd.spec.handler(call);
@@ -388,12 +392,13 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
       this.log.warning(`Error running ${cmd.name}: ${(e as Error).stack ?? e}`);
       out.error('ERR internal error executing the command, see the server log');
     }
+    call.body = null;
     const usec = (performance.now() - start) * 1000;
     cmd.calls++;
     cmd.usec += usec;
     cmd.latency.observe(usec);
     this.stats.commandsProcessed++;
-    this.recordSlow(cmd, argv, usec);
+    this.recordSlow(cmd, argv, body, usec);
     this.store.serveBlockedClients();
   }
 
@@ -410,14 +415,14 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
   }
 
   /** SLOWLOG and LATENCY bookkeeping for one command. */
-  private recordSlow(cmd: Command, argv: string[], usec: number): void {
+  private recordSlow(cmd: Command, argv: string[], body: Buffer | null, usec: number): void {
     const slower = this.slowlogSlowerThan;
     if (slower >= 0 && usec >= slower) {
       this.slowlog.unshift({
         id: this.slowlogNextId++,
         time: Math.floor(Date.now() / 1000),
         usec: Math.round(usec),
-        argv: cmd.shown(argv).slice(0, 32).map((a) => (a.length > 128 ? `${a.slice(0, 128)}... (${a.length - 128} more bytes)` : a)),
+        argv: cmd.shown(withBody(argv, cmd, body)).slice(0, 32).map((a) => (a.length > 128 ? `${a.slice(0, 128)}... (${a.length - 128} more bytes)` : a)),
       });
       const max = this.config.int('slowlog-max-len');
       if (this.slowlog.length > max) this.slowlog.length = max;
@@ -434,9 +439,13 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
   }
 
   /** After any event (client data, bus message, timer): serve blocked clients and write out replies. */
-  afterEvent(): void {
+  afterInput(): void {
     this.store.serveBlockedClients();
     this.store.flushSchedule();
+  }
+
+  afterEvent(): void {
+    this.afterInput();
     if (this.dirty.size > 0) {
       for (const c of this.dirty) c.flush();
       this.dirty.clear();
@@ -585,4 +594,24 @@ function randomHex(n: number): string {
   let s = '';
   while (s.length < n) s += Math.floor(Math.random() * 16).toString(16);
   return s;
+}
+
+/** Turns arguments that came as bytes into strings, except the command's body argument, whose bytes it returns. */
+function takeBytes(argv: string[], bytes: ArgBytes, bodyArg: number | undefined): Buffer | null {
+  let body: Buffer | null = null;
+  for (let i = 1; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (b === undefined) continue;
+    if (i === bodyArg) body = b;
+    else argv[i] = b.latin1Slice(0, b.length);
+  }
+  return body;
+}
+
+/** argv as MONITOR and SLOWLOG show it: with the body argument's bytes as a string. */
+function withBody(argv: string[], cmd: Command, body: Buffer | null): string[] {
+  if (body === null) return argv;
+  const shown = argv.slice();
+  shown[cmd.spec.bodyArg!] = body.latin1Slice(0, body.length);
+  return shown;
 }

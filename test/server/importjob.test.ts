@@ -27,6 +27,15 @@ afterAll(async () => {
 });
 
 describe('IMPORTJOB', () => {
+  it('keeps a body of kilobytes byte for byte', async () => {
+    const q = queue();
+    const id = foreignId();
+    const body = randomBytes(5000);
+    expect(await r.call('IMPORTJOB', id, q, body, '0')).toBe(id);
+    const got = (await r.callBuffer('GETJOB', 'NOHANG', 'FROM', q)) as Buffer[][];
+    expect(got[0]![2]!.equals(body)).toBe(true);
+  });
+
   it('takes a queued job with its ID, body, TTL, retry, creation time and counters', async () => {
     const q = queue();
     const id = foreignId();

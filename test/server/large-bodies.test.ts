@@ -87,6 +87,51 @@ describe('large job bodies', () => {
     }
   });
 
+  it('long bodies pipelined between short requests, in one read, run in order and arrive intact', async () => {
+    const small = pseudoRandomBytes(100, 11);
+    const long4k = pseudoRandomBytes(4096, 12);
+    const long1k = pseudoRandomBytes(1024, 13);
+    const c = await RawClient.connect(srv.port);
+    try {
+      c.send(
+        Buffer.concat([
+          resp('PING', 'a'),
+          resp('ADDJOB', 'lbpipe', small, '0'),
+          resp('ADDJOB', 'lbpipe', long4k, '0'),
+          resp('PING', 'b'),
+          resp('ADDJOB', 'lbpipe', long1k, '0'),
+          resp('QLEN', 'lbpipe'),
+        ]),
+      );
+      const text = await c.until((t) => t.endsWith(':3\r\n'));
+      expect(text.startsWith('$1\r\na\r\n+D-')).toBe(true);
+      expect(text).toMatch(/^\$1\r\na\r\n\+D-\S+\r\n\+D-\S+\r\n\$1\r\nb\r\n\+D-\S+\r\n:3\r\n$/);
+    } finally {
+      c.close();
+    }
+    for (const body of [small, long4k, long1k]) {
+      const got = (await r.callBuffer('GETJOB', 'NOHANG', 'FROM', 'lbpipe')) as Buffer[][];
+      expect(got[0]![2]!.equals(body)).toBe(true);
+    }
+  });
+
+  it('a long body waiting behind a blocked GETJOB is kept while other clients write over the read buffer', async () => {
+    const bodies = [pseudoRandomBytes(4096, 21), pseudoRandomBytes(70000, 22)];
+    const c = await RawClient.connect(srv.port);
+    try {
+      c.send(Buffer.concat([resp('GETJOB', 'TIMEOUT', '300', 'FROM', 'lbwaitfor'), ...bodies.map((b) => resp('ADDJOB', 'lbwait', b, '0'))]));
+      // Other requests, with other long bodies, while those wait.
+      for (let i = 0; i < 20; i++) await r.call('ADDJOB', 'lbother', pseudoRandomBytes(70000, 100 + i), '0');
+      await c.until((t) => t.startsWith('*-1\r\n') && (t.match(/\+D-/g) ?? []).length === 2);
+    } finally {
+      c.close();
+    }
+    for (const body of bodies) {
+      const got = (await r.callBuffer('GETJOB', 'NOHANG', 'FROM', 'lbwait')) as Buffer[][];
+      expect(got[0]![2]!.equals(body)).toBe(true);
+    }
+  });
+
   it('pipelined GETJOBs of mixed sizes come back in order and intact', async () => {
     const sizes = [100, 70000, 20, 300000, 16385, 5, 2 << 20, 64];
     const bodies = sizes.map((s, i) => pseudoRandomBytes(s, i + 7));

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
 import { startInProcess, type InProcessServer } from '../helpers/inprocess.js';
 import { RawClient, resp } from '../helpers/raw.js';
+import { waitFor } from '../helpers/server.js';
 
 let srv: InProcessServer;
 let r: Redis;
@@ -46,6 +47,28 @@ describe('requests', () => {
     ]);
     const expected = '$3\r\none\r\n$3\r\ntwo\r\n:0\r\n$5\r\nthree\r\n';
     expect(await exchange(reqs, (t) => t.length >= expected.length)).toBe(expected);
+  });
+
+  it('a job served to a client as it closes its side reaches it, or stays queued', async () => {
+    // The client's FIN and another client's ADDJOB reach the server in the
+    // same pass of its event loop, in either order; repeated for both.
+    const adder = await RawClient.connect(srv.port);
+    try {
+      for (let i = 0; i < 20; i++) {
+        const q = `halfclosed${i}`;
+        const c = await RawClient.connect(srv.port);
+        c.send(resp('GETJOB', 'TIMEOUT', '5000', 'FROM', q));
+        await waitFor(async () => String(await r.call('CLIENT', 'LIST')).includes('flags=b'), 'GETJOB blocks', 2000);
+        c.socket.end();
+        adder.send(resp('ADDJOB', q, 'x', '0'));
+        await c.closedByServer();
+        await adder.until((t) => (t.match(/\+D-/g) ?? []).length === i + 1);
+        const got = c.text.includes('$1\r\nx\r\n');
+        expect(await r.call('QLEN', q), `round ${i}: delivered ${got}`).toBe(got ? 0 : 1);
+      }
+    } finally {
+      adder.close();
+    }
   });
 
   it('waits behind a blocking GETJOB in a pipeline, then answers the rest in order', async () => {
