@@ -9,12 +9,19 @@
 // common pool for any class. Segments are kept once made (see blocks.ts).
 // Classes are 8 bytes apart up to 128 bytes, then 8 per doubling, so
 // rounding wastes at most 12.5% (the reference's allocator, jemalloc, spaces
-// its classes alike). Larger allocations get a buffer of their own.
+// its classes alike).
+//
+// Larger allocations, up to LARGE_MAX, are blocks of their own size class
+// (the same 8 per doubling), taken from the block source and kept for their
+// class once freed. Each used to be a buffer of its own: V8 counts every
+// ArrayBuffer toward its external memory and runs a full collection each
+// time that grows by 64 MB, so adding 64 KB bodies ran one every 20 ms,
+// 1-5 ms each (see blocks.ts). Only what is larger still gets a buffer.
 //
 // An address is a 32-bit number: for small allocations, the slab number and
-// the offset in 8-byte units (32 GiB addressable); for large ones, the index
-// of its buffer. The caller keeps whether an allocation is large (it knows
-// the size), as the store does in the job's flags.
+// the offset in 8-byte units (32 GiB addressable); for large ones, an index
+// into the large blocks. The caller keeps whether an allocation is large (it
+// knows the size), as the store does in the job's flags.
 
 import { BlockSource } from './blocks.js';
 
@@ -29,8 +36,10 @@ const ADDR_UNIT_MASK = (1 << ADDR_SLAB_SHIFT) - 1;
 /** The most slabs 32-bit addresses can name. */
 const MAX_SLABS = 2 ** (32 - ADDR_SLAB_SHIFT);
 
-/** The largest size served from slabs; above it an allocation gets its own buffer. */
+/** The largest size served from slabs; above it an allocation is large. */
 export const SMALL_MAX = 16384;
+/** The largest size served from large blocks; above it an allocation gets a buffer of its own. */
+export const LARGE_MAX = 8 * 1024 * 1024;
 /** Bytes addressable in slabs. */
 export const ARENA_MAX_SMALL_BYTES = MAX_SLABS * SLAB_BYTES;
 
@@ -45,9 +54,22 @@ for (let c = 0, units = 0; units < CLASS_OF.length; units++) {
 }
 const CLASS_SLOTS = CLASS_SIZES.map((s) => Math.floor(SLAB_BYTES / s));
 
+/** Large classes: 8 per doubling from above SMALL_MAX to LARGE_MAX. */
+const LARGE_SIZES: number[] = [];
+for (let base = SMALL_MAX; base < LARGE_MAX; base *= 2) for (let k = 1; k <= 8; k++) LARGE_SIZES.push(base + (base / 8) * k);
+
+/** Large class of a size in (SMALL_MAX, LARGE_MAX]. */
+function largeClassOf(size: number): number {
+  const doubling = 31 - Math.clz32((size - 1) / SMALL_MAX); // size in (SMALL_MAX << d, SMALL_MAX << (d + 1)]
+  const base = SMALL_MAX << doubling;
+  return doubling * 8 + Math.ceil((size - base) / (base / 8)) - 1;
+}
+
 /** The bytes an allocation of `size` takes in the arena (its class size). */
 export function allocatedSize(size: number): number {
-  return size > SMALL_MAX ? size : CLASS_SIZES[CLASS_OF[(size + 7) >> 3]!]!;
+  if (size > LARGE_MAX) return size;
+  if (size > SMALL_MAX) return LARGE_SIZES[largeClassOf(size)]!;
+  return CLASS_SIZES[CLASS_OF[(size + 7) >> 3]!]!;
 }
 
 export class ByteArena {
@@ -72,14 +94,20 @@ export class ByteArena {
   /** Per class: first slab with a free slot (0: none); slab 0 is never used. */
   private partial = new Uint32Array(CLASS_SIZES.length);
 
+  /** Per large address: the allocation's bytes (exactly its size), null when free. */
   private large: (Buffer | null)[] = [null];
+  /** Per large address: its whole block (class size), null for a buffer of its own or an unused address. */
+  private largeBlock: (Buffer | null)[] = [null];
+  /** Per large class: addresses whose blocks are free. */
+  private largeClassFree: number[][] = LARGE_SIZES.map(() => []);
+  /** Addresses with no block (reused for new blocks and own buffers). */
   private largeFree: number[] = [];
 
   /** Bytes in live allocations, counted at their class size. */
   usedBytes = 0;
   /** Bytes asked for by live allocations. */
   requestedBytes = 0;
-  /** Bytes of live large buffers. */
+  /** Bytes of large blocks (live or free) and live own buffers. */
   largeBytes = 0;
   /** Bytes the arena holds from the system: segments and large buffers. */
   get allocatedBytes(): number {
@@ -240,21 +268,45 @@ export class ByteArena {
   }
 
   private allocLarge(size: number): number {
-    let id = this.largeFree.pop();
-    if (id === undefined) {
-      id = this.large.length;
-      this.large.push(null);
+    if (size > LARGE_MAX) {
+      const id = this.newLargeAddress();
+      this.large[id] = Buffer.allocUnsafeSlow(size);
+      this.largeBytes += size;
+      this.usedBytes += size;
+      return id;
     }
-    this.large[id] = Buffer.allocUnsafeSlow(size);
-    this.largeBytes += size;
-    this.usedBytes += size;
+    const c = largeClassOf(size);
+    const classSize = LARGE_SIZES[c]!;
+    let id = this.largeClassFree[c]!.pop();
+    if (id === undefined) {
+      id = this.newLargeAddress();
+      const { buffer, offset } = this.blocks.take(classSize);
+      this.largeBlock[id] = Buffer.from(buffer, offset, classSize);
+      this.largeBytes += classSize;
+    }
+    this.large[id] = this.largeBlock[id]!.subarray(0, size);
+    this.usedBytes += classSize;
     return id;
+  }
+
+  private newLargeAddress(): number {
+    const id = this.largeFree.pop();
+    if (id !== undefined) return id;
+    this.large.push(null);
+    this.largeBlock.push(null);
+    return this.large.length - 1;
   }
 
   private freeLarge(id: number, size: number): void {
     this.large[id] = null;
-    this.largeFree.push(id);
-    this.largeBytes -= size;
-    this.usedBytes -= size;
+    if (size > LARGE_MAX) {
+      this.largeFree.push(id);
+      this.largeBytes -= size;
+      this.usedBytes -= size;
+      return;
+    }
+    const c = largeClassOf(size);
+    this.largeClassFree[c]!.push(id);
+    this.usedBytes -= LARGE_SIZES[c]!;
   }
 }

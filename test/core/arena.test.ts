@@ -3,7 +3,7 @@
 // segments, large allocations, bytes that never overlap between live
 // allocations through long random churn, and what memory it keeps.
 import { describe, it, expect } from 'vitest';
-import { ByteArena, SMALL_MAX, allocatedSize } from '../../src/core/arena.js';
+import { ByteArena, LARGE_MAX, SMALL_MAX, allocatedSize } from '../../src/core/arena.js';
 import { prng } from '../helpers/prng.js';
 
 const KiB = 1024;
@@ -88,23 +88,28 @@ class Tracked {
     }
   }
 
-  /** Checks that no two live allocations share a byte, even counting small ones at their class size. */
+  /**
+   * Checks that no two live allocations share a byte of memory, counting
+   * each at its class size (large ones are views of exactly their size into
+   * blocks of their class).
+   */
   verifyNoOverlap(): void {
-    const byBuffer = new Map<Uint8Array, [number, number, number][]>();
+    const byMemory = new Map<ArrayBufferLike, [number, number, number][]>();
     for (const a of this.live.values()) {
       const large = a.size > SMALL_MAX;
       const mem = this.arena.bytes(a.addr, large);
       const off = this.arena.offset(a.addr, large);
-      if (large && (off !== 0 || mem.length !== a.size)) expect.fail(`large allocation #${a.tag} is not a buffer of its own`);
-      let spans = byBuffer.get(mem);
-      if (spans === undefined) byBuffer.set(mem, (spans = []));
-      spans.push([off, off + allocatedSize(a.size), a.tag]);
+      if (large && (off !== 0 || mem.length !== a.size)) expect.fail(`large allocation #${a.tag} is not a view of exactly its size`);
+      if (off + allocatedSize(a.size) > mem.byteLength + (large ? allocatedSize(a.size) - a.size : 0)) expect.fail(`allocation #${a.tag} runs past its buffer`);
+      let spans = byMemory.get(mem.buffer);
+      if (spans === undefined) byMemory.set(mem.buffer, (spans = []));
+      spans.push([mem.byteOffset + off, mem.byteOffset + off + allocatedSize(a.size), a.tag]);
     }
-    for (const [mem, spans] of byBuffer) {
+    for (const [mem, spans] of byMemory) {
       spans.sort((x, y) => x[0] - y[0]);
       for (let i = 0; i < spans.length; i++) {
         const [start, end, tag] = spans[i]!;
-        if (end > mem.length) expect.fail(`allocation #${tag} runs past its buffer`);
+        if (end > mem.byteLength) expect.fail(`allocation #${tag} runs past its memory`);
         if (i > 0 && spans[i - 1]![1] > start) {
           expect.fail(`allocations #${spans[i - 1]![2]} and #${tag} overlap at byte ${start}`);
         }
@@ -120,17 +125,18 @@ class Tracked {
     for (const a of this.live.values()) {
       used += allocatedSize(a.size);
       requested += a.size;
-      if (a.size > SMALL_MAX) large += a.size;
+      if (a.size > SMALL_MAX) large += allocatedSize(a.size);
     }
     const ar = this.arena;
     expect(ar.usedBytes).toBe(used);
     expect(ar.requestedBytes).toBe(requested);
-    expect(ar.largeBytes).toBe(large);
+    // Large blocks in use, and free ones kept for their class.
+    expect(ar.largeBytes).toBeGreaterThanOrEqual(large);
     expect(ar.roundingBytes).toBe(used - requested);
     expect(ar.freeBytes).toBe(ar.allocatedBytes - used);
     expect(ar.freeBytes).toBeGreaterThanOrEqual(0);
     // Small allocations come in whole segments.
-    expect((ar.allocatedBytes - large) % SEGMENT).toBe(0);
+    expect((ar.allocatedBytes - ar.largeBytes) % SEGMENT).toBe(0);
   }
 
   verifyAll(): void {
@@ -163,11 +169,16 @@ describe('ByteArena size classes and accounting', () => {
     expect(allocatedSize(1025)).toBe(1152);
     expect(allocatedSize(SMALL_MAX - 1)).toBe(SMALL_MAX);
     expect(allocatedSize(SMALL_MAX)).toBe(SMALL_MAX);
-    // Above SMALL_MAX an allocation is exactly its size (a buffer of its own).
-    expect(allocatedSize(SMALL_MAX + 1)).toBe(SMALL_MAX + 1);
+    // Large classes go on 8 per doubling up to LARGE_MAX; above it an
+    // allocation is exactly its size (a buffer of its own).
+    expect(allocatedSize(SMALL_MAX + 1)).toBe(SMALL_MAX + SMALL_MAX / 8);
+    expect(allocatedSize(64 * KiB)).toBe(64 * KiB);
+    expect(allocatedSize(64 * KiB + 1)).toBe(72 * KiB);
+    expect(allocatedSize(LARGE_MAX)).toBe(LARGE_MAX);
+    expect(allocatedSize(LARGE_MAX + 1)).toBe(LARGE_MAX + 1);
     let prev = 0;
     const bad: number[] = [];
-    for (let size = 1; size <= SMALL_MAX; size++) {
+    for (let size = 1; size <= LARGE_MAX; size += size < 4 * SMALL_MAX ? 1 : 61) {
       const c = allocatedSize(size);
       // At least the size, 8-byte aligned, monotonic, at most 12.5% over above 128.
       if (c < size || c % 8 !== 0 || c < prev || (size > 128 && c - size > size / 8)) bad.push(size);
@@ -190,19 +201,23 @@ describe('ByteArena size classes and accounting', () => {
     const b = t.alloc(129);
     const c = t.alloc(SMALL_MAX);
     const d = t.alloc(SMALL_MAX + 1);
+    const e = t.alloc(LARGE_MAX + 1);
     t.verifyAll();
-    expect(ar.usedBytes).toBe(8 + 144 + SMALL_MAX + SMALL_MAX + 1);
-    expect(ar.requestedBytes).toBe(1 + 129 + SMALL_MAX + SMALL_MAX + 1);
-    expect(ar.roundingBytes).toBe(7 + 15);
-    expect(ar.allocatedBytes).toBe(SEGMENT + SMALL_MAX + 1);
-    for (const x of [b, d, a, c]) {
+    const dClass = SMALL_MAX + SMALL_MAX / 8;
+    expect(ar.usedBytes).toBe(8 + 144 + SMALL_MAX + dClass + LARGE_MAX + 1);
+    expect(ar.requestedBytes).toBe(1 + 129 + SMALL_MAX + SMALL_MAX + 1 + LARGE_MAX + 1);
+    expect(ar.roundingBytes).toBe(7 + 15 + dClass - SMALL_MAX - 1);
+    expect(ar.allocatedBytes).toBe(SEGMENT + dClass + LARGE_MAX + 1);
+    for (const x of [b, d, e, a, c]) {
       t.free(x);
       t.verifyAll();
     }
     expect(ar.usedBytes).toBe(0);
     expect(ar.requestedBytes).toBe(0);
     expect(ar.roundingBytes).toBe(0);
-    expect(ar.largeBytes).toBe(0);
+    // The large block is kept for its class, free; the own buffer is gone.
+    expect(ar.largeBytes).toBe(dClass);
+    expect(ar.freeBytes).toBe(SEGMENT + dClass);
   });
 });
 
@@ -287,7 +302,7 @@ describe('ByteArena growth', () => {
 });
 
 describe('ByteArena large allocations', () => {
-  it('gives each allocation above SMALL_MAX a buffer of its own, of exactly its size', () => {
+  it('serves allocations above SMALL_MAX from blocks of their class, views of exactly their size, kept for the class once freed', () => {
     const t = new Tracked();
     const ar = t.arena;
     const small = t.alloc(SMALL_MAX); // the largest small one comes from a slab
@@ -295,24 +310,42 @@ describe('ByteArena large allocations', () => {
     expect(ar.allocatedBytes).toBe(SEGMENT);
     const sizes = [SMALL_MAX + 1, 100 * KiB, 5 * MiB + 3];
     const large = sizes.map((s) => t.alloc(s));
-    expect(ar.largeBytes).toBe(sizes.reduce((x, y) => x + y, 0));
-    expect(ar.allocatedBytes).toBe(SEGMENT + ar.largeBytes);
-    expect(ar.roundingBytes).toBe(0);
+    const classBytes = sizes.reduce((x, y) => x + allocatedSize(y), 0);
+    expect(ar.largeBytes).toBe(classBytes);
+    expect(ar.allocatedBytes).toBe(SEGMENT + classBytes);
     for (const a of large) {
       expect(ar.bytes(a.addr, true).length).toBe(a.size);
       expect(ar.offset(a.addr, true)).toBe(0);
     }
     t.verifyAll();
-    // Freeing one gives exactly its bytes back; its number is used again.
+    // A freed block serves the next allocation of its class, taking no more memory.
     t.free(large[1]!);
-    expect(ar.allocatedBytes).toBe(SEGMENT + SMALL_MAX + 1 + 5 * MiB + 3);
-    const again = t.alloc(70 * KiB);
+    expect(ar.freeBytes).toBe(SEGMENT - SMALL_MAX + allocatedSize(100 * KiB));
+    const again = t.alloc(100 * KiB - 5);
+    expect(allocatedSize(100 * KiB - 5)).toBe(allocatedSize(100 * KiB));
     expect(again.addr).toBe(large[1]!.addr);
+    expect(ar.allocatedBytes).toBe(SEGMENT + classBytes);
     t.verifyAll();
-    for (const a of [large[0]!, large[2]!, again, small]) t.free(a);
-    expect(ar.largeBytes).toBe(0);
+    // Another class takes a block of its own.
+    const other = t.alloc(70 * KiB);
+    expect(ar.allocatedBytes).toBe(SEGMENT + classBytes + allocatedSize(70 * KiB));
+    t.verifyAll();
+    for (const a of [large[0]!, large[2]!, again, other, small]) t.free(a);
     expect(ar.usedBytes).toBe(0);
-    expect(ar.allocatedBytes).toBe(SEGMENT);
+    expect(ar.freeBytes).toBe(ar.allocatedBytes);
+  });
+
+  it('gives a buffer of its own to an allocation above LARGE_MAX, and gives it back at once', () => {
+    const t = new Tracked();
+    const a = Array.from({ length: 3 }, (_, i) => t.alloc(LARGE_MAX + 1 + i));
+    expect(t.arena.allocatedBytes).toBe(3 * LARGE_MAX + 6);
+    for (const x of a) {
+      expect(t.arena.bytes(x.addr, true).length).toBe(x.size);
+      expect(t.arena.bytes(x.addr, true).byteOffset).toBe(0);
+    }
+    t.verifyAll();
+    for (const x of a) t.free(x);
+    expect(t.arena.allocatedBytes).toBe(0);
   });
 });
 
@@ -342,7 +375,8 @@ describe('ByteArena random churn', () => {
       t.verifyAccounting();
       expect(t.arena.usedBytes).toBe(0);
       expect(t.arena.requestedBytes).toBe(0);
-      expect(t.arena.largeBytes).toBe(0);
+      // Large blocks stay, free, for their classes.
+      expect(t.arena.freeBytes).toBe(t.arena.allocatedBytes);
     });
   }
 });
@@ -379,12 +413,16 @@ describe('ByteArena memory kept', () => {
     expect(ar.usedBytes).toBe(0);
   });
 
-  it('gives large buffers back at once', () => {
+  it('a fill, a drain and a refill of large allocations take no more memory than the fill', () => {
     const t = new Tracked();
-    const a = Array.from({ length: 10 }, (_, i) => t.alloc(MiB + i));
-    expect(t.arena.allocatedBytes).toBe(10 * MiB + 45);
-    for (const x of a) t.free(x);
-    expect(t.arena.allocatedBytes).toBe(0);
+    const rnd = prng(5);
+    const sizes = Array.from({ length: 64 }, () => SMALL_MAX + 1 + Math.floor(rnd() * 2 * MiB));
+    let live = sizes.map((s) => t.alloc(s));
+    const peak = t.arena.allocatedBytes;
+    for (const x of live) t.free(x);
+    live = sizes.reverse().map((s) => t.alloc(s));
+    t.verifyAll();
+    expect(t.arena.allocatedBytes).toBe(peak);
   });
 
   it('stays within a bounded factor of the live bytes after mixed churn at a steady size', () => {
