@@ -2,7 +2,7 @@
 // SHUTDOWN, MONITOR, SLOWLOG, LATENCY, BGREWRITEAOF.
 import os from 'node:os';
 import type { Call, CommandSpec, CommandEntry } from './context.js';
-import { largeReplyBuffers, type ReplyBuffer } from '../protocol/reply.js';
+import { largeBuffers, type ReplyBuffer } from '../protocol/reply.js';
 import { errors } from '../protocol/errors.js';
 import { VERSION, SERVER_NAME } from '../config/version.js';
 import { DIRECTIVE_BY_NAME } from '../config/directives.js';
@@ -98,7 +98,7 @@ function infoSections(call: Call): Record<string, () => Fields> {
         ['arena_free', m.arenaFree],
         ['arena_rounding', m.arenaRounding],
         // Large reply buffers kept for reuse (see reply.ts), free for the next large reply.
-        ['reply_buffers_idle', largeReplyBuffers.idleBytes],
+        ['reply_buffers_idle', largeBuffers.idleBytes],
         ['used_memory_v8_heap', process.memoryUsage().heapUsed],
         ['gc_count', gc.count],
         ['gc_pause_total_ms', gc.totalMs.toFixed(1)],

@@ -29,17 +29,18 @@ const POOL_MAX_SHIFT = 26; // 64 MiB
 const POOL_KEEP_BYTES = 64 * 1024 * 1024;
 
 /**
- * Large reply buffers shared by every connection. A 64 KB job body made each
- * reply allocate a fresh 128 KiB buffer (mmap'd by malloc at that size: page
- * faults on every reply, freed only by a GC), which halved GETJOB's rate;
- * replies are written at the end of a turn, so a few buffers serve everyone.
- * Sizes are powers of two; larger replies get a buffer of their own.
+ * Large buffers shared by every connection: for replies, and for requests
+ * that span reads (request.ts). A 64 KB job body made each reply allocate a
+ * fresh 128 KiB buffer (mmap'd by malloc at that size: page faults on every
+ * reply, freed only by a GC), which halved GETJOB's rate; replies are
+ * written at the end of a turn, so a few buffers serve everyone. Sizes are
+ * powers of two; larger ones get a buffer of their own.
  */
 class LargeBufferPool {
   private readonly free: Buffer[][] = [];
   private keptBytes = 0;
 
-  /** A buffer of at least `size` bytes (size > OWN_BUFFER_MAX). */
+  /** A buffer of at least `size` bytes (size > OWN_BUFFER_MAX: smaller ones come from the pool's smallest). */
   take(size: number): Buffer {
     let shift = POOL_MIN_SHIFT;
     while (1 << shift < size) shift++;
@@ -68,7 +69,7 @@ class LargeBufferPool {
   }
 }
 
-export const largeReplyBuffers = new LargeBufferPool();
+export const largeBuffers = new LargeBufferPool();
 
 export class ReplyBuffer {
   private buf: Buffer;
@@ -86,7 +87,7 @@ export class ReplyBuffer {
   private reset(stillHeld: boolean): void {
     this.len = 0;
     if (this.buf !== this.own) {
-      if (!stillHeld) largeReplyBuffers.give(this.buf);
+      if (!stillHeld) largeBuffers.give(this.buf);
       this.buf = this.own;
     } else if (stillHeld) {
       this.buf = this.own = Buffer.allocUnsafe(256);
@@ -121,7 +122,7 @@ export class ReplyBuffer {
       this.view = view;
     }
     const lent = this.buf !== this.own ? this.buf : null;
-    const kept = !write(view, lent === null ? null : () => largeReplyBuffers.give(lent));
+    const kept = !write(view, lent === null ? null : () => largeBuffers.give(lent));
     this.reset(kept);
     return n;
   }
@@ -132,14 +133,14 @@ export class ReplyBuffer {
     const wasLent = this.buf !== this.own;
     let bigger: Buffer;
     if (need > OWN_BUFFER_MAX) {
-      bigger = largeReplyBuffers.take(need);
+      bigger = largeBuffers.take(need);
     } else {
       let size = this.buf.length * 2;
       while (size < need) size *= 2;
       bigger = this.own = Buffer.allocUnsafe(size);
     }
     this.buf.copy(bigger, 0, 0, this.len);
-    if (wasLent) largeReplyBuffers.give(this.buf);
+    if (wasLent) largeBuffers.give(this.buf);
     this.buf = bigger;
   }
 

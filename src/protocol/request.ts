@@ -24,10 +24,17 @@
 // request whose scavenges (0.3-5 ms with 4 KB bodies) made the tail.
 import RedisParser from 'redis-parser';
 import { splitArgs } from './split-args.js';
+import { largeBuffers } from './reply.js';
 
 export const INLINE_MAX_SIZE = 64 * 1024;
 export const MULTIBULK_MAX_ARGS = 1024 * 1024;
-/** A held request's buffer up to this size is kept for the connection's next one. */
+/**
+ * A held request's buffer up to this size is kept for the connection's next
+ * one; a larger one is lent by the shared pool of large buffers and given
+ * back once its request ran (a fresh one per request of a 256 KB body cost
+ * a full collection every few dozen requests: V8 counts each toward its
+ * external memory).
+ */
 const HELD_KEEP_MAX = 256 * 1024;
 /** An argument (past the command name) this long or longer comes out as bytes (see RequestSink). */
 export const BYTES_ARG_MIN = 1024;
@@ -312,9 +319,12 @@ export class RequestReader {
     if (held === null || held.length < need) {
       // Room for the rest of this bulk and its next header; doubling keeps
       // requests of many small arguments from copying over and over.
-      const want = need + (this.mode === Mode.BulkBody ? this.bodyLeft : 0) + 64;
-      const grown = Buffer.allocUnsafe(Math.max(want, held === null ? 0 : held.length * 2));
-      if (held !== null) held.copy(grown, 0, 0, this.heldLen);
+      const want = Math.max(need + (this.mode === Mode.BulkBody ? this.bodyLeft : 0) + 64, held === null ? 0 : held.length * 2);
+      const grown = want > HELD_KEEP_MAX ? largeBuffers.take(want) : Buffer.allocUnsafe(want);
+      if (held !== null) {
+        held.copy(grown, 0, 0, this.heldLen);
+        if (held.length > HELD_KEEP_MAX) largeBuffers.give(held);
+      }
       this.held = held = grown;
     }
     chunk.copy(held, this.heldLen, from, to);
@@ -343,11 +353,14 @@ export class RequestReader {
     // redis-parser keeps nothing of the buffer once it returns (see execute;
     // buffer mode's views live only during the sink's call), so a held
     // buffer of moderate size serves the next one.
-    if (whole.length > HELD_KEEP_MAX) this.held = null;
+    const lent = whole.length > HELD_KEEP_MAX;
+    if (lent) this.held = null;
     this.heldLen = 0;
-    if (this.dead) return;
-    if (this.long) this.bytesParser.execute(whole.subarray(0, len));
-    else this.parser.execute(latin1View(whole, 0, len) as unknown as Buffer);
+    if (!this.dead) {
+      if (this.long) this.bytesParser.execute(whole.subarray(0, len));
+      else this.parser.execute(latin1View(whole, 0, len) as unknown as Buffer);
+    }
+    if (lent) largeBuffers.give(whole);
   }
 
   private fail(message: string): void {

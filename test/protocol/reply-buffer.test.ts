@@ -1,7 +1,7 @@
 // Reply buffers: replies larger than a connection's own buffer borrow a
 // pooled buffer, which goes back to the pool once the bytes are out.
 import { describe, it, expect } from 'vitest';
-import { ReplyBuffer, largeReplyBuffers, OWN_BUFFER_MAX } from '../../src/protocol/reply.js';
+import { ReplyBuffer, largeBuffers, OWN_BUFFER_MAX } from '../../src/protocol/reply.js';
 
 function body(n: number, seed: number): Buffer {
   const b = Buffer.allocUnsafe(n);
@@ -21,13 +21,13 @@ describe('ReplyBuffer with large replies', () => {
       return true;
     });
     expect(written[0]!.toString('latin1')).toBe(`+OK\r\n$${b.length}\r\n${b.toString('latin1')}\r\n`);
-    const idle = largeReplyBuffers.idleBytes;
+    const idle = largeBuffers.idleBytes;
     expect(idle).toBeGreaterThanOrEqual(128 * 1024);
     // A second large reply takes the idle buffer instead of a new one.
     out.bulkBytes(b, 0, b.length);
-    expect(largeReplyBuffers.idleBytes).toBe(idle - 128 * 1024);
+    expect(largeBuffers.idleBytes).toBe(idle - 128 * 1024);
     out.flushTo(() => true);
-    expect(largeReplyBuffers.idleBytes).toBe(idle);
+    expect(largeBuffers.idleBytes).toBe(idle);
     // Small replies after it go to the connection's own buffer.
     out.ok();
     let small = '';
@@ -36,14 +36,14 @@ describe('ReplyBuffer with large replies', () => {
       return true;
     });
     expect(small).toBe('+OK\r\n');
-    expect(largeReplyBuffers.idleBytes).toBe(idle);
+    expect(largeBuffers.idleBytes).toBe(idle);
   });
 
   it('does not give a buffer back while the writer still holds it', () => {
     const out = new ReplyBuffer();
     const b = body(300 * 1024, 2);
     out.bulkBytes(b, 0, b.length);
-    const before = largeReplyBuffers.idleBytes;
+    const before = largeBuffers.idleBytes;
     let release: (() => void) | null = null;
     let held: Buffer | null = null;
     out.flushTo((data, r) => {
@@ -56,9 +56,9 @@ describe('ReplyBuffer with large replies', () => {
     out.bulkBytes(body(300 * 1024, 3), 0, 300 * 1024);
     out.flushTo(() => true);
     expect(held!.subarray(held!.indexOf(0x0a) + 1, held!.length - 2).equals(b)).toBe(true);
-    const idle = largeReplyBuffers.idleBytes;
+    const idle = largeBuffers.idleBytes;
     release!();
-    expect(largeReplyBuffers.idleBytes).toBe(idle + 512 * 1024);
+    expect(largeBuffers.idleBytes).toBe(idle + 512 * 1024);
     expect(idle).toBeGreaterThanOrEqual(before);
   });
 
