@@ -93,7 +93,12 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
   private readonly acceptBurst = new AcceptBurst(() => this.clients);
   private cronTimer: NodeJS.Timeout | null = null;
   private jobsTimer: NodeJS.Timeout | null = null;
-  private readonly dirty = new Set<Connection>();
+  /**
+   * Connections with replies to write at the end of this turn (each added
+   * once per turn: see Connection.markDirty). An array emptied in place: a
+   * Set's clear() made a new table every turn.
+   */
+  private readonly dirty: Connection[] = [];
   private flushScheduled = false;
   private cronLoops = 0;
   private shuttingDown = false;
@@ -326,7 +331,6 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
   clientClosed(conn: Connection): void {
     this.clients.delete(conn);
     this.acceptBurst.forget(conn);
-    this.dirty.delete(conn);
     this.monitors.delete(conn);
     this.releaseWaiters.delete(conn);
   }
@@ -446,9 +450,11 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
 
   afterEvent(): void {
     this.afterInput();
-    if (this.dirty.size > 0) {
-      for (const c of this.dirty) c.flush();
-      this.dirty.clear();
+    const dirty = this.dirty;
+    if (dirty.length > 0) {
+      // A flush may mark others (appended, and flushed in this loop).
+      for (let i = 0; i < dirty.length; i++) dirty[i]!.flush();
+      dirty.length = 0;
     }
   }
 
@@ -464,15 +470,17 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
     for (const w of this.releaseWaiters) if (w.releaseReplies()) this.releaseWaiters.delete(w);
   }
 
+  private readonly flushDirty = (): void => {
+    this.flushScheduled = false;
+    this.afterEvent();
+  };
+
   /** Output for a client produced outside its own request: write it this turn. */
   scheduleFlush(conn: Connection): void {
-    this.dirty.add(conn);
+    this.dirty.push(conn);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      this.afterEvent();
-    });
+    setImmediate(this.flushDirty);
   }
 
   /** ClusterHost: CLUSTER RESET drops persisted jobs too. */
