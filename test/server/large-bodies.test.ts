@@ -168,7 +168,7 @@ describe('large job bodies', () => {
       const full = await info();
       await drain(size);
       const drained = await info();
-      // What the drain freed is free in the arena (small bodies) or gone (large ones).
+      // What the drain freed is free in the arena (slab slots, and blocks kept for their large class).
       expect(drained.arena_allocated! - drained.arena_free!).toBeLessThanOrEqual(base.arena_allocated! - base.arena_free! + 64 * 1024);
       await fill(size, 300);
       const refilled = await info();
