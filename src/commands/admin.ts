@@ -8,7 +8,7 @@ import { VERSION, SERVER_NAME } from '../config/version.js';
 import { DIRECTIVE_BY_NAME } from '../config/directives.js';
 import { intArg, eq, checkPassword } from './util.js';
 import { QUEUE_MEMORY_OVERHEAD } from '../core/queue-table.js';
-import { REC_BYTES } from '../core/records.js';
+import { JOB_RECORD_BYTES } from '../core/records.js';
 
 function auth(call: Call): void {
   const pass = call.node.config.str('requirepass');
@@ -359,7 +359,7 @@ function debug(call: Call): void {
   }
   if (sub === 'error' && argv.length === 3) return reply.error(argv[2]!);
   if (sub === 'structsize' && argv.length === 2) {
-    return reply.bulk(`bits:64 job-record:${REC_BYTES} queue-accounted:${QUEUE_MEMORY_OVERHEAD}`);
+    return reply.bulk(`bits:64 job-record:${JOB_RECORD_BYTES} queue-accounted:${QUEUE_MEMORY_OVERHEAD}`);
   }
   reply.error(`ERR Unknown DEBUG subcommand or wrong number of arguments for '${argv[1]}'`);
 }

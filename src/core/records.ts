@@ -5,6 +5,9 @@
 // "no job" wherever a record number is stored. Pages are added as jobs
 // come and never move, so growing never copies what is there.
 //
+// Each record's ID hash is kept apart, in a page of hashes beside its page
+// (the index rehashes with it when it resizes).
+//
 // One record, 88 bytes, as 22 32-bit words (times as 64-bit floats). Small
 // fields share words, with the reference's widths where it has them (16-bit
 // NACK and delivery counters, 16-bit replication factor):
@@ -32,6 +35,8 @@ import { BlockSource } from './blocks.js';
 
 export const REC_WORDS = 22;
 export const REC_BYTES = REC_WORDS * 4;
+/** What a job's record takes in all: the record and its ID hash, kept in a page of hashes beside it. */
+export const JOB_RECORD_BYTES = REC_BYTES + 4;
 
 // Float64 fields: index within the record's f64 words (record word / 2).
 export const F_CTIME = 0;
@@ -77,6 +82,8 @@ export class JobRecords {
   readonly u32: Uint32Array[] = [];
   readonly f64: Float64Array[] = [];
   readonly u8: Uint8Array[] = [];
+  /** Per page, each record's ID hash, as the index uses it (see JobTable.hashOfRecord). */
+  readonly hashes: Uint32Array[] = [];
   /** Records in use. */
   live = 0;
   /** Next record never handed out. */
@@ -86,7 +93,7 @@ export class JobRecords {
 
   /** Bytes of the pages (what the records take from the system). */
   get allocatedBytes(): number {
-    return this.u32.length * PAGE_RECS * REC_BYTES;
+    return this.u32.length * PAGE_RECS * JOB_RECORD_BYTES;
   }
 
   /** Records handed out so far, free ones included: record numbers are below this. */
@@ -142,6 +149,8 @@ export class JobRecords {
     this.u32.push(new Uint32Array(buffer, offset, PAGE_RECS * REC_WORDS));
     this.f64.push(new Float64Array(buffer, offset, (PAGE_RECS * REC_WORDS) / 2));
     this.u8.push(new Uint8Array(buffer, offset, PAGE_RECS * REC_BYTES));
+    const h = this.blocks.take(PAGE_RECS * 4);
+    this.hashes.push(new Uint32Array(h.buffer, h.offset, PAGE_RECS));
   }
 }
 

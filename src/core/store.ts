@@ -39,7 +39,7 @@ import {
   JobRecords,
   PAGE_SHIFT,
   PAGE_MASK,
-  REC_BYTES,
+  JOB_RECORD_BYTES,
   REC_WORDS,
   W_FLAGS,
   W_HEAP,
@@ -688,7 +688,7 @@ export class JobStore {
    */
   get usedMemory(): number {
     return (
-      this.records.live * REC_BYTES +
+      this.records.live * JOB_RECORD_BYTES +
       this.jobs.arena.usedBytes +
       this.jobs.indexBytes +
       this.jobs.size * SCHEDULE_ENTRY_BYTES +
@@ -702,7 +702,7 @@ export class JobStore {
     if (used > this.peakMemory) this.peakMemory = used;
     return {
       used,
-      records: this.records.live * REC_BYTES,
+      records: this.records.live * JOB_RECORD_BYTES,
       arenaUsed: this.jobs.arena.usedBytes,
       arenaAllocated: this.jobs.arena.allocatedBytes,
       arenaFree: this.jobs.arena.freeBytes,

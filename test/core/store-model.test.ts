@@ -20,7 +20,7 @@ import { JobStore } from '../../src/core/store.js';
 import { Job, JobState, NEVER, JOB_FLAG_BCAST_QUEUED, JOB_FLAG_DELIVERED, newJobFields } from '../../src/core/job.js';
 import { isValidJobId } from '../../src/core/job-id.js';
 import { allocatedSize } from '../../src/core/arena.js';
-import { REC_BYTES, REC_WORDS, W_NEXT, PAGE_SHIFT, PAGE_MASK } from '../../src/core/records.js';
+import { JOB_RECORD_BYTES, REC_WORDS, W_NEXT, PAGE_SHIFT, PAGE_MASK } from '../../src/core/records.js';
 import type { JobIndex } from '../../src/core/job-index.js';
 import { prng } from '../helpers/prng.js';
 
@@ -499,7 +499,7 @@ class StoreModel {
     if (s.jobs.arena.usedBytes !== used) this.fail(`arena.usedBytes ${s.jobs.arena.usedBytes}, model ${used}`);
     if (s.jobs.arena.requestedBytes !== requested) this.fail(`arena.requestedBytes ${s.jobs.arena.requestedBytes}, model ${requested}`);
     const mem = s.memory();
-    if (mem.records !== this.jobs.size * REC_BYTES) this.fail(`memory().records ${mem.records}`);
+    if (mem.records !== this.jobs.size * JOB_RECORD_BYTES) this.fail(`memory().records ${mem.records}`);
     // Every job is in the schedule, once.
     if (mem.schedule !== this.jobs.size * 8) this.fail(`memory().schedule ${mem.schedule} for ${this.jobs.size} jobs`);
     if (s.jobs.queueNames.size !== queues.size) this.fail(`${s.jobs.queueNames.size} queue names interned, ${queues.size} in use`);
