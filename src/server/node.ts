@@ -94,8 +94,9 @@ export class Node implements CommandNode, ClusterHost, PersistenceHost {
   private cronTimer: NodeJS.Timeout | null = null;
   private jobsTimer: NodeJS.Timeout | null = null;
   /**
-   * Connections with replies to write at the end of this turn (each added
-   * once per turn: see Connection.markDirty). An array emptied in place: a
+   * Connections with replies to write at the end of this turn (see
+   * Connection.markDirty; one flushed early may be listed twice, and its
+   * second flush finds nothing to write). An array emptied in place: a
    * Set's clear() made a new table every turn.
    */
   private readonly dirty: Connection[] = [];
