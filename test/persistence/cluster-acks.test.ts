@@ -39,6 +39,11 @@ describe('acknowledgements across restarts', () => {
     // C holds a copy and cannot confirm: A and B keep the job acked, and
     // the ACKJOB reply came after Redis took the acked state.
     await waitFor(async () => (await state(b.r, id)) === 'acked', 'B heard the ACK');
+    // B writes its copy and its acked state to Redis in the background (no
+    // reply waits for them; under load that can take longer than the rest
+    // of this test before the kill). A journaled command's reply comes after
+    // Redis confirmed it and everything B wrote before it.
+    await b.r.call('ADDJOB', 'barrier-q', 'x', '0', 'REPLICATE', '1');
     expect(await state(a.r, id)).toBe('acked');
     // A's acked job also goes into a snapshot (B keeps only its journal).
     expect(await a.r.call('BGREWRITEAOF')).toBe('Background append only file rewriting started');
